@@ -1,0 +1,273 @@
+//! Registered claims (RFC 7519 §4.1), typed, and NumericDate.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::json;
+
+/// Seconds since the Unix epoch (a JWT NumericDate, RFC 7519 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixTime(i64);
+
+impl UnixTime {
+    /// The given second count.
+    pub const fn from_secs(secs: i64) -> Self {
+        Self(secs)
+    }
+
+    /// The current time from the system clock.
+    pub fn now() -> Self {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Self(secs)
+    }
+
+    /// The second count.
+    pub const fn secs(self) -> i64 {
+        self.0
+    }
+
+    /// `self + d`, saturating at the end of time.
+    #[must_use]
+    pub fn saturating_add(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// `self - d`, saturating at the start of time.
+    #[must_use]
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// Parses a raw JSON NumericDate: an integer, or a finite number with a
+    /// fraction or exponent (truncated towards minus infinity). Strings,
+    /// booleans, null and values beyond a 64-bit second count are `malformed`.
+    pub(crate) fn from_json(raw: &[u8], claim: &'static str) -> Result<Self> {
+        let bad = || Error::malformed(format!("\"{claim}\" is not a valid NumericDate"));
+        let text = std::str::from_utf8(raw).map_err(|_| bad())?;
+        if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        if !text.contains(['.', 'e', 'E']) {
+            return text.parse::<i64>().map(Self).map_err(|_| bad());
+        }
+        let f: f64 = text.parse().map_err(|_| bad())?;
+        // 2^63 is exactly representable; anything at or beyond it does not fit.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if !f.is_finite() || !(-LIMIT..LIMIT).contains(&f) {
+            return Err(bad());
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(Self(f.floor() as i64))
+    }
+}
+
+impl fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The `aud` claim: one string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "x"`
+    One(String),
+    /// `"aud": ["x", "y"]`
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Iterates over the audience values.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many) = match self {
+            Self::One(s) => (Some(s.as_str()), &[][..]),
+            Self::Many(v) => (None, v.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(String::as_str))
+    }
+
+    /// True when `value` is one of the audiences.
+    pub fn contains(&self, value: &str) -> bool {
+        self.iter().any(|a| a == value)
+    }
+}
+
+/// A registered claim name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Claim {
+    Iss,
+    Sub,
+    Aud,
+    Exp,
+    Nbf,
+    Iat,
+    Jti,
+}
+
+impl Claim {
+    /// Every registered claim, in the order of [`REGISTERED_NAMES`].
+    pub const ALL: [Claim; 7] = [
+        Self::Iss,
+        Self::Sub,
+        Self::Aud,
+        Self::Exp,
+        Self::Nbf,
+        Self::Iat,
+        Self::Jti,
+    ];
+
+    /// The claim's JSON name.
+    pub fn name(self) -> &'static str {
+        REGISTERED_NAMES[self as usize]
+    }
+}
+
+/// JSON names of the registered claims, indexed by [`Claim`].
+pub(crate) const REGISTERED_NAMES: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+/// The registered claims of a token, typed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RegisteredClaims {
+    /// Issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    /// Expiration time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<UnixTime>,
+    /// Not before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<UnixTime>,
+    /// Issued at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<UnixTime>,
+    /// JWT ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl RegisteredClaims {
+    /// True when the claim is present.
+    pub fn has(&self, claim: Claim) -> bool {
+        match claim {
+            Claim::Iss => self.iss.is_some(),
+            Claim::Sub => self.sub.is_some(),
+            Claim::Aud => self.aud.is_some(),
+            Claim::Exp => self.exp.is_some(),
+            Claim::Nbf => self.nbf.is_some(),
+            Claim::Iat => self.iat.is_some(),
+            Claim::Jti => self.jti.is_some(),
+        }
+    }
+
+    /// Builds the typed claims from the raw members found by the scanner.
+    pub(crate) fn from_raw(raw: &[Option<&[u8]>; 7]) -> Result<Self> {
+        let string = |i: usize| -> Result<Option<String>> {
+            raw[i]
+                .map(|r| {
+                    json::raw_str(r).map(|s| s.into_owned()).ok_or_else(|| {
+                        Error::malformed(format!("\"{}\" must be a string", REGISTERED_NAMES[i]))
+                    })
+                })
+                .transpose()
+        };
+        let date = |i: usize| {
+            raw[i]
+                .map(|r| UnixTime::from_json(r, REGISTERED_NAMES[i]))
+                .transpose()
+        };
+        let aud = match raw[2] {
+            None => None,
+            Some(r) => Some(match json::raw_str(r) {
+                Some(s) => Audience::One(s.into_owned()),
+                None => Audience::Many(serde_json::from_slice(r).map_err(|_| {
+                    Error::malformed("\"aud\" must be a string or an array of strings")
+                })?),
+            }),
+        };
+        Ok(Self {
+            iss: string(0)?,
+            sub: string(1)?,
+            aud,
+            exp: date(3)?,
+            nbf: date(4)?,
+            iat: date(5)?,
+            jti: string(6)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn numeric_date_accepts_integers_and_finite_fractions_only() {
+        assert_eq!(
+            UnixTime::from_json(b"1700000000", "exp").unwrap().secs(),
+            1_700_000_000
+        );
+        assert_eq!(
+            UnixTime::from_json(b"1700000000.9", "exp").unwrap().secs(),
+            1_700_000_000
+        );
+        assert_eq!(
+            UnixTime::from_json(b"1.7e9", "exp").unwrap().secs(),
+            1_700_000_000
+        );
+        assert_eq!(UnixTime::from_json(b"-1.5", "exp").unwrap().secs(), -2);
+        assert_eq!(
+            UnixTime::from_json(b"9223372036854775807", "exp")
+                .unwrap()
+                .secs(),
+            i64::MAX
+        );
+        for bad in [
+            &b"\"1700000000\""[..],
+            b"true",
+            b"null",
+            b"{}",
+            b"[1]",
+            b"9223372036854775808",
+            b"1e19",
+            b"1e400",
+            b"-1e400",
+        ] {
+            assert_eq!(
+                UnixTime::from_json(bad, "exp").unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn audience_one_or_many() {
+        let many: Audience = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        assert!(many.contains("b") && !many.contains("c"));
+        let one: Audience = serde_json::from_str(r#""a""#).unwrap();
+        assert_eq!(one.iter().collect::<Vec<_>>(), ["a"]);
+    }
+}

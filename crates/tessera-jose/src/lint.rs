@@ -1,0 +1,361 @@
+//! Lint: what is risky about a token, whether or not it verifies.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::alg::Algorithm;
+use crate::claims::UnixTime;
+use crate::error::Result;
+use crate::jws::{decode_unverified, Unverified};
+
+/// Default size budget of an access token, in bytes.
+pub const DEFAULT_BUDGET: usize = 1024;
+
+/// Default maximum lifetime of an access token.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth fixing; the token still works as intended.
+    Warning,
+    /// Must not be issued like this.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Warning => "warning",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// One finding: a severity, a stable code and a one-line reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// How bad it is.
+    pub severity: Severity,
+    /// Stable short code (`size`, `sensitive_claim`, `card_number`,
+    /// `lifetime`, `symmetric_alg`, `alg_none`, `no_kid`, `no_jti`, `no_exp`).
+    pub code: &'static str,
+    /// One-line reason, naming claims but never printing their values.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.severity, self.code, self.message)
+    }
+}
+
+/// The lint policy.
+#[derive(Clone, Debug)]
+pub struct LintOptions {
+    /// Size budget in bytes.
+    pub max_bytes: usize,
+    /// Longest acceptable access-token lifetime.
+    pub max_lifetime: Duration,
+}
+
+impl Default for LintOptions {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_BUDGET,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+        }
+    }
+}
+
+/// Lints a compact token (not verified). Findings are sorted errors first.
+///
+/// # Errors
+/// `malformed` when the token is not well formed (see [`decode_unverified`]).
+pub fn lint(token: &str, options: &LintOptions) -> Result<Vec<Finding>> {
+    // Decode with a generous limit: an oversize token is a finding, not a failure.
+    let decoded = decode_unverified(token, usize::MAX)?;
+    Ok(lint_decoded(&decoded, options))
+}
+
+/// Lints an already decoded token.
+pub fn lint_decoded(token: &Unverified, options: &LintOptions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut add = |severity, code, message: String| {
+        out.push(Finding {
+            severity,
+            code,
+            message,
+        })
+    };
+
+    if token.len > options.max_bytes {
+        add(
+            Severity::Error,
+            "size",
+            format!(
+                "token is {} bytes, over the {}-byte budget: it rides on every request ({} per 1,000 requests) and nears the 8 KiB header limit of common proxies",
+                token.len,
+                options.max_bytes,
+                human_bytes(token.len.saturating_mul(1000))
+            ),
+        );
+    }
+
+    match token.header.get("alg").and_then(Value::as_str) {
+        Some(name) => match Algorithm::from_name(name) {
+            Some(alg) if alg.is_symmetric() => add(
+                Severity::Warning,
+                "symmetric_alg",
+                format!("{alg} uses a shared secret: every service that verifies can also mint tokens; prefer ES256 or EdDSA"),
+            ),
+            Some(_) => {}
+            None => add(
+                Severity::Error,
+                "alg_none",
+                format!("alg {:?} is not a signature algorithm any verifier should accept", crate::alg::truncate(name)),
+            ),
+        },
+        None => add(Severity::Error, "alg_none", "header has no string \"alg\"".into()),
+    }
+    if !token.header.contains_key("kid") {
+        add(
+            Severity::Warning,
+            "no_kid",
+            "no \"kid\": verifiers cannot pick the key, and key rotation breaks them".into(),
+        );
+    }
+
+    let reg = &token.registered;
+    match reg.exp {
+        None => add(
+            Severity::Error,
+            "no_exp",
+            "no \"exp\": the token never expires".into(),
+        ),
+        Some(exp) => {
+            let start = reg.iat.unwrap_or_else(UnixTime::now);
+            let lifetime = exp.secs().saturating_sub(start.secs());
+            let max = i64::try_from(options.max_lifetime.as_secs()).unwrap_or(i64::MAX);
+            if lifetime > max {
+                add(
+                    Severity::Warning,
+                    "lifetime",
+                    format!(
+                        "lifetime {} is over {} for an access token: a leaked token stays usable that long; use short tokens and refresh",
+                        human_secs(lifetime),
+                        human_secs(max)
+                    ),
+                );
+            }
+        }
+    }
+    if reg.jti.is_none() {
+        add(
+            Severity::Warning,
+            "no_jti",
+            "no \"jti\": this token cannot be revoked on its own".into(),
+        );
+    }
+
+    for (name, value) in &token.claims {
+        sensitive(name, value, &mut |path, finding| {
+            match finding {
+            Sensitive::Name => add(
+                Severity::Error,
+                "sensitive_claim",
+                format!("claim \"{path}\" looks sensitive: JWT payloads are only base64, readable by anyone holding the token"),
+            ),
+            Sensitive::CardNumber => add(
+                Severity::Error,
+                "card_number",
+                format!("claim \"{path}\" holds what looks like a payment card number (passes the Luhn check)"),
+            ),
+        }
+        });
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    out
+}
+
+enum Sensitive {
+    Name,
+    CardNumber,
+}
+
+const SENSITIVE_WORDS: [&str; 12] = [
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "ssn",
+    "card",
+    "cvv",
+    "cvc",
+    "iban",
+    "pin",
+    "passcode",
+    "creditcard",
+];
+
+/// Splits a claim name into lowercase words (snake, kebab and camel case).
+fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn is_sensitive_name(name: &str) -> bool {
+    let words = words(name);
+    let joined: String = words.concat();
+    words.iter().any(|w| SENSITIVE_WORDS.contains(&w.as_str()))
+        || [
+            "password",
+            "secret",
+            "creditcard",
+            "cardnumber",
+            "socialsecurity",
+        ]
+        .iter()
+        .any(|s| joined.contains(s))
+}
+
+fn sensitive(path: &str, value: &Value, report: &mut dyn FnMut(&str, Sensitive)) {
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    if is_sensitive_name(leaf) {
+        report(path, Sensitive::Name);
+    }
+    match value {
+        Value::String(s) if looks_like_card(s, 13) => report(path, Sensitive::CardNumber),
+        // 13-digit integers are mostly millisecond timestamps; start at 14.
+        Value::Number(n)
+            if n.as_u64()
+                .is_some_and(|v| looks_like_card(&v.to_string(), 14)) =>
+        {
+            report(path, Sensitive::CardNumber)
+        }
+        Value::Array(items) => {
+            for item in items {
+                sensitive(path, item, report);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                sensitive(&format!("{path}.{k}"), v, report);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// 13 to 19 digits (spaces and dashes allowed between) passing the Luhn check.
+fn looks_like_card(s: &str, min_digits: usize) -> bool {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+    {
+        return false;
+    }
+    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(min_digits..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+fn human_bytes(n: usize) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    if f >= 1e6 {
+        format!("{:.1} MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.1} kB", f / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+fn human_secs(s: i64) -> String {
+    match s {
+        s if s % 86_400 == 0 && s >= 86_400 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 && s >= 3600 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_recognises_test_card_numbers() {
+        assert!(looks_like_card("4111 1111 1111 1111", 13));
+        assert!(looks_like_card("5500-0000-0000-0004", 13));
+        assert!(!looks_like_card("4111 1111 1111 1112", 13));
+        assert!(!looks_like_card("1700000000", 13));
+        assert!(!looks_like_card("user_4111111111111111", 13));
+    }
+
+    #[test]
+    fn sensitive_names_split_on_case_and_separators() {
+        for name in [
+            "password",
+            "userPassword",
+            "client_secret",
+            "ssn",
+            "card_number",
+            "CVV",
+            "creditCard",
+        ] {
+            assert!(is_sensitive_name(name), "{name}");
+        }
+        for name in [
+            "sub",
+            "email",
+            "tenant_id",
+            "shipping",
+            "scope",
+            "roles",
+            "discard_after",
+        ] {
+            assert!(!is_sensitive_name(name), "{name}");
+        }
+    }
+}
