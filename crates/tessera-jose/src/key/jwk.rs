@@ -382,6 +382,29 @@ impl Jwk {
         })
     }
 
+    /// The public members of this key as a [`PublicJwk`], keeping its
+    /// `kid` and `alg`. The key material is checked: when the JWK names an
+    /// `alg`, it is bound to it exactly as for verification.
+    ///
+    /// # Errors
+    /// `invalid_key` for an `oct` key (it has no public part) or invalid
+    /// members; `weak_key` for RSA under 2048 bits.
+    pub fn to_public(&self) -> Result<PublicJwk> {
+        let params = self.public_params()?;
+        let alg = match self.alg.as_deref() {
+            Some(_) => Some(self.bind(None)?),
+            None => None,
+        };
+        if let Some(alg) = alg {
+            VerifyingKey::from_params(alg, params.clone())?;
+        } else if let PublicParams::Rsa { n, .. } = &params {
+            check_rsa_bits(n)?;
+        }
+        let mut jwk = PublicJwk::new(&params, alg.unwrap_or(Algorithm::ES256), self.kid.clone());
+        jwk.alg = alg.map(Algorithm::name);
+        Ok(jwk)
+    }
+
     /// The RFC 7638 thumbprint of this key.
     ///
     /// # Errors
@@ -410,7 +433,8 @@ pub struct PublicJwk {
     kty: &'static str,
     #[serde(rename = "use")]
     use_: &'static str,
-    alg: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alg: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -430,7 +454,7 @@ impl PublicJwk {
         let mut jwk = Self {
             kty: "",
             use_: "sig",
-            alg: alg.name(),
+            alg: Some(alg.name()),
             kid,
             crv: None,
             n: None,

@@ -1,0 +1,126 @@
+//! Command-line arguments (clap derive). Turned into validated settings by
+//! the `cmd` modules before any work is done.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tessera_jose::Algorithm;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: JWT token authority and offline tools"
+)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Generate keys and publish their public parts.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Sign, verify, decode and lint tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Generate one private JWK (kid defaults to its RFC 7638 thumbprint).
+    Generate {
+        /// Algorithm the key is bound to (ES256, ES384, ES512, EdDSA, RS256..., PS256..., HS256...).
+        #[arg(long, value_parser = parse_alg)]
+        alg: Algorithm,
+        /// Key id (default: the RFC 7638 thumbprint).
+        #[arg(long)]
+        kid: Option<String>,
+        /// Write to FILE (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Print a JWKS with only the public members of each key.
+    Public {
+        /// JWK or JWKS files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Sign a JWT with a private JWK.
+    Sign {
+        /// Private JWK file (its alg and kid go in the header).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Issuer (iss).
+        #[arg(long)]
+        iss: Option<String>,
+        /// Subject (sub).
+        #[arg(long)]
+        sub: Option<String>,
+        /// Audience (aud); repeat for several.
+        #[arg(long)]
+        aud: Vec<String>,
+        /// Lifetime: exp = now + TTL.
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        ttl: Duration,
+        /// Extra claim NAME=VALUE; VALUE is JSON where it parses, else a string.
+        #[arg(long, value_name = "NAME=VALUE")]
+        claim: Vec<String>,
+        /// Header typ.
+        #[arg(long, default_value = "JWT")]
+        typ: String,
+    },
+    /// Verify a JWT against a JWKS (file or URL).
+    Verify {
+        /// JWKS (or single JWK) file, or an http(s) URL.
+        #[arg(long, value_name = "FILE_OR_URL")]
+        jwks: String,
+        /// Required issuer.
+        #[arg(long)]
+        iss: Option<String>,
+        /// Required audience (the token's aud must contain it).
+        #[arg(long)]
+        aud: Option<String>,
+        /// Allowed algorithm; repeat for several (default: each key's alg).
+        #[arg(long, value_parser = parse_alg)]
+        alg: Vec<Algorithm>,
+        /// Clock leeway for exp and nbf.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        leeway: Duration,
+        /// Required header typ.
+        #[arg(long)]
+        typ: Option<String>,
+        /// The token, or "-" (default) for stdin.
+        token: Option<String>,
+    },
+    /// Decode a JWT without verifying it.
+    Decode {
+        /// The token, or "-" (default) for stdin.
+        token: Option<String>,
+    },
+    /// Report risky properties of a JWT (size, sensitive claims, lifetime...).
+    Lint {
+        /// The token, or "-" (default) for stdin.
+        token: Option<String>,
+        /// Size budget in bytes.
+        #[arg(long, default_value_t = tessera_jose::lint::DEFAULT_BUDGET)]
+        max_bytes: usize,
+    },
+}
+
+fn parse_alg(s: &str) -> Result<Algorithm, String> {
+    Algorithm::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        format!("unsupported algorithm (one of {})", names.join(", "))
+    })
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 15m, 1h, 10d)"))
+}

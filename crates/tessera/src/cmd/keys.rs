@@ -1,0 +1,49 @@
+//! `tessera keys generate | public`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use tessera_jose::{Algorithm, JwkSet, SigningKey};
+
+use crate::cli::KeysCommand;
+use crate::{exit, io};
+
+pub(crate) fn run(cmd: KeysCommand) -> Result<u8> {
+    match cmd {
+        KeysCommand::Generate { alg, kid, out } => generate(alg, kid, out),
+        KeysCommand::Public { files } => public(&files),
+    }
+}
+
+fn generate(alg: Algorithm, kid: Option<String>, out: Option<PathBuf>) -> Result<u8> {
+    let key = SigningKey::generate(alg).context("generating the key")?;
+    let kid = kid.unwrap_or_else(|| key.thumbprint());
+    let key = key.with_kid(kid);
+    let json = key.to_private_jwk_json().context("exporting the key")?;
+    match out {
+        Some(path) => io::write_private(&path, format!("{}\n", json.as_str()).as_bytes())?,
+        None => io::print(&json)?,
+    }
+    Ok(exit::OK)
+}
+
+fn public(files: &[PathBuf]) -> Result<u8> {
+    let mut keys = Vec::new();
+    for path in files {
+        let text = io::read_text(path)?;
+        let set = JwkSet::parse(&text).with_context(|| format!("{}", path.display()))?;
+        for jwk in &set.keys {
+            let public = jwk.to_public().with_context(|| {
+                format!(
+                    "{}: key{}",
+                    path.display(),
+                    jwk.kid().map(|k| format!(" {k:?}")).unwrap_or_default()
+                )
+            })?;
+            keys.push(public);
+        }
+    }
+    let jwks = serde_json::json!({ "keys": keys });
+    io::print(&serde_json::to_string_pretty(&jwks)?)?;
+    Ok(exit::OK)
+}
