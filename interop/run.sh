@@ -12,15 +12,17 @@
 # the peers import the private JWK (to sign) or `keys public`'s JWKS (to
 # verify; for HS* the private oct JWK, which `keys public` refuses).
 #
-# Peers are installed into .deps/ (git-ignored) from the pins in
-# interop/requirements.txt and interop/package-lock.json, and reused while
-# those pins (and the Python/Node versions) are unchanged.
+# Peers are installed into .deps/ (git-ignored; TESSERA_DEPS_DIR overrides)
+# from the pins in interop/requirements.txt and interop/package-lock.json,
+# and reused while those pins (and the Python/Node versions) are unchanged.
 #
 # Environment:
-#   TESSERA_BIN  tessera binary to test (default: `cargo build -q -p tessera`
-#                and use the workspace's target/debug/tessera)
-#   PYTHON       interpreter for the venv (default: python3)
-#   KEEP_WORK=1  keep the temp dir with keys and tokens
+#   TESSERA_BIN       tessera binary to test (default: `cargo build -q -p
+#                     tessera` and use the workspace's target/debug/tessera)
+#   TESSERA_DEPS_DIR  where the peers are installed (default: .deps in the
+#                     repo root); .ci/run points it at a cache outside the clone
+#   PYTHON            interpreter for the venv (default: python3)
+#   KEEP_WORK=1       keep the temp dir with keys and tokens
 #
 # Prints one line per case ("ok   pyjwt -> tessera ES256", "FAIL ...",
 # "skip ... : reason") and ends with "interop: N passed, N failed, N skipped".
@@ -31,7 +33,8 @@ ORIG_PWD=$PWD
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 INTEROP=$ROOT/interop
-DEPS=$ROOT/.deps
+DEPS=${TESSERA_DEPS_DIR:-$ROOT/.deps}
+[[ $DEPS == /* ]] || DEPS=$ORIG_PWD/$DEPS
 PYTHON=${PYTHON:-python3}
 export PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -58,7 +61,7 @@ install_python() {
   if [[ -x $venv/bin/python && -f $venv/.interop-stamp && $(<"$venv/.interop-stamp") == "$want" ]]; then
     return
   fi
-  echo "interop: installing the Python peer into .deps/venv"
+  echo "interop: installing the Python peer into $venv"
   rm -rf "$venv"
   "$PYTHON" -m venv "$venv" || die "python -m venv failed (Debian: apt-get install python3-venv)"
   "$venv/bin/python" -m pip install --no-input -q --only-binary=:all: -r interop/requirements.txt ||
@@ -72,7 +75,7 @@ install_node() {
   if [[ -f $dir/node_modules/jose/package.json && -f $dir/.interop-stamp && $(<"$dir/.interop-stamp") == "$want" ]]; then
     return
   fi
-  echo "interop: installing the jose peer into .deps/node"
+  echo "interop: installing the jose peer into $dir"
   rm -rf "$dir"
   mkdir -p "$dir"
   cp interop/package.json interop/package-lock.json "$dir/"
@@ -178,7 +181,7 @@ print(i["peer"], i["version"], "(" + ", ".join(f"{k} {v}" for k, v in extra.item
   done < <("$PYBIN" -c '
 import json, sys
 for a, why in json.loads(sys.argv[1]).get("unsupported", {}).items():
-    print(a, why.replace("\t", " ").replace("\n", " "), sep="\t")' "$info")
+    print(a, " ".join(str(why).split()), sep="\t")' "$info")
   extra=()
   for a in $algs; do [[ " ${ALGS[*]} " == *" $a "* ]] || extra+=("$a"); done
   if ((${#extra[@]})); then
