@@ -23,34 +23,85 @@ pub(crate) fn scan_object<'a>(
     found: &mut [Option<&'a [u8]>],
 ) -> Result<()> {
     debug_assert_eq!(wanted.len(), found.len());
-    if std::str::from_utf8(input).is_err() {
-        return Err(Error::malformed("JSON is not valid UTF-8"));
-    }
     let mut s = Scanner {
         input,
         pos: 0,
-        keys: Vec::new(),
+        keys: Vec::with_capacity(16),
+        non_ascii: false,
     };
     s.skip_ws();
     if s.peek() != Some(b'{') {
         return Err(Error::malformed("JSON value is not an object"));
     }
-    s.object(1, Some((wanted, found)))?;
+    let mut prints = [0u64; MAX_WANTED];
+    let prints = prints
+        .get_mut(..wanted.len())
+        .ok_or_else(|| Error::malformed("too many members asked for"))?;
+    for (p, name) in prints.iter_mut().zip(wanted) {
+        *p = fingerprint(name.as_bytes());
+    }
+    s.object(1, Some((wanted, prints, found)))?;
     s.skip_ws();
     if s.pos != input.len() {
         return Err(Error::malformed("trailing characters after JSON object"));
     }
+    // Bytes >= 0x80 are only legal inside strings, where the scanner notes
+    // them; pure-ASCII documents (nearly every token) skip this pass.
+    if s.non_ascii && std::str::from_utf8(input).is_err() {
+        return Err(Error::malformed("JSON is not valid UTF-8"));
+    }
     Ok(())
+}
+
+/// Most top-level members one scan can hand back.
+const MAX_WANTED: usize = 8;
+
+/// The first seven bytes and the length of a name: equal names have equal
+/// fingerprints, and names of up to seven bytes are equal exactly when their
+/// fingerprints are. Most JWT member names are that short, so duplicate
+/// checks are integer comparisons.
+fn fingerprint(name: &[u8]) -> u64 {
+    let len = u64::try_from(name.len().min(255)).unwrap_or(255);
+    name.iter()
+        .take(7)
+        .enumerate()
+        .fold(len << 56, |acc, (i, &b)| acc | u64::from(b) << (8 * i))
+}
+
+/// True when any byte of `w` is `"`, `\\`, a control character or >= 0x80
+/// (SWAR: the classic "has a zero byte" test on transformed words).
+fn needs_attention(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+    // Bytes below 0x20: subtracting 0x20 borrows into the high bit.
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (quote | backslash | control | (w & HIGH)) != 0
+}
+
+struct Key<'a> {
+    print: u64,
+    name: Cow<'a, [u8]>,
+}
+
+impl Key<'_> {
+    fn same(&self, print: u64, name: &[u8]) -> bool {
+        self.print == print && (name.len() < 7 || *self.name == *name)
+    }
 }
 
 struct Scanner<'a> {
     input: &'a [u8],
     pos: usize,
     /// Member names of every object still open, innermost last.
-    keys: Vec<Cow<'a, [u8]>>,
+    keys: Vec<Key<'a>>,
+    /// A string held a byte >= 0x80, so the document needs UTF-8 validation.
+    non_ascii: bool,
 }
 
-type Wanted<'w, 'a> = Option<(&'w [&'w str], &'w mut [Option<&'a [u8]>])>;
+type Wanted<'w, 'a> = Option<(&'w [&'w str], &'w [u64], &'w mut [Option<&'a [u8]>])>;
 
 impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<u8> {
@@ -106,7 +157,8 @@ impl<'a> Scanner<'a> {
                 return Err(self.syntax());
             }
             let key = self.string()?;
-            if self.keys[first_key..].contains(&key) {
+            let print = fingerprint(&key);
+            if self.keys[first_key..].iter().any(|k| k.same(print, &key)) {
                 return Err(Error::malformed("duplicate member name in JSON object"));
             }
             self.skip_ws();
@@ -114,12 +166,16 @@ impl<'a> Scanner<'a> {
             self.skip_ws();
             let start = self.pos;
             self.value(depth)?;
-            if let Some((names, found)) = wanted.as_mut() {
-                if let Some(i) = names.iter().position(|n| n.as_bytes() == &*key) {
+            if let Some((names, prints, found)) = wanted.as_mut() {
+                let hit = prints
+                    .iter()
+                    .zip(names.iter())
+                    .position(|(&p, n)| p == print && (key.len() < 7 || n.as_bytes() == &*key));
+                if let Some(i) = hit {
                     found[i] = Some(&self.input[start..self.pos]);
                 }
             }
-            self.keys.push(key);
+            self.keys.push(Key { print, name: key });
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -209,19 +265,34 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Result<Cow<'a, [u8]>> {
         self.expect(b'"')?;
         let start = self.pos;
-        loop {
-            match self.peek() {
-                None => return Err(self.syntax()),
-                Some(b'"') => {
-                    let raw = &self.input[start..self.pos];
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(raw));
-                }
-                Some(b'\\') => break,
-                Some(c) if c < 0x20 => return Err(self.syntax()),
-                Some(_) => self.pos += 1,
+        let bytes = self.input;
+        let mut i = start;
+        // Eight bytes at a time while none of them needs a closer look.
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if needs_attention(u64::from_le_bytes(word)) {
+                break;
             }
+            i += 8;
         }
+        while let Some(&c) = bytes.get(i) {
+            match c {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok(Cow::Borrowed(&bytes[start..i]));
+                }
+                b'\\' => break,
+                0..=0x1f => {
+                    self.pos = i;
+                    return Err(self.syntax());
+                }
+                0x80.. => self.non_ascii = true,
+                _ => {}
+            }
+            i += 1;
+        }
+        self.pos = i;
         // Slow path: decode escapes so that "\u0069ss" and "iss" compare equal.
         let mut out = self.input[start..self.pos].to_vec();
         loop {
@@ -252,6 +323,7 @@ impl<'a> Scanner<'a> {
                 }
                 Some(c) if c < 0x20 => return Err(self.syntax()),
                 Some(c) => {
+                    self.non_ascii |= c >= 0x80;
                     out.push(c);
                     self.pos += 1;
                 }
@@ -387,5 +459,21 @@ mod tests {
                 .kind(),
             ErrorKind::Malformed
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn swar_test_agrees_with_the_byte_test(bytes in proptest::array::uniform8(proptest::num::u8::ANY)) {
+            let naive = bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x80);
+            proptest::prop_assert_eq!(needs_attention(u64::from_le_bytes(bytes)), naive);
+        }
+
+        #[test]
+        fn strings_of_any_content_scan_like_serde_json(s in "\\PC{0,40}") {
+            let doc = serde_json::json!({ "k": s }).to_string();
+            let mut found = [None];
+            scan_object(doc.as_bytes(), &["k"], &mut found).unwrap();
+            proptest::prop_assert_eq!(raw_str(found[0].unwrap()).unwrap(), s.as_str());
+        }
     }
 }
