@@ -464,7 +464,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn swar_test_agrees_with_the_byte_test(bytes in proptest::array::uniform8(proptest::num::u8::ANY)) {
-            let naive = bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x80);
+            let naive = bytes.iter().any(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b));
             proptest::prop_assert_eq!(needs_attention(u64::from_le_bytes(bytes)), naive);
         }
 
