@@ -510,7 +510,6 @@ fn public_of_unreadable_or_invalid_file_is_a_usage_error() {
 // "use" is a public member: a key marked for encryption must not come out
 // of `keys public` as a signature key that `token verify` then trusts.
 #[test]
-#[ignore = "BUG: keys public rewrites \"use\":\"enc\" to \"sig\" (PublicJwk::new always sets use sig)"]
 fn public_keeps_use_enc() {
     let dir = Dir::new();
     let mut enc = dir.genkey("ES256", "k.json", &[]);
@@ -1307,9 +1306,9 @@ fn verify_never_uses_a_key_with_use_enc() {
     let mut only = jwks.clone();
     only["keys"].as_array_mut().unwrap().truncate(1);
     dir.write("only-enc.json", only.to_string());
-    let run = dir.verify("only-enc.json", &[], &token);
-    assert_ne!(run.code, 0, "{run:#?}");
-    assert_eq!(run.stdout, "");
+    // The JWKS is valid, it just has nothing for this token.
+    dir.verify("only-enc.json", &[], &token)
+        .rejected("unknown_kid");
 }
 
 // A key whose key_ops lack "verify" is never used for verification.
@@ -2070,4 +2069,54 @@ fn sha256(data: &[u8]) -> [u8; 32] {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
     out
+}
+
+// --alg that rules out every key of a valid JWKS is a rejection with a
+// stable code, not a configuration error.
+#[test]
+fn verify_alg_excluding_every_key_rejects_with_alg_not_allowed() {
+    let dir = Dir::new();
+    dir.es256();
+    let token = dir.sign("key.json", &[]);
+    dir.verify("jwks.json", &["--alg", "ES384"], &token)
+        .rejected("alg_not_allowed");
+}
+
+// A JWKS with keys for algorithms tessera does not implement (RFC 7517 §5:
+// ignore what you do not understand) still verifies with its other keys.
+#[test]
+fn verify_ignores_foreign_keys_in_the_jwks() {
+    let dir = Dir::new();
+    dir.genkey("ES256", "key.json", &[]);
+    let mut jwks = dir.public(&["key.json"], "jwks.json");
+    let keys = jwks["keys"].as_array_mut().unwrap();
+    keys.insert(0, json!({"kty": "EC", "crv": "secp256k1", "alg": "ES256K", "kid": "k1", "x": "AA", "y": "AA"}));
+    keys.insert(0, json!({"kty": "RSA", "alg": "RSA-OAEP-256", "use": "enc", "kid": "e1", "n": "AQAB", "e": "AQAB"}));
+    dir.write("jwks.json", jwks.to_string());
+    dir.verify("jwks.json", &[], &dir.sign("key.json", &[]))
+        .valid();
+}
+
+// A JWKS with no keys at all is a configuration error.
+#[test]
+fn verify_empty_jwks_is_a_usage_error() {
+    let dir = Dir::new();
+    dir.es256();
+    let token = dir.sign("key.json", &[]);
+    dir.write("empty.json", r#"{"keys":[]}"#);
+    assert_eq!(dir.verify("empty.json", &[], &token).code, 2);
+}
+
+// token sign honours the key's use and key_ops.
+#[test]
+fn sign_refuses_a_key_not_meant_for_signing() {
+    let dir = Dir::new();
+    for (member, value) in [("use", json!("enc")), ("key_ops", json!(["verify"]))] {
+        let mut key = dir.genkey("ES256", "k.json", &[]);
+        key[member] = value;
+        dir.write("k.json", key.to_string());
+        let run = dir.run(&["token", "sign", "--key", "k.json"]);
+        assert_eq!(run.code, 2, "{member}: {run:#?}");
+        assert_eq!(run.stdout, "");
+    }
 }

@@ -401,7 +401,19 @@ impl Jwk {
             check_rsa_bits(n)?;
         }
         let mut jwk = PublicJwk::new(&params, alg.unwrap_or(Algorithm::ES256), self.kid.clone());
+        // Keep what the key may be used for exactly as written: an
+        // encryption key must not become a signature key by being published.
         jwk.alg = alg.map(Algorithm::name);
+        jwk.use_.clone_from(&self.use_);
+        jwk.key_ops = self.key_ops.as_ref().map(|ops| {
+            let mut public: Vec<String> = Vec::new();
+            for op in ops.iter().filter_map(|o| public_op(o)) {
+                if !public.iter().any(|p| p == op) {
+                    public.push(op.to_owned());
+                }
+            }
+            public
+        });
         Ok(jwk)
     }
 
@@ -414,6 +426,18 @@ impl Jwk {
             return Ok(thumbprint_oct(&secret_member(&self.k, "k")?));
         }
         Ok(self.public_params()?.thumbprint())
+    }
+}
+
+/// The public counterpart of a `key_ops` value (RFC 7517 §4.3): a key that
+/// may `sign` publishes a key that may `verify`, and so on; operations with
+/// no public counterpart are dropped.
+fn public_op(op: &str) -> Option<&'static str> {
+    match op {
+        "sign" | "verify" => Some("verify"),
+        "decrypt" | "encrypt" => Some("encrypt"),
+        "unwrapKey" | "wrapKey" => Some("wrapKey"),
+        _ => None,
     }
 }
 
@@ -431,8 +455,10 @@ pub(crate) fn thumbprint_oct(secret: &[u8]) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PublicJwk {
     kty: &'static str,
-    #[serde(rename = "use")]
-    use_: &'static str,
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    use_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_ops: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alg: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -453,7 +479,8 @@ impl PublicJwk {
     pub(crate) fn new(params: &PublicParams, alg: Algorithm, kid: Option<String>) -> Self {
         let mut jwk = Self {
             kty: "",
-            use_: "sig",
+            use_: Some("sig".to_owned()),
+            key_ops: None,
             alg: Some(alg.name()),
             kid,
             crv: None,
@@ -633,6 +660,31 @@ mod tests {
             jwk.to_verifying_key(None).unwrap_err().kind(),
             ErrorKind::InvalidKey
         );
+    }
+
+    #[test]
+    fn to_public_keeps_use_and_maps_key_ops_to_public_operations() {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let private: serde_json::Value =
+            serde_json::from_str(&key.to_private_jwk_json().unwrap()).unwrap();
+        let with = |extra: serde_json::Value| {
+            let mut v = private.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let public = Jwk::parse(&v.to_string()).unwrap().to_public().unwrap();
+            serde_json::to_value(public).unwrap()
+        };
+        let enc = with(serde_json::json!({"use": "enc"}));
+        assert_eq!(enc["use"], "enc");
+        assert!(enc.get("d").is_none());
+        let ops = with(serde_json::json!({"key_ops": ["sign", "verify", "deriveKey"]}));
+        assert_eq!(ops["key_ops"], serde_json::json!(["verify"]));
+        let decrypt = with(serde_json::json!({"key_ops": ["decrypt"]}));
+        assert_eq!(decrypt["key_ops"], serde_json::json!(["encrypt"]));
+        assert!(!Jwk::parse(&decrypt.to_string())
+            .unwrap()
+            .allows_verification());
     }
 
     #[test]
