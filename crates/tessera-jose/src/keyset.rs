@@ -23,24 +23,29 @@ impl KeySet {
 
     /// Imports a JWK Set for verification.
     ///
-    /// Keys whose `use`/`key_ops` forbid verification are skipped (RFC 7517
-    /// §4.2-4.3). A key is bound to its own `alg`; when `allowed` is not
-    /// empty, that `alg` must be in it or the key is skipped. A key without
-    /// `alg` is bound to each algorithm of `allowed` that fits its type and
-    /// curve, and is an error when `allowed` is empty.
+    /// Keys this crate cannot use are ignored, as RFC 7517 §5 asks: keys
+    /// whose `use`/`key_ops` forbid verification (§4.2-4.3), whose `alg` is
+    /// not a JWS algorithm implemented here (`RSA-OAEP`, `ES256K`...), or
+    /// whose `kty`/`crv` is unsupported. A key is bound to its own `alg`;
+    /// when `allowed` is not empty, that `alg` must be in it or the key is
+    /// left out. A key without `alg` is bound to each algorithm of `allowed`
+    /// that fits its type and curve.
     ///
     /// # Errors
-    /// `invalid_key`/`weak_key` for a key that cannot be used.
+    /// `invalid_key`/`weak_key` for a key meant for us that cannot be used:
+    /// bad material, RSA under 2048 bits, a short secret, or no `alg` while
+    /// `allowed` is empty (the algorithm must come from somewhere).
     pub fn from_jwks(set: &JwkSet, allowed: &[Algorithm]) -> Result<Self> {
         let mut keys = Vec::new();
         for jwk in set.keys.iter().filter(|j| j.allows_verification()) {
-            match jwk.alg_name() {
-                Some(name) => {
-                    let own = Algorithm::from_name(name);
-                    if allowed.is_empty() || own.is_some_and(|a| allowed.contains(&a)) {
+            match jwk.alg_name().map(Algorithm::from_name) {
+                Some(None) => {}
+                Some(Some(own)) => {
+                    if allowed.is_empty() || allowed.contains(&own) {
                         keys.push(jwk.to_verifying_key(None)?);
                     }
                 }
+                None if !Algorithm::ALL.iter().any(|&a| jwk.fits(a)) => {}
                 None if allowed.is_empty() => {
                     return Err(Error::invalid_key(format!(
                         "JWK{} has no \"alg\"; name the algorithms to accept",
@@ -115,5 +120,53 @@ impl KeySet {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(keys: &[serde_json::Value]) -> JwkSet {
+        JwkSet::parse(&serde_json::json!({ "keys": keys }).to_string()).unwrap()
+    }
+
+    #[test]
+    fn foreign_keys_are_ignored_not_fatal() {
+        let good = crate::SigningKey::generate(Algorithm::ES256)
+            .unwrap()
+            .with_kid("good");
+        let good = serde_json::to_value(good.public_jwk().unwrap()).unwrap();
+        let foreign = [
+            serde_json::json!({"kty": "RSA", "alg": "RSA-OAEP-256", "n": "AQAB", "e": "AQAB"}),
+            serde_json::json!({"kty": "EC", "crv": "secp256k1", "alg": "ES256K", "x": "AA", "y": "AA"}),
+            serde_json::json!({"kty": "OKP", "crv": "X25519", "x": "AA"}),
+            serde_json::json!({"kty": "PQ", "kid": "future"}),
+        ];
+        let mut all = foreign.to_vec();
+        all.push(good);
+        let keys = KeySet::from_jwks(&set(&all), &[]).unwrap();
+        assert_eq!(keys.keys().len(), 1);
+        assert_eq!(keys.keys()[0].kid(), Some("good"));
+    }
+
+    #[test]
+    fn broken_or_weak_keys_meant_for_us_are_errors() {
+        let weak = serde_json::json!({"kty": "RSA", "alg": "RS256", "n": crate::b64::encode([0xC5u8; 128]), "e": "AQAB"});
+        assert_eq!(
+            KeySet::from_jwks(&set(&[weak]), &[]).unwrap_err().kind(),
+            ErrorKind::WeakKey
+        );
+        let no_alg = serde_json::json!({"kty": "oct", "k": crate::b64::encode([1u8; 32])});
+        assert_eq!(
+            KeySet::from_jwks(&set(std::slice::from_ref(&no_alg)), &[])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidKey
+        );
+        let bound =
+            KeySet::from_jwks(&set(&[no_alg]), &[Algorithm::HS256, Algorithm::ES256]).unwrap();
+        assert_eq!(bound.keys().len(), 1);
+        assert_eq!(bound.keys()[0].alg(), Algorithm::HS256);
     }
 }

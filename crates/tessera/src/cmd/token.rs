@@ -30,6 +30,12 @@ pub(crate) fn run(cmd: TokenCommand) -> Result<u8> {
         } => {
             let jwk =
                 Jwk::parse(&io::read_text(&key)?).with_context(|| format!("{}", key.display()))?;
+            if !jwk.allows_signing() {
+                bail!(
+                    "{}: the key's \"use\" or \"key_ops\" does not allow signing",
+                    key.display()
+                );
+            }
             let key = jwk
                 .to_signing_key(None)
                 .with_context(|| format!("{}: cannot sign with this key", key.display()))?;
@@ -127,12 +133,12 @@ fn rejected(e: &Error) -> u8 {
 fn load_keys(source: &str, allowed: &[Algorithm]) -> Result<KeySet> {
     let text = io::read_jwks_source(source)?;
     let set = JwkSet::parse(&text).with_context(|| format!("invalid JWKS {source}"))?;
-    let keys =
-        KeySet::from_jwks(&set, allowed).with_context(|| format!("invalid JWKS {source}"))?;
-    if keys.is_empty() {
-        bail!("JWKS {source} has no key usable for verification with the allowed algorithms");
+    if set.keys.is_empty() {
+        bail!("JWKS {source} holds no keys");
     }
-    Ok(keys)
+    // Keys left out by --alg, use or key_ops are not an error: a token that
+    // needed one is rejected with a stable code (alg_not_allowed, unknown_kid).
+    KeySet::from_jwks(&set, allowed).with_context(|| format!("invalid JWKS {source}"))
 }
 
 /// The claims `token sign` puts in a token.
