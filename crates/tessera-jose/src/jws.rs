@@ -147,6 +147,11 @@ fn split(token: &str, max_size: usize) -> Result<Parts<'_>> {
 
 const HEADER_NAMES: [&str; 5] = ["alg", "kid", "typ", "crit", "b64"];
 
+/// Header parameters registered by RFC 7515 §4.1 (and `zip` of RFC 7516).
+const REGISTERED_HEADER_NAMES: [&str; 12] = [
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "zip",
+];
+
 fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<Header> {
     let mut raw = [None; 5];
     json::scan_object(bytes, &HEADER_NAMES, &mut raw)?;
@@ -196,7 +201,16 @@ fn check_crit(crit: &[u8], header: &[u8], validation: Option<&Validation>) -> Re
     if names.is_empty() {
         return Err(Error::malformed("header \"crit\" must not be empty"));
     }
-    for name in &names {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(Error::malformed("header \"crit\" lists a name twice"));
+        }
+        // §4.1.11: names defined by the JWS/JWA specifications never go in crit.
+        if REGISTERED_HEADER_NAMES.contains(&name.as_str()) {
+            return Err(Error::malformed(format!(
+                "header \"crit\" lists the registered name {name:?}"
+            )));
+        }
         if !validation.is_some_and(|v| v.understands(name)) {
             return Err(Error::new(
                 ErrorKind::UnsupportedCrit,
@@ -220,11 +234,12 @@ fn check_crit(crit: &[u8], header: &[u8], validation: Option<&Validation>) -> Re
 /// Verifies a compact JWS against `keys` under `validation`, at time `now`,
 /// and deserializes its claims as `T`.
 ///
-/// Order of checks: size; structure and base64url; header (duplicates,
-/// `alg`, `b64`, `crit`, `typ`); allow-list; key by `kid`, bound to the
-/// header's `alg`; signature; payload (duplicates, depth, claim types);
-/// claims (`exp`, `nbf`, `iss`, `aud`, required). Nothing from the payload
-/// is trusted before the signature has verified.
+/// Order of checks: size; three parts; header base64url and JSON
+/// (duplicates, depth, `alg`, `b64`, `crit`); `typ`; allow-list; key by
+/// `kid`, bound to the header's `alg`; signature base64url and signature;
+/// payload base64url and JSON (duplicates, depth, claim types); required
+/// claims, `exp`, `nbf`, `iss`, `aud`; finally the payload as `T`. The
+/// payload is not even decoded before the signature has verified.
 ///
 /// # Errors
 /// An error whose kind is the stable code of the first failed check.
@@ -327,4 +342,32 @@ pub fn decode_unverified(token: &str, max_size: usize) -> Result<Unverified> {
         registered,
         len: token.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(json: &str) -> Result<Header> {
+        let v = Validation::new()
+            .understand_critical("exp")
+            .understand_critical("alg");
+        parse_header(json.as_bytes(), Some(&v))
+    }
+
+    #[test]
+    fn crit_must_not_repeat_or_name_registered_parameters() {
+        let ok = header(r#"{"alg":"ES256","crit":["exp"],"exp":1}"#).unwrap();
+        assert_eq!(ok.alg, Algorithm::ES256);
+        for bad in [
+            r#"{"alg":"ES256","crit":["exp","exp"],"exp":1}"#,
+            r#"{"alg":"ES256","crit":["alg"]}"#,
+        ] {
+            assert_eq!(
+                header(bad).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
+        }
+    }
 }
