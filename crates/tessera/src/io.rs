@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use zeroize::Zeroizing;
 
 /// Largest JWKS or token the CLI reads (1 MiB).
 const MAX_INPUT: u64 = 1 << 20;
@@ -29,11 +30,12 @@ pub(crate) fn token(arg: Option<String>) -> Result<String> {
     Ok(text.to_owned())
 }
 
-/// Reads a small text file (JWK, JWKS).
-pub(crate) fn read_text(path: &Path) -> Result<String> {
+/// Reads a small text file (JWK, JWKS). It may hold private keys, so it is
+/// zeroized when dropped.
+pub(crate) fn read_text(path: &Path) -> Result<Zeroizing<String>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut text = String::new();
+    let mut text = Zeroizing::new(String::with_capacity(4096));
     file.take(MAX_INPUT)
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
@@ -41,7 +43,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
 }
 
 /// Reads a JWKS from a file path or an http(s) URL.
-pub(crate) fn read_jwks_source(source: &str) -> Result<String> {
+pub(crate) fn read_jwks_source(source: &str) -> Result<Zeroizing<String>> {
     if !(source.starts_with("http://") || source.starts_with("https://")) {
         return read_text(Path::new(source));
     }
@@ -62,7 +64,7 @@ pub(crate) fn read_jwks_source(source: &str) -> Result<String> {
         .take(MAX_INPUT)
         .read_to_string(&mut body)
         .with_context(|| format!("reading {source}"))?;
-    Ok(body)
+    Ok(Zeroizing::new(body))
 }
 
 /// Writes `contents` to `path` with mode 0600, replacing it atomically.
