@@ -1,5 +1,6 @@
 //! Registered claims (RFC 7519 §4.1), typed, and NumericDate.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,9 +54,8 @@ impl UnixTime {
     /// Parses a raw JSON NumericDate: an integer, or a finite number with a
     /// fraction or exponent (truncated towards minus infinity). Strings,
     /// booleans, null and values beyond a 64-bit second count are `malformed`.
-    pub(crate) fn from_json(raw: &[u8], claim: &'static str) -> Result<Self> {
+    pub(crate) fn from_json(text: &str, claim: &'static str) -> Result<Self> {
         let bad = || Error::malformed(format!("\"{claim}\" is not a valid NumericDate"));
-        let text = std::str::from_utf8(raw).map_err(|_| bad())?;
         if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             return Err(bad());
         }
@@ -80,28 +80,38 @@ impl fmt::Display for UnixTime {
 }
 
 /// The `aud` claim: one string or an array of strings (RFC 7519 §4.1.3).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
-pub enum Audience {
+pub enum Audience<'a> {
     /// `"aud": "x"`
-    One(String),
+    One(Cow<'a, str>),
     /// `"aud": ["x", "y"]`
-    Many(Vec<String>),
+    Many(Vec<Cow<'a, str>>),
 }
 
-impl Audience {
+impl Audience<'_> {
     /// Iterates over the audience values.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         let (one, many) = match self {
-            Self::One(s) => (Some(s.as_str()), &[][..]),
+            Self::One(s) => (Some(s.as_ref()), &[][..]),
             Self::Many(v) => (None, v.as_slice()),
         };
-        one.into_iter().chain(many.iter().map(String::as_str))
+        one.into_iter().chain(many.iter().map(AsRef::as_ref))
     }
 
     /// True when `value` is one of the audiences.
     pub fn contains(&self, value: &str) -> bool {
         self.iter().any(|a| a == value)
+    }
+
+    /// An owned copy.
+    pub fn into_owned(self) -> Audience<'static> {
+        match self {
+            Self::One(s) => Audience::One(Cow::Owned(s.into_owned())),
+            Self::Many(v) => {
+                Audience::Many(v.into_iter().map(|s| Cow::Owned(s.into_owned())).collect())
+            }
+        }
     }
 }
 
@@ -139,19 +149,21 @@ impl Claim {
 /// JSON names of the registered claims, indexed by [`Claim`].
 pub(crate) const REGISTERED_NAMES: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
 
-/// The registered claims of a token, typed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The registered claims of a token, typed. Strings borrow from the
+/// decoded payload where they have no escapes; [`RegisteredClaims::into_owned`]
+/// detaches them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
-pub struct RegisteredClaims {
+pub struct RegisteredClaims<'a> {
     /// Issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
+    pub iss: Option<Cow<'a, str>>,
     /// Subject.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
+    pub sub: Option<Cow<'a, str>>,
     /// Audience.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aud: Option<Audience>,
+    pub aud: Option<Audience<'a>>,
     /// Expiration time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<UnixTime>,
@@ -163,10 +175,10 @@ pub struct RegisteredClaims {
     pub iat: Option<UnixTime>,
     /// JWT ID.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
+    pub jti: Option<Cow<'a, str>>,
 }
 
-impl RegisteredClaims {
+impl<'a> RegisteredClaims<'a> {
     /// True when the claim is present.
     pub fn has(&self, claim: Claim) -> bool {
         match claim {
@@ -180,12 +192,27 @@ impl RegisteredClaims {
         }
     }
 
-    /// Builds the typed claims from the raw members found by the scanner.
-    pub(crate) fn from_raw(raw: &[Option<&[u8]>; 7]) -> Result<Self> {
-        let string = |i: usize| -> Result<Option<String>> {
+    /// An owned copy.
+    pub fn into_owned(self) -> RegisteredClaims<'static> {
+        let own = |s: Option<Cow<'a, str>>| s.map(|s| Cow::Owned(s.into_owned()));
+        RegisteredClaims {
+            iss: own(self.iss),
+            sub: own(self.sub),
+            aud: self.aud.map(Audience::into_owned),
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+            jti: own(self.jti),
+        }
+    }
+
+    /// Builds the typed claims from the raw members found by the scanner,
+    /// without copying strings that have no escapes.
+    pub(crate) fn from_raw(raw: &[Option<&'a str>; 7]) -> Result<Self> {
+        let string = |i: usize| -> Result<Option<Cow<'a, str>>> {
             raw[i]
                 .map(|r| {
-                    json::raw_str(r).map(|s| s.into_owned()).ok_or_else(|| {
+                    json::raw_str(r).ok_or_else(|| {
                         Error::malformed(format!("\"{}\" must be a string", REGISTERED_NAMES[i]))
                     })
                 })
@@ -199,10 +226,16 @@ impl RegisteredClaims {
         let aud = match raw[2] {
             None => None,
             Some(r) => Some(match json::raw_str(r) {
-                Some(s) => Audience::One(s.into_owned()),
-                None => Audience::Many(serde_json::from_slice(r).map_err(|_| {
-                    Error::malformed("\"aud\" must be a string or an array of strings")
-                })?),
+                Some(s) => Audience::One(s),
+                None => Audience::Many(
+                    serde_json::from_str::<Vec<String>>(r)
+                        .map_err(|_| {
+                            Error::malformed("\"aud\" must be a string or an array of strings")
+                        })?
+                        .into_iter()
+                        .map(Cow::Owned)
+                        .collect(),
+                ),
             }),
         };
         Ok(Self {
@@ -225,49 +258,50 @@ mod tests {
     #[test]
     fn numeric_date_accepts_integers_and_finite_fractions_only() {
         assert_eq!(
-            UnixTime::from_json(b"1700000000", "exp").unwrap().secs(),
+            UnixTime::from_json("1700000000", "exp").unwrap().secs(),
             1_700_000_000
         );
         assert_eq!(
-            UnixTime::from_json(b"1700000000.9", "exp").unwrap().secs(),
+            UnixTime::from_json("1700000000.9", "exp").unwrap().secs(),
             1_700_000_000
         );
         assert_eq!(
-            UnixTime::from_json(b"1.7e9", "exp").unwrap().secs(),
+            UnixTime::from_json("1.7e9", "exp").unwrap().secs(),
             1_700_000_000
         );
-        assert_eq!(UnixTime::from_json(b"-1.5", "exp").unwrap().secs(), -2);
+        assert_eq!(UnixTime::from_json("-1.5", "exp").unwrap().secs(), -2);
         assert_eq!(
-            UnixTime::from_json(b"9223372036854775807", "exp")
+            UnixTime::from_json("9223372036854775807", "exp")
                 .unwrap()
                 .secs(),
             i64::MAX
         );
         for bad in [
-            &b"\"1700000000\""[..],
-            b"true",
-            b"null",
-            b"{}",
-            b"[1]",
-            b"9223372036854775808",
-            b"1e19",
-            b"1e400",
-            b"-1e400",
+            "\"1700000000\"",
+            "true",
+            "null",
+            "{}",
+            "[1]",
+            "9223372036854775808",
+            "1e19",
+            "1e400",
+            "-1e400",
         ] {
             assert_eq!(
                 UnixTime::from_json(bad, "exp").unwrap_err().kind(),
                 ErrorKind::Malformed,
-                "{}",
-                String::from_utf8_lossy(bad)
+                "{bad}"
             );
         }
     }
 
     #[test]
     fn audience_one_or_many() {
-        let many: Audience = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        let many = Audience::Many(vec!["a".into(), "b".into()]);
         assert!(many.contains("b") && !many.contains("c"));
-        let one: Audience = serde_json::from_str(r#""a""#).unwrap();
+        assert_eq!(serde_json::to_string(&many).unwrap(), r#"["a","b"]"#);
+        let one = Audience::One("a".into());
         assert_eq!(one.iter().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(serde_json::to_string(&one).unwrap(), r#""a""#);
     }
 }

@@ -101,17 +101,34 @@ pub struct Header {
     pub typ: Option<String>,
 }
 
-/// A verified token: its header, its registered claims, and the whole
-/// payload deserialized as `T`.
+/// A verified token: its header, the claims deserialized as `T`, and the
+/// verified payload from which [`Verified::registered`] reads the typed
+/// registered claims without copying.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Verified<T> {
     /// The header.
     pub header: Header,
-    /// The registered claims, typed.
-    pub registered: RegisteredClaims,
     /// The whole claims set as `T` (registered claims included, if `T` has them).
     pub claims: T,
+    payload: String,
+    spans: [Option<(u32, u32)>; 7],
+}
+
+impl<T> Verified<T> {
+    /// The registered claims, typed, borrowing from the verified payload.
+    pub fn registered(&self) -> RegisteredClaims<'_> {
+        let raw = self
+            .spans
+            .map(|s| s.and_then(|(a, b)| self.payload.get(a as usize..b as usize)));
+        // They were parsed from these very bytes during verification.
+        RegisteredClaims::from_raw(&raw).unwrap_or_default()
+    }
+
+    /// The verified claims set as JSON text, exactly as signed.
+    pub fn payload_json(&self) -> &str {
+        &self.payload
+    }
 }
 
 /// A token split into its three parts.
@@ -153,8 +170,9 @@ const REGISTERED_HEADER_NAMES: [&str; 12] = [
 ];
 
 fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<Header> {
+    let text = json::utf8(bytes)?;
     let mut raw = [None; 5];
-    json::scan_object(bytes, &HEADER_NAMES, &mut raw)?;
+    json::scan_object(text, &HEADER_NAMES, &mut raw)?;
     let string = |i: usize| -> Result<Option<String>> {
         raw[i]
             .map(|r| {
@@ -176,7 +194,7 @@ fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<Header>
     })?;
     // RFC 7797: an unencoded payload changes what is signed; refuse it.
     if let Some(b64) = raw[4] {
-        if b64 != b"true" {
+        if b64 != "true" {
             return Err(Error::new(
                 ErrorKind::UnsupportedCrit,
                 "unencoded payloads (\"b64\": false, RFC 7797) are not supported",
@@ -184,7 +202,7 @@ fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<Header>
         }
     }
     if let Some(crit) = raw[3] {
-        check_crit(crit, bytes, validation)?;
+        check_crit(crit, text, validation)?;
     }
     Ok(Header {
         alg,
@@ -195,8 +213,8 @@ fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<Header>
 
 /// RFC 7515 §4.1.11: `crit` is a non-empty array of header names, each
 /// present in the header; a verifier that does not understand one must reject.
-fn check_crit(crit: &[u8], header: &[u8], validation: Option<&Validation>) -> Result<()> {
-    let names: Vec<String> = serde_json::from_slice(crit)
+fn check_crit(crit: &str, header: &str, validation: Option<&Validation>) -> Result<()> {
+    let names: Vec<String> = serde_json::from_str(crit)
         .map_err(|_| Error::malformed("header \"crit\" must be an array of strings"))?;
     if names.is_empty() {
         return Err(Error::malformed("header \"crit\" must not be empty"));
@@ -263,11 +281,13 @@ pub fn verify_at<T: DeserializeOwned>(
 
     buf.clear();
     b64::decode_into(parts.payload.as_bytes(), &mut buf)?;
+    let payload =
+        String::from_utf8(buf).map_err(|_| Error::malformed("JSON is not valid UTF-8"))?;
     let mut raw = [None; 7];
-    json::scan_object(&buf, &REGISTERED_NAMES, &mut raw)?;
-    let registered = RegisteredClaims::from_raw(&raw)?;
-    validation.check_claims(&registered, now)?;
-    let claims = serde_json::from_slice(&buf).map_err(|e| {
+    json::scan_object(&payload, &REGISTERED_NAMES, &mut raw)?;
+    validation.check_claims(&RegisteredClaims::from_raw(&raw)?, now)?;
+    let spans = raw.map(|r| r.and_then(|r| span(&payload, r)));
+    let claims = serde_json::from_str(&payload).map_err(|e| {
         Error::malformed(format!(
             "claims do not have the expected shape ({})",
             e.classify_message()
@@ -275,8 +295,9 @@ pub fn verify_at<T: DeserializeOwned>(
     })?;
     Ok(Verified {
         header,
-        registered,
         claims,
+        payload,
+        spans,
     })
 }
 
@@ -290,6 +311,13 @@ pub fn verify<T: DeserializeOwned>(
     validation: &Validation,
 ) -> Result<Verified<T>> {
     verify_at(token, keys, validation, UnixTime::now())
+}
+
+/// Where `part`, a slice of `whole`, sits in it.
+fn span(whole: &str, part: &str) -> Option<(u32, u32)> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
 }
 
 trait ClassifyMessage {
@@ -315,7 +343,7 @@ pub struct Unverified {
     /// The claims as JSON.
     pub claims: serde_json::Map<String, serde_json::Value>,
     /// The typed registered claims.
-    pub registered: RegisteredClaims,
+    pub registered: RegisteredClaims<'static>,
     /// Length of the token in bytes.
     pub len: usize,
 }
@@ -328,17 +356,19 @@ pub struct Unverified {
 pub fn decode_unverified(token: &str, max_size: usize) -> Result<Unverified> {
     let parts = split(token, max_size)?;
     let header_bytes = b64::decode(parts.header)?;
+    let header = json::utf8(&header_bytes)?;
     let mut raw_header = [None; 5];
-    json::scan_object(&header_bytes, &HEADER_NAMES, &mut raw_header)?;
+    json::scan_object(header, &HEADER_NAMES, &mut raw_header)?;
     b64::decode(parts.signature)?;
-    let payload = b64::decode(parts.payload)?;
+    let payload_bytes = b64::decode(parts.payload)?;
+    let payload = json::utf8(&payload_bytes)?;
     let mut raw = [None; 7];
-    json::scan_object(&payload, &REGISTERED_NAMES, &mut raw)?;
-    let registered = RegisteredClaims::from_raw(&raw)?;
+    json::scan_object(payload, &REGISTERED_NAMES, &mut raw)?;
+    let registered = RegisteredClaims::from_raw(&raw)?.into_owned();
     let invalid = |_| Error::malformed("invalid JSON");
     Ok(Unverified {
-        header: serde_json::from_slice(&header_bytes).map_err(invalid)?,
-        claims: serde_json::from_slice(&payload).map_err(invalid)?,
+        header: serde_json::from_str(header).map_err(invalid)?,
+        claims: serde_json::from_str(payload).map_err(invalid)?,
         registered,
         len: token.len(),
     })
@@ -353,6 +383,36 @@ mod tests {
             .understand_critical("exp")
             .understand_critical("alg");
         parse_header(json.as_bytes(), Some(&v))
+    }
+
+    #[test]
+    fn registered_claims_are_read_back_from_the_verified_payload() {
+        let key = crate::SigningKey::from_secret(Algorithm::HS256, &[3u8; 32]).unwrap();
+        let keys = KeySet::new(vec![key.verifying_key().unwrap()]);
+        let claims = serde_json::json!({
+            "iss": "https://i", "sub": "a\"b\u{e9}", "aud": ["x", "y"],
+            "exp": 2_000_000_000u32, "nbf": 1.5, "iat": 1, "jti": "j-1", "n": {"sub": "inner"}
+        });
+        let token = Signer::new(key).sign(&claims).unwrap();
+        let policy = Validation::new().audience("y");
+        let v = verify_at::<serde_json::Value>(&token, &keys, &policy, UnixTime::from_secs(10))
+            .unwrap();
+        let r = v.registered();
+        assert_eq!(r.iss.as_deref(), Some("https://i"));
+        assert_eq!(r.sub.as_deref(), Some("a\"b\u{e9}"));
+        assert_eq!(
+            r.aud,
+            Some(crate::Audience::Many(vec!["x".into(), "y".into()]))
+        );
+        assert_eq!(r.exp, Some(UnixTime::from_secs(2_000_000_000)));
+        assert_eq!(r.nbf, Some(UnixTime::from_secs(1)));
+        assert_eq!(r.iat, Some(UnixTime::from_secs(1)));
+        assert_eq!(r.jti.as_deref(), Some("j-1"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(v.payload_json()).unwrap(),
+            claims
+        );
+        assert_eq!(v.claims, claims);
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //!
 //! let policy = Validation::new().issuer("https://auth.example.com").audience("orders-api");
 //! let verified = verify_at::<serde_json::Value>(&token, &keys, &policy, UnixTime::now())?;
-//! assert_eq!(verified.registered.sub.as_deref(), Some("user_1"));
+//! assert_eq!(verified.registered().sub.as_deref(), Some("user_1"));
 //!
 //! // A single changed character fails verification with a stable code.
 //! let mut tampered = token.clone().into_bytes();

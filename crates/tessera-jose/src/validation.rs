@@ -183,7 +183,7 @@ impl Validation {
     }
 
     /// Checks the registered claims at time `now`.
-    pub(crate) fn check_claims(&self, claims: &RegisteredClaims, now: UnixTime) -> Result<()> {
+    pub(crate) fn check_claims(&self, claims: &RegisteredClaims<'_>, now: UnixTime) -> Result<()> {
         for &claim in &self.required {
             if !claims.has(claim) {
                 return Err(missing(claim));

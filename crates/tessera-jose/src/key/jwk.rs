@@ -86,7 +86,7 @@ impl JwkSet {
     /// `invalid_key` when the document is not a JWK Set or a JWK.
     pub fn parse(json: &str) -> Result<Self> {
         let mut found = [None];
-        crate::json::scan_object(json.as_bytes(), &["keys"], &mut found)
+        crate::json::scan_object(json, &["keys"], &mut found)
             .map_err(|e| Error::invalid_key(format!("JWKS is not valid JSON: {}", e.message())))?;
         if found[0].is_some() {
             serde_json::from_str(json)
@@ -129,7 +129,7 @@ impl Jwk {
     /// # Errors
     /// `invalid_key` when the JSON is not a JWK (duplicate members included).
     pub fn parse(json: &str) -> Result<Self> {
-        crate::json::scan_object(json.as_bytes(), &[], &mut [])
+        crate::json::scan_object(json, &[], &mut [])
             .map_err(|e| Error::invalid_key(format!("JWK is not valid JSON: {}", e.message())))?;
         serde_json::from_str(json)
             .map_err(|e| Error::invalid_key(format!("invalid JWK: {}", describe(&e))))
