@@ -66,9 +66,11 @@ fn fingerprint(name: &[u8]) -> u64 {
         .fold(len << 56, |acc, (i, &b)| acc | u64::from(b) << (8 * i))
 }
 
-/// True when any byte of `w` is `"`, `\\`, or a control character
-/// (SWAR: the classic "has a zero byte" test on transformed words).
-fn needs_attention(w: u64) -> bool {
+/// A mask whose lowest set bit is the high bit of the first byte of `w`
+/// (little-endian) that is `"`, `\\`, or a control character; zero when there
+/// is none. SWAR: the classic "has a zero byte" test on transformed words,
+/// exact for the first match (false positives only above a true one).
+fn attention(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
@@ -77,7 +79,7 @@ fn needs_attention(w: u64) -> bool {
     // Bytes below 0x20: subtracting 0x20 borrows into the high bit; bytes
     // >= 0x80 set it too, so they take the byte loop, which lets them pass.
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (quote | backslash | control) != 0
+    quote | backslash | control
 }
 
 /// A member name: where its bytes are, and its fingerprint. Names without
@@ -134,12 +136,16 @@ impl Names {
         self.len = len;
     }
 
-    /// The names from position `from` to the top.
-    fn from(&self, from: usize) -> impl Iterator<Item = &Name> {
+    /// True when a name from position `from` to the top equals `name`.
+    fn contains(&self, from: usize, input: &[u8], name: &Name) -> bool {
+        let bytes = self.bytes(input, name);
+        let short = bytes.len() < 7;
+        let same = |n: &Name| n.print == name.print && (short || self.bytes(input, n) == bytes);
         let top = self.len.min(INLINE_NAMES);
-        self.inline[from.min(top)..top]
-            .iter()
-            .chain(&self.spill[from.saturating_sub(INLINE_NAMES)..])
+        self.inline[from.min(top)..top].iter().any(same)
+            || self.spill[from.saturating_sub(INLINE_NAMES)..]
+                .iter()
+                .any(same)
     }
 
     fn bytes<'s>(&'s self, input: &'s [u8], name: &Name) -> &'s [u8] {
@@ -244,14 +250,12 @@ impl<'a> Scanner<'a> {
                 return Err(self.syntax());
             }
             let name = self.name()?;
-            let bytes = self.names.bytes(self.input, &name);
-            let short = bytes.len() < 7;
-            if self.names.from(first).any(|n| {
-                n.print == name.print && (short || self.names.bytes(self.input, n) == bytes)
-            }) {
+            if self.names.contains(first, self.input, &name) {
                 return Err(Error::malformed("duplicate member name in JSON object"));
             }
             if let Some((names, prints, found)) = wanted.as_mut() {
+                let bytes = self.names.bytes(self.input, &name);
+                let short = bytes.len() < 7;
                 let hit = prints
                     .iter()
                     .zip(names.iter())
@@ -365,38 +369,44 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            // Eight bytes at a time while none of them needs a closer look.
-            while let Some(chunk) = bytes.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                if needs_attention(u64::from_le_bytes(word)) {
-                    break;
+            // Eight bytes at a time, jumping straight to the first byte that
+            // needs a closer look.
+            match bytes.get(i..i + 8) {
+                Some(chunk) => {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(chunk);
+                    let mask = attention(u64::from_le_bytes(word));
+                    if mask == 0 {
+                        i += 8;
+                        continue;
+                    }
+                    i += (mask.trailing_zeros() / 8) as usize;
                 }
-                i += 8;
+                // Fewer than eight bytes left: skip the plain ones one by one.
+                None => {
+                    while bytes
+                        .get(i)
+                        .is_some_and(|&c| c >= 0x20 && c != b'"' && c != b'\\')
+                    {
+                        i += 1;
+                    }
+                }
             }
-            // Then byte by byte through the word that needed it.
-            let window = i + 8;
-            while i < window {
-                match bytes.get(i) {
-                    None => {
-                        self.pos = i;
-                        return Err(self.syntax());
-                    }
-                    Some(b'"') => {
-                        self.pos = i + 1;
-                        return Ok((start, i, escaped));
-                    }
-                    Some(b'\\') => {
-                        escaped = true;
-                        self.pos = i + 1;
-                        self.escape()?;
-                        i = self.pos;
-                    }
-                    Some(0..=0x1f) => {
-                        self.pos = i;
-                        return Err(self.syntax());
-                    }
-                    Some(_) => i += 1,
+            match bytes.get(i) {
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    return Ok((start, i, escaped));
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.pos = i + 1;
+                    self.escape()?;
+                    i = self.pos;
+                }
+                _ => {
+                    // A control character, or the end of the input.
+                    self.pos = i;
+                    return Err(self.syntax());
                 }
             }
         }
@@ -569,11 +579,15 @@ mod tests {
         #[test]
         fn swar_test_never_misses_a_byte_that_needs_attention(bytes in proptest::array::uniform8(proptest::num::u8::ANY)) {
             let special = bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
-            let flagged = needs_attention(u64::from_le_bytes(bytes));
+            let mask = attention(u64::from_le_bytes(bytes));
+            let flagged = mask != 0;
             // No false negatives; false positives only cost a trip through the
             // byte loop, and never happen for plain printable ASCII.
             if special {
                 proptest::prop_assert!(flagged);
+                // The lowest flagged byte is exactly the first special byte.
+                let first = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+                proptest::prop_assert_eq!(Some((mask.trailing_zeros() / 8) as usize), first);
             }
             if !special && bytes.iter().all(|&b| b < 0x80) {
                 proptest::prop_assert!(!flagged);
