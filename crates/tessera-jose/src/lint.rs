@@ -324,6 +324,144 @@ fn human_secs(s: i64) -> String {
 mod tests {
     use super::*;
 
+    fn token(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        format!(
+            "{}.{}.{}",
+            crate::b64::encode(header.to_string()),
+            crate::b64::encode(claims.to_string()),
+            crate::b64::encode([0u8; 8])
+        )
+    }
+
+    fn codes(
+        header: serde_json::Value,
+        claims: serde_json::Value,
+        max_bytes: usize,
+    ) -> Vec<(Severity, &'static str)> {
+        let options = LintOptions {
+            max_bytes,
+            ..LintOptions::default()
+        };
+        lint(&token(&header, &claims), &options)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.severity, f.code))
+            .collect()
+    }
+
+    #[test]
+    fn a_good_access_token_has_no_findings() {
+        let header = serde_json::json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt"});
+        let claims = serde_json::json!({"sub": "u", "iat": 1000, "exp": 1900, "jti": "j"});
+        assert_eq!(codes(header, claims, 1024), []);
+    }
+
+    #[test]
+    fn each_risk_is_one_finding_with_its_severity() {
+        use Severity::{Error, Warning};
+        let good_header = serde_json::json!({"alg": "ES256", "kid": "k1"});
+        let good = serde_json::json!({"iat": 1000, "exp": 1900, "jti": "j"});
+        let with = |extra: serde_json::Value| {
+            let mut c = good.clone();
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        let cases: Vec<(
+            serde_json::Value,
+            serde_json::Value,
+            usize,
+            Vec<(Severity, &str)>,
+        )> = vec![
+            (good_header.clone(), good.clone(), 50, vec![(Error, "size")]),
+            (
+                serde_json::json!({"alg": "none", "kid": "k1"}),
+                good.clone(),
+                1024,
+                vec![(Error, "alg_none")],
+            ),
+            (
+                serde_json::json!({"alg": "HS256", "kid": "k1"}),
+                good.clone(),
+                1024,
+                vec![(Warning, "symmetric_alg")],
+            ),
+            (
+                serde_json::json!({"alg": "ES256"}),
+                good.clone(),
+                1024,
+                vec![(Warning, "no_kid")],
+            ),
+            (
+                good_header.clone(),
+                serde_json::json!({"iat": 1000, "jti": "j"}),
+                1024,
+                vec![(Error, "no_exp")],
+            ),
+            (
+                good_header.clone(),
+                with(serde_json::json!({"exp": 1000 + 3601})),
+                1024,
+                vec![(Warning, "lifetime")],
+            ),
+            (
+                good_header.clone(),
+                serde_json::json!({"iat": 1000, "exp": 1900}),
+                1024,
+                vec![(Warning, "no_jti")],
+            ),
+            (
+                good_header.clone(),
+                with(serde_json::json!({"user": {"password": "x"}})),
+                1024,
+                vec![(Error, "sensitive_claim")],
+            ),
+            (
+                good_header.clone(),
+                with(serde_json::json!({"note": "4111-1111-1111-1111"})),
+                1024,
+                vec![(Error, "card_number")],
+            ),
+        ];
+        for (header, claims, max, expected) in cases {
+            assert_eq!(codes(header, claims.clone(), max), expected, "{claims}");
+        }
+    }
+
+    #[test]
+    fn findings_name_claims_but_never_print_their_values() {
+        let header = serde_json::json!({"alg": "ES256", "kid": "k1"});
+        let claims = serde_json::json!({"exp": 1, "jti": "j", "client_secret": "s3cr3t-value", "pan": "4111111111111111"});
+        let findings = lint(&token(&header, &claims), &LintOptions::default()).unwrap();
+        assert!(findings.iter().any(|f| f.message.contains("client_secret")));
+        for f in &findings {
+            let text = f.to_string();
+            assert!(
+                !text.contains("s3cr3t") && !text.contains("41111111"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn size_finding_says_what_it_costs() {
+        let header = serde_json::json!({"alg": "ES256", "kid": "k1"});
+        let claims = serde_json::json!({"exp": 1, "jti": "j", "blob": "x".repeat(2000)});
+        let findings = lint(&token(&header, &claims), &LintOptions::default()).unwrap();
+        let size = findings.iter().find(|f| f.code == "size").unwrap();
+        assert!(
+            size.message.contains("per 1,000 requests"),
+            "{}",
+            size.message
+        );
+        assert!(
+            size.message.contains("MB") || size.message.contains("kB"),
+            "{}",
+            size.message
+        );
+    }
+
     #[test]
     fn luhn_recognises_test_card_numbers() {
         assert!(looks_like_card("4111 1111 1111 1111", 13));
