@@ -368,12 +368,13 @@ mod tests {
                 .extend(extra.as_object().unwrap().clone());
             c
         };
-        let cases: Vec<(
+        type Case = (
             serde_json::Value,
             serde_json::Value,
             usize,
-            Vec<(Severity, &str)>,
-        )> = vec![
+            Vec<(Severity, &'static str)>,
+        );
+        let cases: Vec<Case> = vec![
             (good_header.clone(), good.clone(), 50, vec![(Error, "size")]),
             (
                 serde_json::json!({"alg": "none", "kid": "k1"}),
