@@ -115,7 +115,10 @@ fn rfc7515_appendix_a() {
                 assert_eq!(verified.header.alg, alg);
                 assert_eq!(verified.header.typ.as_deref(), case["typ"].as_str());
                 assert_eq!(verified.claims.as_object(), Some(expected), "{section}");
-                assert_eq!(verified.registered().iss.as_deref(), case["issuer"].as_str());
+                assert_eq!(
+                    verified.registered().iss.as_deref(),
+                    case["issuer"].as_str()
+                );
                 assert_eq!(
                     verified.registered().exp.map(UnixTime::secs),
                     expected["exp"].as_i64()
