@@ -73,18 +73,19 @@ impl Signer {
     /// `malformed` when the claims do not serialize to a JSON object;
     /// `crypto_failure` when signing fails.
     pub fn sign<C: Serialize + ?Sized>(&self, claims: &C) -> Result<String> {
-        let payload = serde_json::to_vec(claims)
+        let mut payload = Vec::with_capacity(512);
+        serde_json::to_writer(&mut payload, claims)
             .map_err(|_| Error::malformed("claims cannot be serialized to JSON"))?;
         if payload.first() != Some(&b'{') {
             return Err(Error::malformed("claims must serialize to a JSON object"));
         }
-        let mut token = String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 360);
+        // One allocation for the whole token: header, payload and the
+        // signature's base64url (at most 1 KiB of signature, RSA-8192).
+        let mut token = String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 1400);
         token.push_str(&self.header);
         token.push('.');
         b64::encode_into(&payload, &mut token);
-        let signature = self.key.sign(token.as_bytes())?;
-        token.push('.');
-        b64::encode_into(&signature, &mut token);
+        self.key.append_signature(&mut token)?;
         Ok(token)
     }
 }
