@@ -1,5 +1,7 @@
 //! JWS compact serialization (RFC 7515 §7.1): signing and verification.
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -96,10 +98,10 @@ impl Signer {
 pub struct Header {
     /// `alg`.
     pub alg: Algorithm,
-    /// `kid`.
-    pub kid: Option<String>,
+    /// `kid` (shared: every token of a key carries the same one).
+    pub kid: Option<Arc<str>>,
     /// `typ`.
-    pub typ: Option<String>,
+    pub typ: Option<Arc<str>>,
 }
 
 /// A verified token: its header, the claims deserialized as `T`, and the
@@ -170,14 +172,16 @@ const REGISTERED_HEADER_NAMES: [&str; 12] = [
     "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "zip",
 ];
 
-fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<Header> {
+/// Parses a header. The flag says whether the parse depended on nothing but
+/// the bytes (no `crit`, no `b64`), so that the result may be cached.
+fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<(Header, bool)> {
     let text = json::utf8(bytes)?;
     let mut raw = [None; 5];
     json::scan_object(text, &HEADER_NAMES, &mut raw)?;
-    let string = |i: usize| -> Result<Option<String>> {
+    let string = |i: usize| -> Result<Option<Arc<str>>> {
         raw[i]
             .map(|r| {
-                raw_str(r).map(|s| s.into_owned()).ok_or_else(|| {
+                raw_str(r).map(Arc::from).ok_or_else(|| {
                     Error::malformed(format!("header \"{}\" must be a string", HEADER_NAMES[i]))
                 })
             })
@@ -205,11 +209,12 @@ fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<Header>
     if let Some(crit) = raw[3] {
         check_crit(crit, text, validation)?;
     }
-    Ok(Header {
+    let header = Header {
         alg,
         kid: string(1)?,
         typ: string(2)?,
-    })
+    };
+    Ok((header, raw[3].is_none() && raw[4].is_none()))
 }
 
 /// RFC 7515 §4.1.11: `crit` is a non-empty array of header names, each
@@ -270,8 +275,13 @@ pub fn verify_at<T: DeserializeOwned>(
 ) -> Result<Verified<T>> {
     let parts = split(token, validation.max_size_bytes())?;
     let mut buf = Vec::with_capacity(token.len());
-    b64::decode_into(parts.header.as_bytes(), &mut buf)?;
-    let header = parse_header(&buf, Some(validation))?;
+    let (header, cacheable) = match keys.cached_header(parts.header) {
+        Some(header) => (header, false),
+        None => {
+            b64::decode_into(parts.header.as_bytes(), &mut buf)?;
+            parse_header(&buf, Some(validation))?
+        }
+    };
     validation.check_typ(header.typ.as_deref())?;
     validation.check_alg(header.alg)?;
     let key = keys.select(header.kid.as_deref(), header.alg)?;
@@ -279,6 +289,11 @@ pub fn verify_at<T: DeserializeOwned>(
     buf.clear();
     b64::decode_into(parts.signature.as_bytes(), &mut buf)?;
     key.verify(parts.signing_input.as_bytes(), &buf)?;
+    if cacheable {
+        // Only headers of tokens that carry a valid signature are remembered,
+        // so nobody without a key can fill the cache.
+        keys.remember_header(parts.header, &header);
+    }
 
     buf.clear();
     b64::decode_into(parts.payload.as_bytes(), &mut buf)?;
@@ -379,7 +394,7 @@ pub fn decode_unverified(token: &str, max_size: usize) -> Result<Unverified> {
 mod tests {
     use super::*;
 
-    fn header(json: &str) -> Result<Header> {
+    fn header(json: &str) -> Result<(Header, bool)> {
         let v = Validation::new()
             .understand_critical("exp")
             .understand_critical("alg");
@@ -417,8 +432,45 @@ mod tests {
     }
 
     #[test]
+    fn only_headers_of_verified_tokens_are_cached() {
+        let key = crate::SigningKey::from_secret(Algorithm::HS256, &[3u8; 32])
+            .unwrap()
+            .with_kid("k");
+        let keys = KeySet::new(vec![key.verifying_key().unwrap()]);
+        let policy = Validation::new();
+        let now = UnixTime::from_secs(10);
+        let claims = serde_json::json!({"exp": 100});
+        let token = Signer::new(key).sign(&claims).unwrap();
+        let header_part = token.split('.').next().unwrap();
+
+        // A forged signature under a fresh header: rejected, and not cached.
+        let forged_header = b64::encode(r#"{"alg":"HS256","kid":"k","typ":"x"}"#);
+        let rest = token.split_once('.').unwrap().1;
+        let forged = format!("{forged_header}.{rest}");
+        let err = verify_at::<serde_json::Value>(&forged, &keys, &policy, now).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadSignature);
+        assert!(keys.cached_header(&forged_header).is_none());
+
+        // The genuine token's header is cached once it verified, and a cached
+        // header still goes through the policy.
+        assert!(keys.cached_header(header_part).is_none());
+        let first = verify_at::<serde_json::Value>(&token, &keys, &policy, now).unwrap();
+        let cached = keys.cached_header(header_part).unwrap();
+        assert_eq!(cached, first.header);
+        let again = verify_at::<serde_json::Value>(&token, &keys, &policy, now).unwrap();
+        assert_eq!(again.header, first.header);
+        let strict = Validation::new().typ("at+jwt");
+        let err = verify_at::<serde_json::Value>(&token, &keys, &strict, now).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TypeMismatch);
+        let other_alg = Validation::new().algorithms([Algorithm::ES256]);
+        let err = verify_at::<serde_json::Value>(&token, &keys, &other_alg, now).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlgNotAllowed);
+    }
+
+    #[test]
     fn crit_must_not_repeat_or_name_registered_parameters() {
-        let ok = header(r#"{"alg":"ES256","crit":["exp"],"exp":1}"#).unwrap();
+        let (ok, cacheable) = header(r#"{"alg":"ES256","crit":["exp"],"exp":1}"#).unwrap();
+        assert!(!cacheable, "a header with crit depends on the policy");
         assert_eq!(ok.alg, Algorithm::ES256);
         for bad in [
             r#"{"alg":"ES256","crit":["exp","exp"],"exp":1}"#,

@@ -1,7 +1,10 @@
 //! A set of verifying keys and the rule that picks one for a token.
 
+use std::sync::OnceLock;
+
 use crate::alg::Algorithm;
 use crate::error::{Error, ErrorKind, Result};
+use crate::jws::Header;
 use crate::key::{JwkSet, VerifyingKey};
 
 /// Verifying keys, each bound to one algorithm.
@@ -13,12 +16,46 @@ use crate::key::{JwkSet, VerifyingKey};
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
+    headers: HeaderCache,
 }
+
+/// Parsed headers of tokens that verified, by their base64url text. Every
+/// token a key signs carries the same header bytes, so after the first one
+/// the header is neither decoded nor parsed again. Lock-free: each slot is
+/// written once.
+#[derive(Debug, Default)]
+struct HeaderCache {
+    slots: [OnceLock<(Box<str>, Header)>; HEADER_SLOTS],
+}
+
+const HEADER_SLOTS: usize = 8;
 
 impl KeySet {
     /// A key set of these keys.
     pub fn new(keys: Vec<VerifyingKey>) -> Self {
-        Self { keys }
+        Self {
+            keys,
+            headers: HeaderCache::default(),
+        }
+    }
+
+    /// The parsed header of an earlier verified token with this exact
+    /// base64url header text.
+    pub(crate) fn cached_header(&self, encoded: &str) -> Option<Header> {
+        self.headers
+            .slots
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|(text, _)| &**text == encoded)
+            .map(|(_, header)| header.clone())
+    }
+
+    /// Remembers the parsed header of a verified token, while a slot is free.
+    pub(crate) fn remember_header(&self, encoded: &str, header: &Header) {
+        if let Some(slot) = self.headers.slots.iter().find(|s| s.get().is_none()) {
+            // Losing a race to another thread just leaves this one uncached.
+            let _ = slot.set((encoded.into(), header.clone()));
+        }
     }
 
     /// Imports a JWK Set for verification.
@@ -61,7 +98,7 @@ impl KeySet {
                 }
             }
         }
-        Ok(Self { keys })
+        Ok(Self::new(keys))
     }
 
     /// Adds a key.
