@@ -19,7 +19,7 @@ import os
 import sys
 
 ALGS = ["HS256", "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]
-LIBS = ["tessera", "floor", "jsonwebtoken", "jwt-simple"]
+LIBS = ["tessera", "floor", "typed-floor", "jsonwebtoken", "jwt-simple"]
 ASYMMETRIC = [a for a in ALGS if a != "HS256"]
 
 
@@ -67,9 +67,9 @@ def table(data, op):
     lines = [
         f"### {op} (median ns/op; ratio = ns / floor ns)",
         "",
-        "| alg | tessera | floor | jsonwebtoken | jwt-simple "
-        "| tessera/floor | jsonwebtoken/floor | jwt-simple/floor |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| alg | tessera | floor | typed-floor | jsonwebtoken | jwt-simple "
+        "| tessera/floor | typed-floor/floor | jsonwebtoken/floor | jwt-simple/floor |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for alg in ALGS:
         v = {lib: get(data, op, alg, lib) for lib in LIBS}
@@ -77,9 +77,10 @@ def table(data, op):
             continue
         f = v["floor"]
         lines.append(
-            f"| {alg} | {ns(v['tessera'])} | {ns(f)} | {ns(v['jsonwebtoken'])} "
-            f"| {ns(v['jwt-simple'])} | {ratio(v['tessera'], f)} "
-            f"| {ratio(v['jsonwebtoken'], f)} | {ratio(v['jwt-simple'], f)} |"
+            f"| {alg} | {ns(v['tessera'])} | {ns(f)} | {ns(v['typed-floor'])} "
+            f"| {ns(v['jsonwebtoken'])} | {ns(v['jwt-simple'])} | {ratio(v['tessera'], f)} "
+            f"| {ratio(v['typed-floor'], f)} | {ratio(v['jsonwebtoken'], f)} "
+            f"| {ratio(v['jwt-simple'], f)} |"
         )
     return lines
 

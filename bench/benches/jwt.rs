@@ -560,6 +560,24 @@ fn bench_verify(c: &mut Criterion, case: &Case, claims: &Claims) {
             assert!(case.floor_verify(black_box(input.as_bytes()), black_box(&signature)));
         })
     });
+    // A yardstick, not a verifier: the least any verifier that returns typed
+    // claims must do — the floor, base64url of signature and payload, serde
+    // into `Claims`, and the exp/iss/aud comparisons. No header parsing, no
+    // duplicate-name check, no key binding, no size limit.
+    group.bench_function("typed-floor", |b| {
+        let now = UnixTime::now().secs().unsigned_abs();
+        b.iter(|| {
+            let token = black_box(token.as_str());
+            let dot = token.rfind('.').expect("compact JWS");
+            let signature = b64::decode(&token[dot + 1..]).expect("base64url");
+            assert!(case.floor_verify(&token.as_bytes()[..dot], &signature));
+            let payload = token[..dot].split_once('.').expect("compact JWS").1;
+            let claims: Claims =
+                serde_json::from_slice(&b64::decode(payload).expect("base64url")).expect("claims");
+            assert!(claims.exp > now && claims.iss == ISS && claims.aud == AUD);
+            claims
+        })
+    });
     if let Some(j) = &case.jsonwebtoken {
         group.bench_function("jsonwebtoken", |b| {
             b.iter(|| {
@@ -596,6 +614,23 @@ fn bench_sign(c: &mut Criterion, case: &Case, claims: &Claims) {
     group.bench_function("floor", |b| {
         let mut out = [0u8; 1024];
         b.iter(|| case.floor_sign(&rng, black_box(input.as_bytes()), &mut out))
+    });
+    // The yardstick for signing: serde_json of `Claims`, base64url, the floor
+    // signature and its base64url, into one token string.
+    group.bench_function("typed-floor", |b| {
+        let header = input.split_once('.').expect("compact JWS").0;
+        let mut out = [0u8; 1024];
+        b.iter(|| {
+            let json = serde_json::to_vec(black_box(claims)).expect("json");
+            let mut token = String::with_capacity(header.len() + json.len() * 2 + 400);
+            token.push_str(header);
+            token.push('.');
+            b64::encode_into(&json, &mut token);
+            let n = case.floor_sign(&rng, token.as_bytes(), &mut out);
+            token.push('.');
+            b64::encode_into(&out[..n], &mut token);
+            token
+        })
     });
     if let Some(j) = &case.jsonwebtoken {
         group.bench_function("jsonwebtoken", |b| {
