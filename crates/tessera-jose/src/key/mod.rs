@@ -186,6 +186,51 @@ fn check_rsa_bits(n: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses Ed25519 public keys of small order and non-canonical encodings.
+///
+/// A small-order key (the identity, or a point of order 2, 4 or 8) makes
+/// the verification equation hold for signatures anyone can compute, and
+/// aws-lc-rs does not refuse them, so they are refused here, at import.
+/// The check is on y (the sign bit of x cleared): canonical means y < p,
+/// and the small-order points have y in {0, 1, p - 1} or one of the two y
+/// of the order-8 points.
+fn check_ed25519_point(x: &[u8]) -> Result<()> {
+    let Ok(encoded) = <[u8; 32]>::try_from(x) else {
+        return Err(Error::invalid_key("Ed25519 public key must be 32 bytes"));
+    };
+    let mut y = encoded;
+    y[31] &= 0x7f;
+    // p = 2^255 - 19, little-endian.
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    let mut p_minus_1 = p;
+    p_minus_1[0] = 0xec;
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    const ORDER_8_Y: [[u8; 32]; 2] = [
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+    ];
+    // Compare as big-endian numbers: y >= p is not a canonical encoding.
+    let non_canonical = y.iter().rev().cmp(p.iter().rev()) != std::cmp::Ordering::Less;
+    let small_order = y == [0u8; 32] || y == one || y == p_minus_1 || ORDER_8_Y.contains(&y);
+    if non_canonical || small_order {
+        return Err(Error::invalid_key(
+            "Ed25519 public key is of small order or not canonical; it would accept forged signatures",
+        ));
+    }
+    Ok(())
+}
+
 fn rejected(what: &'static str) -> impl Fn(aws_lc_rs::error::KeyRejected) -> Error {
     move |_| Error::invalid_key(what)
 }
@@ -498,7 +543,14 @@ impl SigningKey {
                 "OKP"
             }
         };
-        let mut out = Zeroizing::new(String::with_capacity(512));
+        // Sized up front so no reallocation leaves private members behind.
+        let size = 96
+            + self.kid.as_ref().map_or(0, |k| k.len() * 6)
+            + members
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 6)
+                .sum::<usize>();
+        let mut out = Zeroizing::new(String::with_capacity(size));
         out.push_str("{\"kty\":\"");
         out.push_str(kty);
         out.push('"');
@@ -610,9 +662,7 @@ impl VerifyingKey {
                     .map_err(rejected("invalid EC public key (not a point on the curve)"))?
             }
             PublicParams::Ed25519 { x } => {
-                if x.len() != 32 {
-                    return Err(Error::invalid_key("Ed25519 public key must be 32 bytes"));
-                }
+                check_ed25519_point(x)?;
                 ParsedPublicKey::new(verification(alg), x)
                     .map_err(rejected("invalid Ed25519 public key"))?
             }
@@ -703,5 +753,59 @@ impl VerifyingKey {
                 "signature does not verify",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ed25519_small_order_and_non_canonical_keys_are_refused() {
+        // The eight small-order points and their sign-bit variants, and
+        // non-canonical encodings of 0 and 1 (libsodium's blocklist).
+        for bad in [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000080",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ] {
+            let params = PublicParams::Ed25519 { x: hex(bad) };
+            let err = VerifyingKey::from_params(Algorithm::EdDSA, params).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidKey, "{bad}");
+        }
+        for _ in 0..32 {
+            SigningKey::generate(Algorithm::EdDSA)
+                .unwrap()
+                .verifying_key()
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_small_order_key_in_a_jwks_is_refused() {
+        // With this key (the identity) and the signature R = identity, S = 0,
+        // a verifier that accepts small-order keys accepts any message.
+        let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"weak","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#;
+        let set = crate::JwkSet::parse(jwks).unwrap();
+        assert_eq!(
+            crate::KeySet::from_jwks(&set, &[]).unwrap_err().kind(),
+            ErrorKind::InvalidKey
+        );
     }
 }
