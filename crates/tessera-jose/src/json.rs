@@ -332,6 +332,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn number(&mut self) -> Result<()> {
+        let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
@@ -342,13 +343,16 @@ impl<'a> Scanner<'a> {
             }
             _ => return Err(self.syntax()),
         }
+        let mut plain = true;
         if self.peek() == Some(b'.') {
+            plain = false;
             self.pos += 1;
             if self.digits() == 0 {
                 return Err(self.syntax());
             }
         }
         if let Some(b'e' | b'E') = self.peek() {
+            plain = false;
             self.pos += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
@@ -356,6 +360,12 @@ impl<'a> Scanner<'a> {
             if self.digits() == 0 {
                 return Err(self.syntax());
             }
+        }
+        // serde_json refuses numbers beyond f64 (1e400, 400-digit integers);
+        // refuse them here too, so that both parsers accept the same documents.
+        let text = &self.text[start..self.pos];
+        if (!plain || text.len() > 20) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            return Err(Error::malformed("number out of range"));
         }
         Ok(())
     }
@@ -505,6 +515,26 @@ mod tests {
         }
         // The same name in sibling objects is fine.
         scan(r#"{"x":{"b":1},"y":{"b":1}}"#).unwrap();
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_refused_like_serde_json_does() {
+        let huge = format!("{{\"a\":{}}}", "9".repeat(400));
+        for doc in [r#"{"a":1e400}"#, r#"{"a":-1e309}"#, huge.as_str()] {
+            assert_eq!(scan(doc).unwrap_err().kind(), ErrorKind::Malformed, "{doc}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(doc).is_err(),
+                "{doc}"
+            );
+        }
+        for doc in [
+            r#"{"a":1e308}"#,
+            r#"{"a":123456789012345678901234567890}"#,
+            r#"{"a":-0.0}"#,
+        ] {
+            scan(doc).unwrap();
+            serde_json::from_str::<serde_json::Value>(doc).unwrap();
+        }
     }
 
     #[test]

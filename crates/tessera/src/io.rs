@@ -35,7 +35,12 @@ pub(crate) fn token(arg: Option<String>) -> Result<String> {
 pub(crate) fn read_text(path: &Path) -> Result<Zeroizing<String>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut text = Zeroizing::new(String::with_capacity(4096));
+    // Sized up front: growing the buffer would leave copies of a private key
+    // in freed memory.
+    let size = file.metadata().map_or(4096, |m| m.len()).min(MAX_INPUT);
+    let mut text = Zeroizing::new(String::with_capacity(
+        usize::try_from(size).unwrap_or(4096) + 1,
+    ));
     file.take(MAX_INPUT)
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
@@ -83,10 +88,11 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    // From here on the temporary file is ours to remove if anything fails.
     let result = (|| -> Result<()> {
-        let mut file = options
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
         file.write_all(contents)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;

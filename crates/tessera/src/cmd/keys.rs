@@ -21,7 +21,12 @@ fn generate(alg: Algorithm, kid: Option<String>, out: Option<PathBuf>) -> Result
     let key = key.with_kid(kid);
     let json = key.to_private_jwk_json().context("exporting the key")?;
     match out {
-        Some(path) => io::write_private(&path, format!("{}\n", json.as_str()).as_bytes())?,
+        Some(path) => {
+            let mut line = zeroize::Zeroizing::new(String::with_capacity(json.len() + 1));
+            line.push_str(&json);
+            line.push('\n');
+            io::write_private(&path, line.as_bytes())?;
+        }
         None => io::print(&json)?,
     }
     Ok(exit::OK)

@@ -209,3 +209,23 @@ fn lint_garbage_is_malformed() {
     dir.run_stdin(&["token", "lint"], "a.b.c\n")
         .rejected("malformed");
 }
+
+// The lint verdict survives a reader that goes away: `lint | head -1` in a
+// CI gate must not turn a token with errors into exit 0.
+#[test]
+fn lint_exit_code_survives_a_closed_stdout() {
+    let dir = Dir::new();
+    dir.es256();
+    let token = dir.sign("key.json", &["--claim", "password=hunter2"]);
+    for _ in 0..5 {
+        let mut child = dir
+            .command(&["token", "lint", &token])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        assert_eq!(child.wait().unwrap().code(), Some(1));
+    }
+}

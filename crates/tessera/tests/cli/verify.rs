@@ -325,3 +325,27 @@ fn verify_signed_token_with_big_claim_is_too_large() {
     assert!(token.len() > 8192);
     dir.verify("jwks.json", &[], &token).rejected("too_large");
 }
+
+// A header number beyond f64 is malformed, as in the payload: the verifier
+// and the JSON printer must accept exactly the same documents, so a valid
+// token never prints an empty header.
+#[test]
+fn verify_header_number_out_of_range_is_malformed() {
+    let dir = Dir::new();
+    let hs = dir.hs256();
+    let exp = now() + 600;
+    for number in ["1e400", "-1e309"] {
+        let header = format!(r#"{{"alg":"HS256","kid":"hk","typ":"at+jwt","x":{number}}}"#);
+        let token = hs.token(&header, &format!(r#"{{"exp":{exp}}}"#));
+        dir.verify("hs-jwks.json", &["--typ", "at+jwt"], &token)
+            .rejected("malformed");
+    }
+    let token = hs.token(
+        r#"{"alg":"HS256","kid":"hk","typ":"at+jwt","x":1e300}"#,
+        &format!(r#"{{"exp":{exp}}}"#),
+    );
+    let out = dir
+        .verify("hs-jwks.json", &["--typ", "at+jwt"], &token)
+        .valid();
+    assert_eq!(out["header"]["kid"], "hk", "{out}");
+}
