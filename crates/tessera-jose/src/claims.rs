@@ -55,21 +55,45 @@ impl UnixTime {
     /// fraction or exponent (truncated towards minus infinity). Strings,
     /// booleans, null and values beyond a 64-bit second count are `malformed`.
     pub(crate) fn from_json(text: &str, claim: &'static str) -> Result<Self> {
+        Self::parse_json(text, claim, false)
+    }
+
+    /// As [`UnixTime::from_json`], rounding a fraction up: for `nbf`, where
+    /// rounding down would accept a token up to a second early.
+    pub(crate) fn from_json_ceil(text: &str, claim: &'static str) -> Result<Self> {
+        Self::parse_json(text, claim, true)
+    }
+
+    /// Parses a raw JSON NumericDate: an integer, or a finite number with a
+    /// fraction or exponent, rounded down (or up, with `ceil`). Decimal
+    /// fractions are rounded exactly, not through f64. Strings, booleans,
+    /// null and values beyond a 64-bit second count are `malformed`.
+    fn parse_json(text: &str, claim: &'static str, ceil: bool) -> Result<Self> {
         let bad = || Error::malformed(format!("\"{claim}\" is not a valid NumericDate"));
         if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             return Err(bad());
         }
-        if !text.contains(['.', 'e', 'E']) {
-            return text.parse::<i64>().map(Self).map_err(|_| bad());
+        if !text.contains(['e', 'E']) {
+            let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+            let whole = whole.parse::<i64>().map_err(|_| bad())?;
+            let inexact = fraction.bytes().any(|b| b != b'0');
+            let negative = text.starts_with('-');
+            let adjusted = match (inexact, ceil, negative) {
+                (true, false, true) => whole.checked_sub(1),
+                (true, true, false) => whole.checked_add(1),
+                _ => Some(whole),
+            };
+            return adjusted.map(Self).ok_or_else(bad);
         }
         let f: f64 = text.parse().map_err(|_| bad())?;
         // 2^63 is exactly representable; anything at or beyond it does not fit.
         const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-        if !f.is_finite() || !(-LIMIT..LIMIT).contains(&f) {
+        let rounded = if ceil { f.ceil() } else { f.floor() };
+        if !rounded.is_finite() || !(-LIMIT..LIMIT).contains(&rounded) {
             return Err(bad());
         }
         #[allow(clippy::cast_possible_truncation)]
-        Ok(Self(f.floor() as i64))
+        Ok(Self(rounded as i64))
     }
 }
 
@@ -220,7 +244,14 @@ impl<'a> RegisteredClaims<'a> {
         };
         let date = |i: usize| {
             raw[i]
-                .map(|r| UnixTime::from_json(r, REGISTERED_NAMES[i]))
+                .map(|r| {
+                    // nbf rounds up and exp down: a fraction never widens validity.
+                    if i == 4 {
+                        UnixTime::from_json_ceil(r, REGISTERED_NAMES[i])
+                    } else {
+                        UnixTime::from_json(r, REGISTERED_NAMES[i])
+                    }
+                })
                 .transpose()
         };
         let aud = match raw[2] {
@@ -293,6 +324,33 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn fractions_are_rounded_exactly_and_never_widen_validity() {
+        // f64 would round 1700000000.9999999 up to 1700000001.
+        assert_eq!(
+            UnixTime::from_json("1700000000.9999999", "exp")
+                .unwrap()
+                .secs(),
+            1_700_000_000
+        );
+        assert_eq!(
+            UnixTime::from_json_ceil("1700000000.0000001", "nbf")
+                .unwrap()
+                .secs(),
+            1_700_000_001
+        );
+        assert_eq!(
+            UnixTime::from_json_ceil("1700000000.000", "nbf")
+                .unwrap()
+                .secs(),
+            1_700_000_000
+        );
+        assert_eq!(UnixTime::from_json("-0.5", "exp").unwrap().secs(), -1);
+        assert_eq!(UnixTime::from_json_ceil("-0.5", "nbf").unwrap().secs(), 0);
+        assert_eq!(UnixTime::from_json_ceil("1.5e0", "nbf").unwrap().secs(), 2);
+        assert!(UnixTime::from_json_ceil("9223372036854775807.5", "nbf").is_err());
     }
 
     #[test]

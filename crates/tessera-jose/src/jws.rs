@@ -421,7 +421,7 @@ mod tests {
             Some(crate::Audience::Many(vec!["x".into(), "y".into()]))
         );
         assert_eq!(r.exp, Some(UnixTime::from_secs(2_000_000_000)));
-        assert_eq!(r.nbf, Some(UnixTime::from_secs(1)));
+        assert_eq!(r.nbf, Some(UnixTime::from_secs(2)), "nbf 1.5 rounds up");
         assert_eq!(r.iat, Some(UnixTime::from_secs(1)));
         assert_eq!(r.jti.as_deref(), Some("j-1"));
         assert_eq!(

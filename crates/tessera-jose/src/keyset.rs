@@ -50,11 +50,25 @@ impl KeySet {
             .map(|(_, header)| header.clone())
     }
 
-    /// Remembers the parsed header of a verified token, while a slot is free.
+    /// Remembers the parsed header of a verified token, once, while a slot is
+    /// free. Slots are never evicted: past eight distinct headers (rotations,
+    /// several typ values) newer ones are simply parsed every time.
     pub(crate) fn remember_header(&self, encoded: &str, header: &Header) {
-        if let Some(slot) = self.headers.slots.iter().find(|s| s.get().is_none()) {
-            // Losing a race to another thread just leaves this one uncached.
-            let _ = slot.set((encoded.into(), header.clone()));
+        for slot in &self.headers.slots {
+            let held = match slot.get() {
+                Some(held) => held,
+                // Losing a race to another thread is fine: look at what it wrote.
+                None => match slot.set((encoded.into(), header.clone())) {
+                    Ok(()) => return,
+                    Err(_) => match slot.get() {
+                        Some(held) => held,
+                        None => return,
+                    },
+                },
+            };
+            if &*held.0 == encoded {
+                return;
+            }
         }
     }
 
@@ -92,8 +106,20 @@ impl KeySet {
                     )))
                 }
                 None => {
+                    // A 32-byte secret without alg, with --alg HS256 --alg HS512:
+                    // usable for HS256, too short for HS512. Bind it where it
+                    // is strong enough; refuse it only if that is nowhere.
+                    let mut weak = None;
+                    let before = keys.len();
                     for &alg in allowed.iter().filter(|&&a| jwk.fits(a)) {
-                        keys.push(jwk.to_verifying_key(Some(alg))?);
+                        match jwk.to_verifying_key(Some(alg)) {
+                            Ok(key) => keys.push(key),
+                            Err(e) if e.kind() == ErrorKind::WeakKey => weak = Some(e),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if let (true, Some(e)) = (keys.len() == before, weak) {
+                        return Err(e);
                     }
                 }
             }
@@ -201,9 +227,29 @@ mod tests {
                 .kind(),
             ErrorKind::InvalidKey
         );
-        let bound =
-            KeySet::from_jwks(&set(&[no_alg]), &[Algorithm::HS256, Algorithm::ES256]).unwrap();
+        let bound = KeySet::from_jwks(
+            &set(std::slice::from_ref(&no_alg)),
+            &[Algorithm::HS256, Algorithm::ES256],
+        )
+        .unwrap();
         assert_eq!(bound.keys().len(), 1);
         assert_eq!(bound.keys()[0].alg(), Algorithm::HS256);
+        // Too short for HS512 but fine for HS256: bound to HS256 only.
+        let both = KeySet::from_jwks(
+            &set(std::slice::from_ref(&no_alg)),
+            &[Algorithm::HS256, Algorithm::HS512],
+        )
+        .unwrap();
+        assert_eq!(
+            both.keys().iter().map(|k| k.alg()).collect::<Vec<_>>(),
+            [Algorithm::HS256]
+        );
+        // Too short for everything asked: refused.
+        assert_eq!(
+            KeySet::from_jwks(&set(&[no_alg]), &[Algorithm::HS384, Algorithm::HS512])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::WeakKey
+        );
     }
 }

@@ -161,17 +161,17 @@ pub fn lint_decoded(token: &Unverified, options: &LintOptions) -> Vec<Finding> {
     }
 
     for (name, value) in &token.claims {
-        sensitive(name, value, &mut |path, finding| {
+        sensitive(name, name, value, &mut |path, finding| {
             match finding {
             Sensitive::Name => add(
                 Severity::Error,
                 "sensitive_claim",
-                format!("claim \"{path}\" looks sensitive: JWT payloads are only base64, readable by anyone holding the token"),
+                format!("claim {path:?} looks sensitive: JWT payloads are only base64, readable by anyone holding the token"),
             ),
             Sensitive::CardNumber => add(
                 Severity::Error,
                 "card_number",
-                format!("claim \"{path}\" holds what looks like a payment card number (passes the Luhn check)"),
+                format!("claim {path:?} holds what looks like a payment card number (passes the Luhn check)"),
             ),
         }
         });
@@ -240,9 +240,10 @@ fn is_sensitive_name(name: &str) -> bool {
         .any(|s| joined.contains(s))
 }
 
-fn sensitive(path: &str, value: &Value, report: &mut dyn FnMut(&str, Sensitive)) {
-    let leaf = path.rsplit('.').next().unwrap_or(path);
-    if is_sensitive_name(leaf) {
+/// Reports sensitive names and card numbers in `value`, the member `name`
+/// found at `path` (dotted, for the message only: names may contain dots).
+fn sensitive(path: &str, name: &str, value: &Value, report: &mut dyn FnMut(&str, Sensitive)) {
+    if is_sensitive_name(name) {
         report(path, Sensitive::Name);
     }
     match value {
@@ -256,12 +257,12 @@ fn sensitive(path: &str, value: &Value, report: &mut dyn FnMut(&str, Sensitive))
         }
         Value::Array(items) => {
             for item in items {
-                sensitive(path, item, report);
+                sensitive(path, name, item, report);
             }
         }
         Value::Object(map) => {
             for (k, v) in map {
-                sensitive(&format!("{path}.{k}"), v, report);
+                sensitive(&format!("{path}.{k}"), k, v, report);
             }
         }
         _ => {}
@@ -442,6 +443,20 @@ mod tests {
                 !text.contains("s3cr3t") && !text.contains("41111111"),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn dotted_and_multiline_claim_names_are_checked_and_quoted() {
+        let header = serde_json::json!({"alg": "ES256", "kid": "k1"});
+        let claims =
+            serde_json::json!({"exp": 1, "jti": "j", "password.v2": "x", "a\nerror: fake": 1});
+        let findings = lint(&token(&header, &claims), &LintOptions::default()).unwrap();
+        assert!(findings
+            .iter()
+            .any(|f| f.code == "sensitive_claim" && f.message.contains("\"password.v2\"")));
+        for f in &findings {
+            assert!(!f.to_string().contains('\n'), "{f}");
         }
     }
 

@@ -395,11 +395,22 @@ impl Jwk {
             Some(_) => Some(self.bind(None)?),
             None => None,
         };
-        if let Some(alg) = alg {
-            VerifyingKey::from_params(alg, params.clone())?;
-        } else if let PublicParams::Rsa { n, .. } = &params {
-            check_rsa_bits(n)?;
-        }
+        // Check the material whether or not the JWK names its algorithm: a
+        // broken key published here would break every verifier that loads it.
+        let check_as = alg.unwrap_or(match &params {
+            PublicParams::Rsa { .. } => Algorithm::RS256,
+            PublicParams::Ec {
+                curve: Curve::P256, ..
+            } => Algorithm::ES256,
+            PublicParams::Ec {
+                curve: Curve::P384, ..
+            } => Algorithm::ES384,
+            PublicParams::Ec {
+                curve: Curve::P521, ..
+            } => Algorithm::ES512,
+            PublicParams::Ed25519 { .. } => Algorithm::EdDSA,
+        });
+        VerifyingKey::from_params(check_as, params.clone())?;
         let mut jwk = PublicJwk::new(&params, alg.unwrap_or(Algorithm::ES256), self.kid.clone());
         // Keep what the key may be used for exactly as written: an
         // encryption key must not become a signature key by being published.
@@ -442,7 +453,9 @@ fn public_op(op: &str) -> Option<&'static str> {
 }
 
 pub(crate) fn thumbprint_oct(secret: &[u8]) -> String {
-    let mut canonical = Zeroizing::new(String::from(r#"{"k":""#));
+    // Sized up front so the secret is never left behind by a reallocation.
+    let mut canonical = Zeroizing::new(String::with_capacity(secret.len() * 4 / 3 + 32));
+    canonical.push_str(r#"{"k":""#);
     b64::encode_into(secret, &mut canonical);
     canonical.push_str(r#"","kty":"oct"}"#);
     b64::encode(aws_lc_rs::digest::digest(
@@ -660,6 +673,19 @@ mod tests {
             jwk.to_verifying_key(None).unwrap_err().kind(),
             ErrorKind::InvalidKey
         );
+    }
+
+    #[test]
+    fn to_public_refuses_broken_keys_without_alg() {
+        let zero = b64::encode([0u8; 32]);
+        for json in [
+            format!(r#"{{"kty":"EC","crv":"P-256","x":"{zero}","y":"{zero}"}}"#),
+            r#"{"kty":"OKP","crv":"Ed25519","x":"AAAA"}"#.to_owned(),
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{zero}"}}"#),
+        ] {
+            let err = Jwk::parse(&json).unwrap().to_public().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidKey, "{json}");
+        }
     }
 
     #[test]

@@ -11,15 +11,18 @@ pub(crate) fn decode(pem: &str, label: &str) -> Result<Zeroizing<Vec<u8>>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let Some(start) = pem.find(&begin) else {
-        let found = pem
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("-----BEGIN "))
-            .and_then(|l| l.strip_suffix("-----"));
+        // Name the label that is there, but nothing after it: on a one-line
+        // PEM the base64 body (key material) follows right away.
+        let found = pem.split("-----BEGIN ").nth(1).and_then(|rest| {
+            let other = rest.split("-----").next()?;
+            let plain = other.len() <= 40
+                && other
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
+            plain.then_some(other)
+        });
         return Err(Error::invalid_key(match found {
-            Some(other) => format!(
-                "expected a PEM \"{label}\" block, found \"{}\"",
-                crate::alg::truncate(other)
-            ),
+            Some(other) => format!("expected a PEM \"{label}\" block, found \"{other}\""),
             None => format!("expected a PEM \"{label}\" block"),
         }));
     };
@@ -27,12 +30,10 @@ pub(crate) fn decode(pem: &str, label: &str) -> Result<Zeroizing<Vec<u8>>> {
     let body_len = pem[body_start..]
         .find(&end)
         .ok_or_else(|| Error::invalid_key(format!("PEM block \"{label}\" has no END line")))?;
-    let body: Zeroizing<String> = Zeroizing::new(
-        pem[body_start..body_start + body_len]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect(),
-    );
+    let text = &pem[body_start..body_start + body_len];
+    // Sized up front so no reallocation leaves key material behind.
+    let mut body = Zeroizing::new(String::with_capacity(text.len()));
+    body.extend(text.chars().filter(|c| !c.is_ascii_whitespace()));
     STANDARD
         .decode(body.as_bytes())
         .map(Zeroizing::new)
@@ -50,6 +51,12 @@ mod tests {
         let err = decode(pem, "PRIVATE KEY").unwrap_err();
         assert!(err.message().contains("found \"PUBLIC KEY\""), "{err}");
         assert!(decode("-----BEGIN PUBLIC KEY-----\nAA", "PUBLIC KEY").is_err());
+        // A one-line PEM: the label is named, the body after it never is.
+        let one_line =
+            "-----BEGIN EC PRIVATE KEY-----MHcCAQEEIDFK3secret-----END EC PRIVATE KEY-----";
+        let err = decode(one_line, "PRIVATE KEY").unwrap_err();
+        assert!(err.message().contains("found \"EC PRIVATE KEY\""), "{err}");
+        assert!(!err.message().contains("MHcC"), "{err}");
         assert!(decode(
             "-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----",
             "PUBLIC KEY"
