@@ -15,7 +15,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{self as sig, KeyPair as _, ParsedPublicKey};
 use aws_lc_rs::{hmac, rsa};
 use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use jsonwebtoken as jwt;
 use jwt_simple::prelude as js;
 use jwt_simple::prelude::{
@@ -24,6 +24,7 @@ use jwt_simple::prelude::{
     RSAKeyPairLike as _, RSAPublicKeyLike as _,
 };
 use serde::{Deserialize, Serialize};
+use tessera_bench::Op;
 use tessera_jose::{b64, verify_at, Algorithm, KeySet, Signer, SigningKey, UnixTime, Validation};
 
 const KID: &str = "key-2024-01";
@@ -542,106 +543,140 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, alg: Algorithm) {
     }
 }
 
-fn bench_verify(c: &mut Criterion, case: &Case, claims: &Claims) {
-    let alg = case.alg;
-    let token = case.signer.sign(claims).expect("tessera sign");
-    let (input, signature) = split(&token);
-    let mut group = c.benchmark_group(format!("verify-{alg}"));
-    configure(&mut group, alg);
-
-    group.bench_function("tessera", |b| {
-        b.iter(|| {
-            verify_at::<Claims>(black_box(&token), &case.keys, &case.policy, UnixTime::now())
-                .expect("verify")
-        })
-    });
-    group.bench_function("floor", |b| {
-        b.iter(|| {
-            assert!(case.floor_verify(black_box(input.as_bytes()), black_box(&signature)));
-        })
-    });
-    // A yardstick, not a verifier: the least any verifier that returns typed
-    // claims must do — the floor, base64url of signature and payload, serde
-    // into `Claims`, and the exp/iss/aud comparisons. No header parsing, no
-    // duplicate-name check, no key binding, no size limit.
-    group.bench_function("typed-floor", |b| {
-        let now = UnixTime::now().secs().unsigned_abs();
-        b.iter(|| {
-            let token = black_box(token.as_str());
-            let dot = token.rfind('.').expect("compact JWS");
-            let signature = b64::decode(&token[dot + 1..]).expect("base64url");
-            assert!(case.floor_verify(&token.as_bytes()[..dot], &signature));
-            let payload = token[..dot].split_once('.').expect("compact JWS").1;
-            let claims: Claims =
-                serde_json::from_slice(&b64::decode(payload).expect("base64url")).expect("claims");
-            assert!(claims.exp > now && claims.iss == ISS && claims.aud == AUD);
-            claims
-        })
-    });
+/// The verify rows of one algorithm, each verifying the same token.
+fn verify_ops<'a>(case: &'a Case, token: &'a str) -> Vec<Op<'a>> {
+    let (input, signature) = split(token);
+    let mut ops: Vec<Op<'a>> = vec![
+        (
+            "tessera",
+            Box::new(move || {
+                black_box(
+                    verify_at::<Claims>(
+                        black_box(token),
+                        &case.keys,
+                        &case.policy,
+                        UnixTime::now(),
+                    )
+                    .expect("verify"),
+                );
+            }),
+        ),
+        (
+            "floor",
+            Box::new(move || {
+                assert!(case.floor_verify(black_box(input.as_bytes()), black_box(&signature)));
+            }),
+        ),
+        // A yardstick, not a verifier: the least any verifier that returns
+        // typed claims must do — the floor, base64url of signature and
+        // payload, serde into `Claims`, and the exp/iss/aud comparisons. No
+        // header parsing, no duplicate-name check, no key binding, no size limit.
+        (
+            "typed-floor",
+            Box::new(move || {
+                let now = UnixTime::now().secs().unsigned_abs();
+                let token = black_box(token);
+                let dot = token.rfind('.').expect("compact JWS");
+                let signature = b64::decode(&token[dot + 1..]).expect("base64url");
+                assert!(case.floor_verify(&token.as_bytes()[..dot], &signature));
+                let payload = token[..dot].split_once('.').expect("compact JWS").1;
+                let claims: Claims =
+                    serde_json::from_slice(&b64::decode(payload).expect("base64url"))
+                        .expect("claims");
+                assert!(claims.exp > now && claims.iss == ISS && claims.aud == AUD);
+                black_box(claims);
+            }),
+        ),
+    ];
     if let Some(j) = &case.jsonwebtoken {
-        group.bench_function("jsonwebtoken", |b| {
-            b.iter(|| {
-                jwt::decode::<Claims>(black_box(&token), &j.decoding, &j.validation)
-                    .expect("verify")
-            })
-        });
+        ops.push((
+            "jsonwebtoken",
+            Box::new(move || {
+                black_box(
+                    jwt::decode::<Claims>(black_box(token), &j.decoding, &j.validation)
+                        .expect("verify"),
+                );
+            }),
+        ));
     }
     if let Some((_, verify)) = &case.jwt_simple {
-        // verify_token takes its options by value; cloning them is setup.
+        // verify_token takes its options by value, so each op clones them
+        // (a few small allocations, well under 5% of its cost).
         let options = js_options();
-        group.bench_function("jwt-simple", |b| {
-            b.iter_batched(
-                || options.clone(),
-                |o| verify(black_box(&token), o),
-                BatchSize::SmallInput,
-            )
-        });
+        ops.push((
+            "jwt-simple",
+            Box::new(move || {
+                black_box(verify(black_box(token), options.clone()));
+            }),
+        ));
     }
-    group.finish();
+    ops
 }
 
-fn bench_sign(c: &mut Criterion, case: &Case, claims: &Claims) {
-    let alg = case.alg;
+/// The sign rows of one algorithm, each signing the same claims.
+fn sign_ops<'a>(case: &'a Case, claims: &'a Claims) -> Vec<Op<'a>> {
     let token = case.signer.sign(claims).expect("tessera sign");
-    let (input, _) = split(&token);
+    let input = split(&token).0.to_owned();
+    let header = input.split_once('.').expect("compact JWS").0.to_owned();
     let rng = SystemRandom::new();
-    let mut group = c.benchmark_group(format!("sign-{alg}"));
-    configure(&mut group, alg);
-
-    group.bench_function("tessera", |b| {
-        b.iter(|| case.signer.sign(black_box(claims)).expect("sign"))
-    });
-    group.bench_function("floor", |b| {
-        let mut out = [0u8; 1024];
-        b.iter(|| case.floor_sign(&rng, black_box(input.as_bytes()), &mut out))
-    });
-    // The yardstick for signing: serde_json of `Claims`, base64url, the floor
-    // signature and its base64url, into one token string.
-    group.bench_function("typed-floor", |b| {
-        let header = input.split_once('.').expect("compact JWS").0;
-        let mut out = [0u8; 1024];
-        b.iter(|| {
-            let json = serde_json::to_vec(black_box(claims)).expect("json");
-            let mut token = String::with_capacity(header.len() + json.len() * 2 + 400);
-            token.push_str(header);
-            token.push('.');
-            b64::encode_into(&json, &mut token);
-            let n = case.floor_sign(&rng, token.as_bytes(), &mut out);
-            token.push('.');
-            b64::encode_into(&out[..n], &mut token);
-            token
-        })
-    });
+    let mut out = [0u8; 1024];
+    let mut yardstick_out = [0u8; 1024];
+    let yardstick_rng = SystemRandom::new();
+    let mut ops: Vec<Op<'a>> = vec![
+        (
+            "tessera",
+            Box::new(move || {
+                black_box(case.signer.sign(black_box(claims)).expect("sign"));
+            }),
+        ),
+        (
+            "floor",
+            Box::new(move || {
+                black_box(case.floor_sign(&rng, black_box(input.as_bytes()), &mut out));
+            }),
+        ),
+        // The yardstick for signing: serde_json of `Claims`, base64url, the
+        // floor signature and its base64url, into one token string.
+        (
+            "typed-floor",
+            Box::new(move || {
+                let json = serde_json::to_vec(black_box(claims)).expect("json");
+                let mut token = String::with_capacity(header.len() + json.len() * 2 + 400);
+                token.push_str(&header);
+                token.push('.');
+                b64::encode_into(&json, &mut token);
+                let n = case.floor_sign(&yardstick_rng, token.as_bytes(), &mut yardstick_out);
+                token.push('.');
+                b64::encode_into(&yardstick_out[..n], &mut token);
+                black_box(token);
+            }),
+        ),
+    ];
     if let Some(j) = &case.jsonwebtoken {
-        group.bench_function("jsonwebtoken", |b| {
-            b.iter(|| jwt::encode(&j.header, black_box(claims), &j.encoding).expect("sign"))
-        });
+        ops.push((
+            "jsonwebtoken",
+            Box::new(move || {
+                black_box(jwt::encode(&j.header, black_box(claims), &j.encoding).expect("sign"));
+            }),
+        ));
     }
     if let Some((sign, _)) = &case.jwt_simple {
-        // jwt-simple takes its claims envelope by value; building it is setup.
-        group.bench_function("jwt-simple", |b| {
-            b.iter_batched(|| to_js(claims), sign, BatchSize::SmallInput)
-        });
+        // jwt-simple takes its claims envelope by value; each op builds it.
+        ops.push((
+            "jwt-simple",
+            Box::new(move || {
+                black_box(sign(to_js(black_box(claims))));
+            }),
+        ));
+    }
+    ops
+}
+
+fn bench_group(c: &mut Criterion, name: String, alg: Algorithm, ops: Vec<Op<'_>>) {
+    let mut group = c.benchmark_group(name);
+    configure(&mut group, alg);
+    for (name, mut op) in ops {
+        group.bench_function(name, |b| b.iter(&mut op));
     }
     group.finish();
 }
@@ -678,13 +713,167 @@ fn main() {
         sanity(case, &claims);
     }
 
+    if std::env::args().any(|a| a == "--interleaved") {
+        interleaved::run(&cases, &claims);
+        return;
+    }
+
     let mut c = Criterion::default().configure_from_args();
-    for case in &cases {
-        bench_verify(&mut c, case, &claims);
+    let tokens: Vec<String> = cases
+        .iter()
+        .map(|case| case.signer.sign(&claims).expect("tessera sign"))
+        .collect();
+    for (case, token) in cases.iter().zip(&tokens) {
+        bench_group(
+            &mut c,
+            format!("verify-{}", case.alg),
+            case.alg,
+            verify_ops(case, token),
+        );
     }
     for case in &cases {
-        bench_sign(&mut c, case, &claims);
+        bench_group(
+            &mut c,
+            format!("sign-{}", case.alg),
+            case.alg,
+            sign_ops(case, &claims),
+        );
     }
     bench_rsa_keygen(&mut c);
     c.final_summary();
+}
+
+/// `cargo bench -p tessera-bench --bench jwt -- --interleaved`: every row of
+/// a group measured in turn, round after round, in thread CPU time (see
+/// `tessera_bench::measure`), printed as markdown with the goals.
+mod interleaved {
+    use super::{sign_ops, verify_ops, Case, Claims, ALGS};
+    use tessera_bench::measure;
+    use tessera_jose::Algorithm;
+
+    const ROUNDS: usize = 31;
+
+    /// (operation, algorithm, (row, median ns) for each row).
+    type Measured = (&'static str, Algorithm, Vec<(&'static str, f64)>);
+    const ROWS: [&str; 5] = [
+        "tessera",
+        "floor",
+        "typed-floor",
+        "jsonwebtoken",
+        "jwt-simple",
+    ];
+
+    pub(super) fn run(cases: &[Case], claims: &Claims) {
+        let mut results: Vec<Measured> = Vec::new();
+        for case in cases {
+            let token = case.signer.sign(claims).expect("tessera sign");
+            for (op, mut ops) in [
+                ("verify", verify_ops(case, &token)),
+                ("sign", sign_ops(case, claims)),
+            ] {
+                let times = measure(&mut ops, ROUNDS);
+                let rows = ops.iter().map(|(name, _)| *name).zip(times).collect();
+                eprintln!("measured {op}-{}", case.alg);
+                results.push((op, case.alg, rows));
+            }
+        }
+        for op in ["verify", "sign"] {
+            println!("\n### {op}, interleaved (median ns/op over {ROUNDS} rounds, thread CPU time; ratio to floor)\n");
+            let compared: Vec<&str> = ROWS.into_iter().filter(|r| *r != "floor").collect();
+            let heads: Vec<String> = compared.iter().map(|r| format!("{r}/floor")).collect();
+            println!("| alg | {} | {} |", ROWS.join(" | "), heads.join(" | "));
+            println!(
+                "|---|{}|",
+                vec!["--:"; ROWS.len() + compared.len()].join("|")
+            );
+            for (_, alg, rows) in results.iter().filter(|r| r.0 == op) {
+                let get = |name: &str| rows.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+                let floor = get("floor").unwrap_or(f64::NAN);
+                let ns: Vec<String> = ROWS
+                    .iter()
+                    .map(|r| get(r).map_or("—".into(), |t| format!("{t:.0}")))
+                    .collect();
+                let ratios: Vec<String> = compared
+                    .iter()
+                    .map(|r| get(r).map_or("—".into(), |t| format!("{:.2}x", t / floor)))
+                    .collect();
+                println!("| {alg} | {} | {} |", ns.join(" | "), ratios.join(" | "));
+            }
+        }
+        goals(&results);
+    }
+
+    fn goals(results: &[Measured]) {
+        let ratio = |op: &str, alg: Algorithm| {
+            results
+                .iter()
+                .find(|r| r.0 == op && r.1 == alg)
+                .map(|(_, _, rows)| {
+                    let get = |name: &str| {
+                        rows.iter()
+                            .find(|(n, _)| *n == name)
+                            .map_or(f64::NAN, |(_, t)| *t)
+                    };
+                    get("tessera") / get("floor")
+                })
+        };
+        let mut faster = Vec::new();
+        for (op, alg, rows) in results {
+            let tessera = rows
+                .iter()
+                .find(|(n, _)| *n == "tessera")
+                .map_or(f64::NAN, |(_, t)| *t);
+            for (peer, t) in rows
+                .iter()
+                .filter(|(n, _)| *n == "jsonwebtoken" || *n == "jwt-simple")
+            {
+                if *t <= tessera {
+                    faster.push(format!(
+                        "{op} {alg}: {peer} {t:.0} ns <= tessera {tessera:.0} ns"
+                    ));
+                }
+            }
+        }
+        let check = |op: &str, algs: &[Algorithm], limit: f64| {
+            let parts: Vec<String> = algs
+                .iter()
+                .filter_map(|&a| ratio(op, a).map(|r| (a, r)))
+                .map(|(a, r)| format!("{a} {r:.2}x{}", if r <= limit { "" } else { " ✗" }))
+                .collect();
+            let met = algs
+                .iter()
+                .all(|&a| ratio(op, a).is_some_and(|r| r <= limit));
+            format!(
+                "{} ({})",
+                if met { "**met**" } else { "**not met**" },
+                parts.join(", ")
+            )
+        };
+        let asymmetric: Vec<Algorithm> = ALGS.into_iter().filter(|a| !a.is_symmetric()).collect();
+        println!("\n### Goals (interleaved figures)\n");
+        println!(
+            "1. faster than both peers for every algorithm, verify and sign: {}",
+            if faster.is_empty() {
+                "**met**".to_owned()
+            } else {
+                format!("**not met** ({})", faster.join("; "))
+            }
+        );
+        println!(
+            "2. verify within 1.05x of the floor, asymmetric: {}",
+            check("verify", &asymmetric, 1.05)
+        );
+        println!(
+            "3. HS256 verify within 2x of raw HMAC: {}",
+            check("verify", &[Algorithm::HS256], 2.0)
+        );
+        println!(
+            "4. sign within 1.05x of the floor, asymmetric: {}",
+            check("sign", &asymmetric, 1.05)
+        );
+        println!(
+            "5. HS256 sign within 1.5x of raw HMAC: {}",
+            check("sign", &[Algorithm::HS256], 1.5)
+        );
+    }
 }
