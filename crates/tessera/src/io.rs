@@ -52,23 +52,44 @@ pub(crate) fn read_jwks_source(source: &str) -> Result<Zeroizing<String>> {
     if !(source.starts_with("http://") || source.starts_with("https://")) {
         return read_text(Path::new(source));
     }
+    let url = reqwest::Url::parse(source).context("--jwks is not a valid URL")?;
+    // Messages name the URL without any user:password it may carry.
+    let shown = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.path()
+    );
+    // Keys fetched in clear text can be swapped on the way; plain http is
+    // for a local authority only.
+    let host = url.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if url.scheme() == "http" && !loopback {
+        bail!("{shown}: a JWKS URL must use https (plain http only for localhost)");
+    }
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("building the HTTP client")?;
     let response = client
-        .get(source)
+        .get(url)
         .header("accept", "application/json")
         .send()
-        .with_context(|| format!("fetching {source}"))?;
+        .map_err(|e| anyhow::anyhow!("fetching {shown}: {}", e.without_url()))?;
     if !response.status().is_success() {
-        bail!("fetching {source}: HTTP {}", response.status());
+        bail!("fetching {shown}: HTTP {}", response.status());
     }
     let mut body = String::new();
     response
         .take(MAX_INPUT)
         .read_to_string(&mut body)
-        .with_context(|| format!("reading {source}"))?;
+        .with_context(|| format!("reading {shown}"))?;
     Ok(Zeroizing::new(body))
 }
 

@@ -463,3 +463,33 @@ fn verify_empty_jwks_is_a_usage_error() {
     dir.write("empty.json", r#"{"keys":[]}"#);
     assert_eq!(dir.verify("empty.json", &[], &token).code, 2);
 }
+
+// A JWKS over plain http is accepted from a loopback authority only: keys
+// fetched in clear text from elsewhere could be swapped on the way.
+#[test]
+fn verify_jwks_url_plain_http_only_for_loopback() {
+    let dir = Dir::new();
+    dir.es256();
+    let token = dir.sign("key.json", &[]);
+    let run = dir.verify("http://jwks.example.com/jwks.json", &[], &token);
+    run.usage();
+    assert!(run.stderr.contains("https"), "{run:#?}");
+}
+
+// Credentials in a JWKS URL never appear in messages, and redirects are not
+// followed (a redirect could leave the loopback rule behind).
+#[test]
+fn verify_jwks_url_hides_credentials_and_refuses_redirects() {
+    let dir = Dir::new();
+    dir.es256();
+    let token = dir.sign("key.json", &[]);
+    let (url, _) = serve_once("302 Found", String::new());
+    let with_user = url.replace("http://", "http://alice:s3cret@");
+    let run = dir.verify(&with_user, &[], &token);
+    run.usage();
+    assert!(run.stderr.contains("302"), "{run:#?}");
+    assert!(
+        !run.stderr.contains("s3cret") && !run.stderr.contains("alice"),
+        "{run:#?}"
+    );
+}
