@@ -17,8 +17,10 @@ pub(crate) fn token(arg: Option<String>) -> Result<String> {
         Some(t) if t != "-" => return Ok(t.to_owned()),
         _ => {
             let mut buf = Vec::new();
+            // One byte more than the limit, so that an oversized token is
+            // refused as too_large rather than cut and judged by its prefix.
             std::io::stdin()
-                .take(MAX_INPUT)
+                .take(MAX_INPUT + 1)
                 .read_to_end(&mut buf)
                 .context("reading the token from stdin")?;
             String::from_utf8(buf)

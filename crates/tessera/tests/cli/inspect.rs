@@ -229,3 +229,15 @@ fn lint_exit_code_survives_a_closed_stdout() {
         assert_eq!(child.wait().unwrap().code(), Some(1));
     }
 }
+
+// A token over the 1 MiB the CLI reads is refused as too_large, never cut
+// to a prefix and judged by that.
+#[test]
+fn oversized_stdin_is_too_large_not_truncated() {
+    let dir = Dir::new();
+    let huge = "A".repeat((1 << 20) + 10);
+    dir.run_stdin(&["token", "decode"], &huge)
+        .rejected("too_large");
+    dir.run_stdin(&["token", "lint"], &huge)
+        .rejected("too_large");
+}
