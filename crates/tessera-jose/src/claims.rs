@@ -153,7 +153,7 @@ pub enum Claim {
 }
 
 impl Claim {
-    /// Every registered claim, in the order of [`REGISTERED_NAMES`].
+    /// Every registered claim, in RFC 7519 §4.1 order.
     pub const ALL: [Claim; 7] = [
         Self::Iss,
         Self::Sub,
