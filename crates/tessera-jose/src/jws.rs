@@ -29,7 +29,7 @@ use crate::validation::Validation;
 #[derive(Debug)]
 pub struct Signer {
     key: SigningKey,
-    typ: String,
+    /// The base64url header, encoded once.
     header: String,
 }
 
@@ -38,7 +38,6 @@ impl Signer {
     pub fn new(key: SigningKey) -> Self {
         let mut signer = Self {
             key,
-            typ: String::new(),
             header: String::new(),
         };
         signer.set_typ("JWT");
@@ -60,7 +59,6 @@ impl Signer {
         }
         header.insert("typ".into(), typ.into());
         let json = serde_json::Value::Object(header).to_string();
-        self.typ = typ.to_owned();
         self.header = b64::encode(json);
     }
 
