@@ -31,9 +31,7 @@ pub fn encode_into(input: impl AsRef<[u8]>, out: &mut String) {
 /// `malformed` for padding, characters outside the URL-safe alphabet, an
 /// impossible length, or non-zero trailing bits (a non-canonical encoding).
 pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>> {
-    STRICT.decode(input).map_err(|_| {
-        Error::malformed("invalid base64url (RFC 7515 §2: unpadded, URL-safe, canonical)")
-    })
+    STRICT.decode(input).map_err(|_| invalid())
 }
 
 /// Decodes canonical unpadded base64url, appending to `out`.
@@ -41,9 +39,11 @@ pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>> {
 /// # Errors
 /// As [`decode`].
 pub fn decode_into(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    STRICT.decode_vec(input, out).map_err(|_| {
-        Error::malformed("invalid base64url (RFC 7515 §2: unpadded, URL-safe, canonical)")
-    })
+    STRICT.decode_vec(input, out).map_err(|_| invalid())
+}
+
+fn invalid() -> Error {
+    Error::malformed("invalid base64url (RFC 7515 §2: unpadded, URL-safe, canonical)")
 }
 
 #[cfg(test)]

@@ -233,15 +233,7 @@ impl<'a> RegisteredClaims<'a> {
     /// Builds the typed claims from the raw members found by the scanner,
     /// without copying strings that have no escapes.
     pub(crate) fn from_raw(raw: &[Option<&'a str>; 7]) -> Result<Self> {
-        let string = |i: usize| -> Result<Option<Cow<'a, str>>> {
-            raw[i]
-                .map(|r| {
-                    json::raw_str(r).ok_or_else(|| {
-                        Error::malformed(format!("\"{}\" must be a string", REGISTERED_NAMES[i]))
-                    })
-                })
-                .transpose()
-        };
+        let string = |i: usize| json::string_member(raw[i], "", REGISTERED_NAMES[i]);
         let date = |i: usize| {
             raw[i]
                 .map(|r| {

@@ -473,6 +473,20 @@ pub(crate) fn utf8(bytes: &[u8]) -> Result<&str> {
     std::str::from_utf8(bytes).map_err(|_| Error::malformed("JSON is not valid UTF-8"))
 }
 
+/// The string value of an optional member found by the scanner: `None`
+/// when absent, `malformed` ("{context}\"{name}\" must be a string") when
+/// present but not a string.
+pub(crate) fn string_member<'a>(
+    raw: Option<&'a str>,
+    context: &str,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>> {
+    raw.map(|r| {
+        raw_str(r).ok_or_else(|| Error::malformed(format!("{context}\"{name}\" must be a string")))
+    })
+    .transpose()
+}
+
 /// Returns the string value of a raw JSON member, or `None` when the raw
 /// text is not a string. Borrowed when the string has no escapes.
 pub(crate) fn raw_str(raw: &str) -> Option<Cow<'_, str>> {

@@ -9,7 +9,7 @@ use crate::alg::{truncate, Algorithm};
 use crate::b64;
 use crate::claims::{RegisteredClaims, UnixTime, REGISTERED_NAMES};
 use crate::error::{Error, ErrorKind, Result};
-use crate::json::{self, raw_str};
+use crate::json;
 use crate::key::SigningKey;
 use crate::keyset::KeySet;
 use crate::validation::Validation;
@@ -176,18 +176,10 @@ fn parse_header(bytes: &[u8], validation: Option<&Validation>) -> Result<(Header
     let text = json::utf8(bytes)?;
     let mut raw = [None; 5];
     json::scan_object(text, &HEADER_NAMES, &mut raw)?;
-    let string = |i: usize| -> Result<Option<Arc<str>>> {
-        raw[i]
-            .map(|r| {
-                raw_str(r).map(Arc::from).ok_or_else(|| {
-                    Error::malformed(format!("header \"{}\" must be a string", HEADER_NAMES[i]))
-                })
-            })
-            .transpose()
+    let string = |i: usize| {
+        json::string_member(raw[i], "header ", HEADER_NAMES[i]).map(|s| s.map(Arc::from))
     };
-    let alg_name = raw[0]
-        .map(|r| raw_str(r).ok_or_else(|| Error::malformed("header \"alg\" must be a string")))
-        .transpose()?
+    let alg_name = json::string_member(raw[0], "header ", "alg")?
         .ok_or_else(|| Error::malformed("header has no \"alg\""))?;
     let alg = Algorithm::from_name(&alg_name).ok_or_else(|| {
         Error::new(

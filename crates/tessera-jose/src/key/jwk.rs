@@ -8,7 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use zeroize::Zeroizing;
 
 use super::{
-    check_rsa_bits, check_secret, ecdsa_signing, hmac_algorithm, mismatch, Private, PublicParams,
+    check_rsa_bits, check_secret, ecdsa_signing, hmac_algorithm, mismatch, uncompressed_point,
+    Private, PublicParams,
 };
 use super::{SigningKey, VerifyingKey};
 use crate::alg::{Algorithm, Curve, Family};
@@ -159,20 +160,20 @@ impl Jwk {
     /// (RFC 7517 §4.2, §4.3): `use` absent or `"sig"`, `key_ops` absent or
     /// containing `"verify"`.
     pub fn allows_verification(&self) -> bool {
-        self.use_.as_deref().is_none_or(|u| u == "sig")
-            && self
-                .key_ops
-                .as_ref()
-                .is_none_or(|ops| ops.iter().any(|o| o == "verify"))
+        self.allows("verify")
     }
 
     /// True when `use` and `key_ops` allow signing.
     pub fn allows_signing(&self) -> bool {
+        self.allows("sign")
+    }
+
+    fn allows(&self, op: &str) -> bool {
         self.use_.as_deref().is_none_or(|u| u == "sig")
             && self
                 .key_ops
                 .as_ref()
-                .is_none_or(|ops| ops.iter().any(|o| o == "sign"))
+                .is_none_or(|ops| ops.iter().any(|o| o == op))
     }
 
     /// The algorithm a key must be bound to: the JWK's own `alg` and the
@@ -352,10 +353,7 @@ impl Jwk {
                 if d.len() != curve.coordinate_len() {
                     return Err(Error::invalid_key("EC private key d has the wrong length"));
                 }
-                let mut point = Vec::with_capacity(1 + x.len() + y.len());
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
+                let point = uncompressed_point(&x, &y);
                 Private::Ec(
                     sig::EcdsaKeyPair::from_private_key_and_public_key(
                         ecdsa_signing(curve),

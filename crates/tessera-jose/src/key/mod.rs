@@ -577,6 +577,15 @@ fn mismatch(alg: Algorithm) -> Error {
     Error::invalid_key(format!("key type does not fit algorithm {alg}"))
 }
 
+/// The SEC 1 uncompressed encoding `04 || x || y` of an EC public key.
+pub(crate) fn uncompressed_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let mut point = Vec::with_capacity(1 + x.len() + y.len());
+    point.push(4);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    point
+}
+
 impl PublicParams {
     fn from_point(curve: Curve, point: &[u8]) -> Option<Self> {
         let len = curve.coordinate_len();
@@ -654,11 +663,7 @@ impl VerifyingKey {
                 .map_err(rejected("invalid RSA public key"))?
             }
             PublicParams::Ec { x, y, .. } => {
-                let mut point = Vec::with_capacity(1 + x.len() + y.len());
-                point.push(4);
-                point.extend_from_slice(x);
-                point.extend_from_slice(y);
-                ParsedPublicKey::new(verification(alg), point)
+                ParsedPublicKey::new(verification(alg), uncompressed_point(x, y))
                     .map_err(rejected("invalid EC public key (not a point on the curve)"))?
             }
             PublicParams::Ed25519 { x } => {
