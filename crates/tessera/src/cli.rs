@@ -26,6 +26,29 @@ pub(crate) enum Command {
     /// Sign, verify, decode and lint tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run the token authority.
+    Serve(ServeArgs),
+}
+
+/// `tessera serve`: flags win over `TESSERA_<SECTION>_<KEY>` environment
+/// variables, which win over the config file.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// TOML config file (see tessera.example.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Data folder (SQLite database, key-encryption key, admin token).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// Issuer URL (default http://<listen>).
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: Option<String>,
+    /// postgres://... to run on PostgreSQL instead of the embedded SQLite.
+    #[arg(long, value_name = "URL")]
+    pub(crate) database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! error for usage and configuration faults (exit 2).
 
 mod keys;
+mod serve;
 mod token;
 
 use anyhow::Result;
@@ -12,5 +13,6 @@ pub(crate) fn run(args: Args) -> Result<u8> {
     match args.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Token(cmd) => token::run(cmd),
+        Command::Serve(args) => serve::run(args),
     }
 }

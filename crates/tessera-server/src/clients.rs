@@ -1,0 +1,484 @@
+//! Registered clients: RFC 7591 metadata, registration rules, secrets, and
+//! the in-memory table the token endpoint reads (no database read per
+//! request).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tessera_jose::{Algorithm, JwkSet, KeySet};
+
+use crate::config::TokenSettings;
+
+/// How a client proves who it is at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// A JWT assertion signed with a registered key (RFC 7523).
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    /// The RFC 7591 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    /// Whether the client has a secret.
+    pub fn uses_secret(self) -> bool {
+        !matches!(self, Self::PrivateKeyJwt)
+    }
+}
+
+/// The grants this server implements today.
+pub const GRANTS: [&str; 1] = ["client_credentials"];
+
+/// Every algorithm a `private_key_jwt` assertion may use (asymmetric only).
+pub const ASSERTION_ALGS: [Algorithm; 10] = [
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::ES512,
+    Algorithm::EdDSA,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// Claims a client's static `claims` may not set: the server owns them.
+const RESERVED_CLAIMS: [&str; 13] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "act",
+    "cnf",
+    "may_act",
+    "auth_time",
+];
+
+/// Registration request (RFC 7591 names plus Tessera's own).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    client_name: Option<String>,
+    grant_types: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    scope: Option<String>,
+    jwks: Option<Value>,
+    audiences: Option<Vec<String>>,
+    access_token_ttl: Option<u64>,
+    claims: Option<Map<String, Value>>,
+    token_format: Option<String>,
+}
+
+/// A client's metadata as stored and as the admin API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Metadata {
+    /// Human name.
+    pub client_name: String,
+    /// Grants it may use.
+    pub grant_types: Vec<String>,
+    /// Its one authentication method.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Allowed scopes, space-separated (empty: none).
+    pub scope: String,
+    /// Public keys for `private_key_jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    /// Allowed audiences; tokens carry all of them unless one is asked for.
+    pub audiences: Vec<String>,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl: u64,
+    /// Static claims added to every token.
+    pub claims: Map<String, Value>,
+    /// `jwt` (opaque tokens come with the token-lifecycle work).
+    pub token_format: String,
+}
+
+/// Why a registration was refused (RFC 7591 §3.2.2 `invalid_client_metadata`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MetadataError(pub String);
+
+fn bad(msg: impl Into<String>) -> MetadataError {
+    MetadataError(msg.into())
+}
+
+impl Registration {
+    /// The client `tessera serve` registers on first start so that the
+    /// banner's `curl` works at once.
+    pub fn quickstart() -> Self {
+        Self {
+            client_name: Some("quickstart".to_owned()),
+            grant_types: None,
+            token_endpoint_auth_method: None,
+            scope: None,
+            jwks: None,
+            audiences: None,
+            access_token_ttl: None,
+            claims: None,
+            token_format: None,
+        }
+    }
+
+    /// Applies defaults and checks every member.
+    ///
+    /// # Errors
+    /// A [`MetadataError`] naming the member at fault.
+    pub fn validate(self, tokens: &TokenSettings) -> Result<Metadata, MetadataError> {
+        let client_name = self.client_name.unwrap_or_default();
+        if client_name.trim().is_empty() || client_name.len() > 200 {
+            return Err(bad("client_name is required (1 to 200 characters)"));
+        }
+        let grant_types = self
+            .grant_types
+            .unwrap_or_else(|| vec!["client_credentials".to_owned()]);
+        if grant_types.is_empty() {
+            return Err(bad("grant_types must name at least one grant"));
+        }
+        for g in &grant_types {
+            if !GRANTS.contains(&g.as_str()) {
+                return Err(bad(format!(
+                    "grant_types: {:?} is not supported; supported: {}",
+                    short(g),
+                    GRANTS.join(", ")
+                )));
+            }
+        }
+        let method = match self.token_endpoint_auth_method.as_deref() {
+            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
+            Some("client_secret_post") => AuthMethod::ClientSecretPost,
+            Some("private_key_jwt") => AuthMethod::PrivateKeyJwt,
+            Some(other) => {
+                return Err(bad(format!(
+                    "token_endpoint_auth_method {:?} is not supported; use client_secret_basic, client_secret_post or private_key_jwt",
+                    short(other)
+                )))
+            }
+        };
+        let scope = self.scope.unwrap_or_default();
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            if !is_scope_token(s) {
+                return Err(bad(format!(
+                    "scope {:?} has characters RFC 6749 §3.3 does not allow",
+                    short(s)
+                )));
+            }
+        }
+        let scope = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let jwks = match (method, self.jwks) {
+            (AuthMethod::PrivateKeyJwt, Some(jwks)) => {
+                assertion_keys(&jwks)?;
+                Some(jwks)
+            }
+            (AuthMethod::PrivateKeyJwt, None) => return Err(bad(
+                "private_key_jwt needs jwks: the public keys the client signs its assertions with",
+            )),
+            (_, Some(_)) => {
+                return Err(bad(
+                    "jwks is only for token_endpoint_auth_method private_key_jwt",
+                ))
+            }
+            (_, None) => None,
+        };
+        let audiences = self
+            .audiences
+            .unwrap_or_else(|| vec![tokens.default_audience.clone()]);
+        if audiences.is_empty() || audiences.iter().any(|a| a.is_empty() || a.len() > 512) {
+            return Err(bad("audiences must be non-empty strings"));
+        }
+        let max = tokens.max_access_token_ttl.as_secs();
+        let access_token_ttl = self
+            .access_token_ttl
+            .unwrap_or(tokens.access_token_ttl.as_secs());
+        if access_token_ttl == 0 || access_token_ttl > max {
+            return Err(bad(format!(
+                "access_token_ttl must be 1 to {max} seconds (tokens.max_access_token_ttl)"
+            )));
+        }
+        let claims = self.claims.unwrap_or_default();
+        for name in claims.keys() {
+            if RESERVED_CLAIMS.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "claims: {:?} is set by the server and cannot be configured",
+                    short(name)
+                )));
+            }
+        }
+        let findings = tessera_jose::lint::sensitive_claims(&claims);
+        if let Some(f) = findings.first() {
+            return Err(bad(format!("claims: {}", f.message)));
+        }
+        let token_format = self.token_format.unwrap_or_else(|| "jwt".to_owned());
+        if token_format != "jwt" {
+            return Err(bad("token_format: only \"jwt\" is available (opaque tokens come with the token-lifecycle release)"));
+        }
+        Ok(Metadata {
+            client_name,
+            grant_types,
+            token_endpoint_auth_method: method,
+            scope,
+            jwks,
+            audiences,
+            access_token_ttl,
+            claims,
+            token_format,
+        })
+    }
+}
+
+/// The assertion-verification keys of a registered JWKS.
+///
+/// # Errors
+/// When the JWKS is not usable: no public signing key, or private members.
+pub fn assertion_keys(jwks: &Value) -> Result<KeySet, MetadataError> {
+    let text = jwks.to_string();
+    let set = JwkSet::parse(&text).map_err(|e| bad(format!("jwks: {}", e.message())))?;
+    if set.keys.iter().any(tessera_jose::Jwk::is_private) {
+        return Err(bad(
+            "jwks must hold public keys only; never send a private key",
+        ));
+    }
+    let keys = KeySet::from_jwks(&set, &ASSERTION_ALGS)
+        .map_err(|e| bad(format!("jwks: {}", e.message())))?;
+    if keys.is_empty() {
+        return Err(bad("jwks holds no asymmetric signature key with an \"alg\" (ES256, EdDSA, RS256, PS256...)"));
+    }
+    Ok(keys)
+}
+
+fn is_scope_token(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// A client as the token endpoint sees it.
+pub struct Client {
+    /// Its id.
+    pub id: String,
+    /// Metadata.
+    pub metadata: Metadata,
+    /// SHA-256 of its secret.
+    secret_hash: Option<[u8; 32]>,
+    /// Assertion keys (private_key_jwt).
+    pub assertion_keys: Option<KeySet>,
+    /// Allowed scopes.
+    pub scopes: Vec<String>,
+    /// Tokens issued to it (a counter handle: no registry lookup per token).
+    pub issued: metrics::Counter,
+    /// The metadata JSON as stored (to tell whether a reload changed it).
+    pub stored: String,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("client_name", &self.metadata.client_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Builds from a stored row.
+    ///
+    /// # Errors
+    /// When the stored metadata or hash no longer parses.
+    pub fn from_row(
+        row: &crate::store::ClientRow,
+        issued: metrics::Counter,
+    ) -> Result<Self, String> {
+        let metadata: Metadata = serde_json::from_str(&row.metadata)
+            .map_err(|e| format!("client {}: metadata: {e}", row.client_id))?;
+        let secret_hash = match &row.secret_hash {
+            Some(h) => {
+                let bytes = tessera_jose::b64::decode(h)
+                    .map_err(|_| format!("client {}: secret hash", row.client_id))?;
+                Some(
+                    <[u8; 32]>::try_from(bytes.as_slice())
+                        .map_err(|_| format!("client {}: secret hash", row.client_id))?,
+                )
+            }
+            None => None,
+        };
+        let assertion_keys = match &metadata.jwks {
+            Some(jwks) => {
+                Some(assertion_keys(jwks).map_err(|e| format!("client {}: {e}", row.client_id))?)
+            }
+            None => None,
+        };
+        let scopes = metadata
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
+            id: row.client_id.clone(),
+            metadata,
+            secret_hash,
+            assertion_keys,
+            scopes,
+            issued,
+            stored: row.metadata.clone(),
+        })
+    }
+
+    /// Checks a presented secret: SHA-256, then a constant-time comparison.
+    /// A 256-bit random secret needs no slow password hash: nobody can
+    /// guess it, and a stolen hash does not reveal it.
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        let Some(stored) = &self.secret_hash else {
+            return false;
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, presented.as_bytes());
+        aws_lc_rs::constant_time::verify_slices_are_equal(digest.as_ref(), stored).is_ok()
+    }
+}
+
+/// A new secret (256 random bits, base64url) and its stored hash.
+pub fn new_secret() -> (zeroize::Zeroizing<String>, String) {
+    let secret = zeroize::Zeroizing::new(format!("tcs_{}", crate::random_id(32)));
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    (secret, tessera_jose::b64::encode(digest.as_ref()))
+}
+
+/// The client table the hot path reads.
+pub type ClientTable = HashMap<String, Arc<Client>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn tokens() -> TokenSettings {
+        Config::defaults().unwrap().tokens
+    }
+
+    fn reg(json: Value) -> Result<Metadata, MetadataError> {
+        serde_json::from_value::<Registration>(json)
+            .unwrap()
+            .validate(&tokens())
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_name() {
+        let m = reg(serde_json::json!({"client_name": "orders"})).unwrap();
+        assert_eq!(m.grant_types, vec!["client_credentials"]);
+        assert_eq!(m.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(m.audiences, vec!["http://127.0.0.1:8080"]);
+        assert_eq!(m.access_token_ttl, 900);
+        assert_eq!(m.token_format, "jwt");
+    }
+
+    #[test]
+    fn refusals_name_the_member() {
+        let cases = [
+            (serde_json::json!({}), "client_name"),
+            (
+                serde_json::json!({"client_name": "x", "grant_types": ["password"]}),
+                "grant_types",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "token_endpoint_auth_method": "none"}),
+                "token_endpoint_auth_method",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "scope": "a\"b"}),
+                "scope",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "token_endpoint_auth_method": "private_key_jwt"}),
+                "jwks",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "jwks": {"keys": []}}),
+                "jwks",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "audiences": []}),
+                "audiences",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "access_token_ttl": 86400}),
+                "access_token_ttl",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "claims": {"sub": "root"}}),
+                "claims",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "claims": {"password": "hunter2"}}),
+                "claims",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "claims": {"x": "4111 1111 1111 1111"}}),
+                "claims",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "token_format": "opaque"}),
+                "token_format",
+            ),
+        ];
+        for (json, member) in cases {
+            let e = reg(json.clone()).unwrap_err();
+            assert!(e.0.contains(member), "{json}: {e}");
+            assert!(!e.0.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn private_jwks_is_refused_and_public_accepted() {
+        let key = tessera_jose::SigningKey::generate(Algorithm::ES256).unwrap();
+        let private: Value = serde_json::from_str(&key.to_private_jwk_json().unwrap()).unwrap();
+        let e = reg(serde_json::json!({"client_name": "x", "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [private]}})).unwrap_err();
+        assert!(e.0.contains("public keys only"), "{e}");
+        let public = serde_json::to_value(key.public_jwk().unwrap()).unwrap();
+        let m = reg(serde_json::json!({"client_name": "x", "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [public]}})).unwrap();
+        assert_eq!(m.token_endpoint_auth_method, AuthMethod::PrivateKeyJwt);
+    }
+
+    #[test]
+    fn secrets_check_in_constant_time_against_the_hash() {
+        let (secret, hash) = new_secret();
+        assert!(secret.starts_with("tcs_") && secret.len() > 40);
+        let row = crate::store::ClientRow {
+            client_id: "c".into(),
+            metadata: serde_json::to_string(&reg(serde_json::json!({"client_name": "x"})).unwrap())
+                .unwrap(),
+            secret_hash: Some(hash),
+            created_at: 0,
+        };
+        let client = Client::from_row(&row, metrics::Counter::noop()).unwrap();
+        assert!(client.secret_matches(&secret));
+        assert!(!client.secret_matches("tcs_wrong"));
+        assert!(!client.secret_matches(""));
+        assert!(!format!("{client:?}").contains(secret.as_str()));
+    }
+}

@@ -1,0 +1,638 @@
+//! Settings: defaults, then a TOML file, then `TESSERA_<SECTION>_<KEY>`
+//! environment variables, then command-line flags. Everything is validated
+//! here, before the data folder or the database is touched, and an error
+//! names the setting at fault.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use tessera_jose::Algorithm;
+
+/// A setting that is missing, malformed or inconsistent with another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    /// Dotted name of the setting (`keys.grace`), or the file at fault.
+    pub setting: String,
+    /// What is wrong and what would be accepted.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The validated settings of one `tessera serve` process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The `iss` of every token and the base of every endpoint URL (no trailing `/`).
+    pub issuer: String,
+    /// Data folder: the SQLite file, the key-encryption key, the admin token.
+    pub data: PathBuf,
+    /// `sqlite://...` or `postgres://...`; the default is `<data>/tessera.db`.
+    pub database_url: String,
+    /// On first start, register a `quickstart` client and write its
+    /// credentials to `<data>/quickstart.credentials`.
+    pub quickstart_client: bool,
+    /// Key lifecycle.
+    pub keys: KeySettings,
+    /// Access tokens.
+    pub tokens: TokenSettings,
+    /// `Cache-Control: max-age` of the JWKS and discovery documents.
+    pub jwks_max_age: Duration,
+    /// Where the admin token is written on first start.
+    pub admin_token_file: PathBuf,
+}
+
+/// Key lifecycle settings (DESIGN.md, "Key lifecycle").
+#[derive(Clone, Debug)]
+pub struct KeySettings {
+    /// Signing algorithms with an active key each; never HS*.
+    pub algorithms: Vec<Algorithm>,
+    /// How long a key signs before its successor takes over.
+    pub rotation_period: Duration,
+    /// How long a key is published before it signs.
+    pub prepublish: Duration,
+    /// How long a retired key stays published.
+    pub grace: Duration,
+    /// The key-encryption key file (32 random bytes, mode 0600).
+    pub kek_file: PathBuf,
+    /// How often a node re-reads keys and clients (other nodes may have
+    /// changed them) and drives due transitions.
+    pub refresh_interval: Duration,
+    /// RSA modulus size for RS*/PS* keys.
+    pub rsa_bits: usize,
+}
+
+/// Access-token settings.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    /// Default lifetime.
+    pub access_token_ttl: Duration,
+    /// Longest lifetime a client may be configured with.
+    pub max_access_token_ttl: Duration,
+    /// Clock skew verifiers are expected to allow (used to check `grace`).
+    pub leeway: Duration,
+    /// Largest access token the server will issue, in bytes.
+    pub size_budget: usize,
+    /// `aud` of tokens for a client registered without `audiences`.
+    pub default_audience: String,
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--data`.
+    pub data: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+const SECTIONS: [&str; 5] = ["server", "keys", "tokens", "jwks", "admin"];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    keys: RawKeys,
+    #[serde(default)]
+    tokens: RawTokens,
+    #[serde(default)]
+    jwks: RawJwks,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    issuer: Option<String>,
+    data: Option<PathBuf>,
+    database_url: Option<String>,
+    quickstart_client: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    #[serde(default, deserialize_with = "string_or_list")]
+    algorithms: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "duration")]
+    rotation_period: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    prepublish: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    grace: Option<Duration>,
+    kek_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration")]
+    refresh_interval: Option<Duration>,
+    rsa_bits: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    #[serde(default, deserialize_with = "duration")]
+    access_token_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    max_access_token_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    leeway: Option<Duration>,
+    size_budget: Option<usize>,
+    default_audience: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwks {
+    #[serde(default, deserialize_with = "duration")]
+    max_age: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token_file: Option<PathBuf>,
+}
+
+/// A duration as humantime text (`"90d"`, `"15m"`) or a number of seconds.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Some(Duration::from_secs(s))),
+        Raw::Text(t) => humantime::parse_duration(&t).map(Some).map_err(|e| {
+            de::Error::custom(format!(
+                "{t:?} is not a duration ({e}); use forms like 90s, 15m, 10d"
+            ))
+        }),
+    }
+}
+
+/// A list of names, as a TOML array or one comma-separated string.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(Some(match Raw::deserialize(d)? {
+        Raw::List(v) => v,
+        Raw::Text(t) => t
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    }))
+}
+
+impl Config {
+    /// Defaults only (what `tessera serve` with no flags runs on).
+    ///
+    /// # Errors
+    /// Never in practice; the defaults are valid.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::load(None, std::iter::empty(), &Overrides::default())
+    }
+
+    /// Reads `file` (if any), applies `env` (pairs as from
+    /// [`std::env::vars`]; only `TESSERA_<SECTION>_<KEY>` names of the five
+    /// sections are read) and `overrides`, and validates the result.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first setting that is wrong.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+                })?;
+                text.parse::<toml::Table>().map_err(|e| {
+                    ConfigError::new(
+                        path.display().to_string(),
+                        format!("not valid TOML: {}", e.message()),
+                    )
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().message().to_owned();
+                ConfigError::new(setting_of(&path), message)
+            })?;
+        Self::validate(raw, overrides)
+    }
+
+    fn validate(raw: RawConfig, over: &Overrides) -> Result<Self, ConfigError> {
+        let listen_text = over
+            .listen
+            .clone()
+            .or(raw.server.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError::new(
+                "server.listen",
+                format!("{listen_text:?} is not an address such as 127.0.0.1:8080"),
+            )
+        })?;
+        let issuer = over
+            .issuer
+            .clone()
+            .or(raw.server.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let issuer = check_issuer(&issuer)?;
+        let data = over
+            .data
+            .clone()
+            .or(raw.server.data)
+            .unwrap_or_else(|| PathBuf::from("tessera-data"));
+        let database_url = match over.database_url.clone().or(raw.server.database_url) {
+            Some(url) => {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    return Err(ConfigError::new(
+                        "server.database_url",
+                        "must start with sqlite:, postgres:// or postgresql://",
+                    ));
+                }
+                url
+            }
+            None => format!("sqlite://{}?mode=rwc", data.join("tessera.db").display()),
+        };
+
+        let k = raw.keys;
+        let names = k.algorithms.unwrap_or_else(|| vec!["ES256".to_owned()]);
+        if names.is_empty() {
+            return Err(ConfigError::new(
+                "keys.algorithms",
+                "at least one signing algorithm is needed (ES256, ES384, ES512, EdDSA, RS256..., PS256...)",
+            ));
+        }
+        let mut algorithms = Vec::new();
+        for name in &names {
+            let alg = Algorithm::from_name(name).ok_or_else(|| {
+                ConfigError::new(
+                    "keys.algorithms",
+                    format!("{name:?} is not a JWS algorithm Tessera signs with"),
+                )
+            })?;
+            if alg.is_symmetric() {
+                return Err(ConfigError::new(
+                    "keys.algorithms",
+                    format!("{alg} is refused: the authority signs with asymmetric keys only, so no verifier ever holds a secret that can mint tokens"),
+                ));
+            }
+            if !algorithms.contains(&alg) {
+                algorithms.push(alg);
+            }
+        }
+        let rotation_period = k.rotation_period.unwrap_or(days(90));
+        let prepublish = k.prepublish.unwrap_or(days(2));
+        let grace = k.grace.unwrap_or(days(10));
+        let refresh_interval = k.refresh_interval.unwrap_or(Duration::from_secs(10));
+        let rsa_bits = k.rsa_bits.unwrap_or(2048);
+        if ![2048, 3072, 4096].contains(&rsa_bits) {
+            return Err(ConfigError::new(
+                "keys.rsa_bits",
+                "must be 2048, 3072 or 4096",
+            ));
+        }
+        if prepublish >= rotation_period {
+            return Err(ConfigError::new(
+                "keys.prepublish",
+                format!(
+                    "{} must be shorter than keys.rotation_period ({})",
+                    human(prepublish),
+                    human(rotation_period)
+                ),
+            ));
+        }
+        if refresh_interval.is_zero() {
+            return Err(ConfigError::new(
+                "keys.refresh_interval",
+                "must be longer than zero",
+            ));
+        }
+
+        let t = raw.tokens;
+        let access_token_ttl = t.access_token_ttl.unwrap_or(Duration::from_secs(15 * 60));
+        let max_access_token_ttl = t.max_access_token_ttl.unwrap_or(Duration::from_secs(3600));
+        let leeway = t.leeway.unwrap_or(Duration::from_secs(60));
+        if access_token_ttl.is_zero() || access_token_ttl > max_access_token_ttl {
+            return Err(ConfigError::new(
+                "tokens.access_token_ttl",
+                format!(
+                    "{} must be above zero and at most tokens.max_access_token_ttl ({})",
+                    human(access_token_ttl),
+                    human(max_access_token_ttl)
+                ),
+            ));
+        }
+        if grace < max_access_token_ttl + leeway {
+            return Err(ConfigError::new(
+                "keys.grace",
+                format!(
+                    "{} is shorter than the longest token lifetime plus leeway ({} + {}): tokens signed by a retired key would stop verifying before they expire",
+                    human(grace),
+                    human(max_access_token_ttl),
+                    human(leeway)
+                ),
+            ));
+        }
+        let size_budget = t.size_budget.unwrap_or(tessera_jose::lint::DEFAULT_BUDGET);
+        if size_budget < 256 {
+            return Err(ConfigError::new(
+                "tokens.size_budget",
+                "must be at least 256 bytes (an ES256 token with no claims is about 200)",
+            ));
+        }
+        let default_audience = t.default_audience.unwrap_or_else(|| issuer.clone());
+        if default_audience.is_empty() {
+            return Err(ConfigError::new(
+                "tokens.default_audience",
+                "must not be empty",
+            ));
+        }
+
+        let jwks_max_age = raw
+            .jwks
+            .max_age
+            .unwrap_or_else(|| Duration::from_secs(300).min(prepublish / 2));
+        if jwks_max_age > prepublish / 2 {
+            return Err(ConfigError::new(
+                "jwks.max_age",
+                format!(
+                    "{} is over half of keys.prepublish ({}): a verifier could still hold a key set without the next key when it starts signing",
+                    human(jwks_max_age),
+                    human(prepublish)
+                ),
+            ));
+        }
+
+        let kek_file = k.kek_file.unwrap_or_else(|| data.join("kek"));
+        let admin_token_file = raw
+            .admin
+            .token_file
+            .unwrap_or_else(|| data.join("admin.token"));
+        Ok(Self {
+            listen,
+            issuer,
+            data,
+            database_url,
+            quickstart_client: raw.server.quickstart_client.unwrap_or(true),
+            keys: KeySettings {
+                algorithms,
+                rotation_period,
+                prepublish,
+                grace,
+                kek_file,
+                refresh_interval,
+                rsa_bits,
+            },
+            tokens: TokenSettings {
+                access_token_ttl,
+                max_access_token_ttl,
+                leeway,
+                size_budget,
+                default_audience,
+            },
+            jwks_max_age,
+            admin_token_file,
+        })
+    }
+
+    /// The token endpoint's URL.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
+}
+
+fn human(d: Duration) -> impl fmt::Display {
+    humantime::format_duration(d)
+}
+
+fn check_issuer(issuer: &str) -> Result<String, ConfigError> {
+    let trimmed = issuer.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    let ok =
+        rest.is_some_and(|r| !r.is_empty() && !r.contains(['?', '#', ' ']) && !r.starts_with('/'));
+    if !ok {
+        return Err(ConfigError::new(
+            "server.issuer",
+            format!("{issuer:?} must be an http:// or https:// URL with no query or fragment"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Sets `TESSERA_<SECTION>_<KEY>` values into `table`. A value is read as a
+/// TOML value where it parses (numbers, booleans, arrays), else as a string.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut sorted = BTreeMap::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("TESSERA_") else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let Some((section, key)) = SECTIONS.iter().find_map(|s| {
+            lower
+                .strip_prefix(s)
+                .and_then(|k| k.strip_prefix('_'))
+                .map(|k| (*s, k.to_owned()))
+        }) else {
+            continue;
+        };
+        sorted.insert((section, key), (name, value));
+    }
+    for ((section, key), (name, value)) in sorted {
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value));
+        let entry = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(section_table) = entry else {
+            return Err(ConfigError::new(
+                section,
+                format!("must be a table (set by the file), so {name} cannot apply"),
+            ));
+        };
+        section_table.insert(key, parsed);
+    }
+    Ok(())
+}
+
+/// The dotted name of the setting an error is about (serde_path_to_error
+/// includes an unknown key in the path).
+fn setting_of(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        "config".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.data, PathBuf::from("tessera-data"));
+        assert!(c.is_sqlite());
+        assert_eq!(c.keys.algorithms, vec![Algorithm::ES256]);
+        assert_eq!(c.keys.rotation_period, days(90));
+        assert_eq!(c.keys.prepublish, days(2));
+        assert_eq!(c.keys.grace, days(10));
+        assert_eq!(c.tokens.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(c.tokens.size_budget, 1024);
+        assert!(c.jwks_max_age <= c.keys.prepublish / 2);
+        assert_eq!(c.token_endpoint(), "http://127.0.0.1:8080/token");
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[keys]\nalgorithms = [\"ES256\"]\ngrace = \"20d\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("TESSERA_KEYS_ALGORITHMS", "ES256,EdDSA"),
+                ("TESSERA_KEYS_ROTATION_PERIOD", "30d"),
+                ("TESSERA_SERVER_LISTEN", "127.0.0.1:9001"),
+                ("TESSERA_TEST_DATABASE_URL", "ignored: not a section"),
+            ]),
+            &Overrides {
+                listen: Some("127.0.0.1:9002".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.keys.algorithms, vec![Algorithm::ES256, Algorithm::EdDSA]);
+        assert_eq!(c.keys.rotation_period, days(30));
+        assert_eq!(c.keys.grace, days(20));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9002");
+        assert_eq!(c.issuer, "http://127.0.0.1:9002");
+    }
+
+    fn err(pairs: &[(&str, &str)]) -> ConfigError {
+        Config::load(None, env(pairs), &Overrides::default()).unwrap_err()
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        assert_eq!(
+            err(&[("TESSERA_KEYS_ALGORITHMS", "HS256")]).setting,
+            "keys.algorithms"
+        );
+        assert_eq!(
+            err(&[("TESSERA_KEYS_ALGORITHMS", "none")]).setting,
+            "keys.algorithms"
+        );
+        assert_eq!(err(&[("TESSERA_KEYS_GRACE", "30m")]).setting, "keys.grace");
+        assert_eq!(
+            err(&[("TESSERA_KEYS_PREPUBLISH", "100d")]).setting,
+            "keys.prepublish"
+        );
+        assert_eq!(
+            err(&[("TESSERA_JWKS_MAX_AGE", "2d")]).setting,
+            "jwks.max_age"
+        );
+        assert_eq!(
+            err(&[("TESSERA_SERVER_LISTEN", "nowhere")]).setting,
+            "server.listen"
+        );
+        assert_eq!(
+            err(&[("TESSERA_SERVER_ISSUER", "ftp://x")]).setting,
+            "server.issuer"
+        );
+        assert_eq!(
+            err(&[("TESSERA_SERVER_DATABASE_URL", "mysql://x")]).setting,
+            "server.database_url"
+        );
+        assert_eq!(
+            err(&[("TESSERA_KEYS_RSA_BITS", "1024")]).setting,
+            "keys.rsa_bits"
+        );
+        let e = err(&[("TESSERA_KEYS_GRACE", "soon")]);
+        assert!(e.message.contains("not a duration"), "{e}");
+        let e = err(&[("TESSERA_SERVER_COLOUR", "blue")]);
+        assert_eq!(e.setting, "server.colour", "{e}");
+    }
+
+    #[test]
+    fn bad_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[server\nlisten=").unwrap();
+        let e = Config::load(Some(&file), Vec::new(), &Overrides::default()).unwrap_err();
+        assert!(e.setting.ends_with("bad.toml"), "{e}");
+        let missing = dir.path().join("missing.toml");
+        let e = Config::load(Some(&missing), Vec::new(), &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("cannot read"), "{e}");
+    }
+}

@@ -1,0 +1,227 @@
+//! The admin API, behind the admin bearer token (compared as SHA-256 in
+//! constant time): clients and keys.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tessera_jose::Algorithm;
+
+use super::OAuthError;
+use crate::clients::{Metadata, Registration};
+use crate::lifecycle::LifecycleError;
+use crate::server::AppState;
+
+const ACTOR: &str = "admin";
+
+fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), OAuthError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(OAuthError::admin_unauthorized)?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, presented.as_bytes());
+    aws_lc_rs::constant_time::verify_slices_are_equal(digest.as_ref(), &st.admin_hash)
+        .map_err(|_| OAuthError::admin_unauthorized())
+}
+
+/// serde_json's message without an echoed input value.
+fn describe(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.split_once(": ") {
+        Some((head, _)) if head.starts_with("invalid") => head.to_owned(),
+        _ => text,
+    }
+}
+
+fn client_json(client_id: &str, created_at: i64, metadata: &Metadata) -> Value {
+    let mut v = serde_json::to_value(metadata).unwrap_or_else(|_| json!({}));
+    if let Some(map) = v.as_object_mut() {
+        map.insert("client_id".into(), json!(client_id));
+        map.insert("client_id_issued_at".into(), json!(created_at));
+    }
+    v
+}
+
+pub(super) async fn create_client(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    authorize(&st, &headers)?;
+    let registration: Registration = serde_json::from_slice(&body).map_err(|e| {
+        OAuthError::invalid_client_metadata(format!(
+            "body is not valid client metadata JSON: {}",
+            describe(&e)
+        ))
+    })?;
+    let metadata = registration
+        .validate(&st.config.tokens)
+        .map_err(|e| OAuthError::invalid_client_metadata(e.0))?;
+    let (row, secret) = st
+        .register(&metadata, ACTOR)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    tracing::info!(client_id = %row.client_id, "client registered");
+    let mut out = client_json(&row.client_id, row.created_at, &metadata);
+    if let (Some(map), Some(secret)) = (out.as_object_mut(), secret) {
+        map.insert("client_secret".into(), json!(secret.as_str()));
+        map.insert("client_secret_expires_at".into(), json!(0));
+    }
+    let mut resp = (StatusCode::CREATED, Json(out)).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
+}
+
+pub(super) async fn list_clients(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    authorize(&st, &headers)?;
+    let rows = st
+        .store
+        .clients()
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let metadata: Metadata =
+            serde_json::from_str(&row.metadata).map_err(|e| OAuthError::internal(&e))?;
+        out.push(client_json(&row.client_id, row.created_at, &metadata));
+    }
+    Ok(Json(json!({ "clients": out })).into_response())
+}
+
+pub(super) async fn delete_client(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, OAuthError> {
+    authorize(&st, &headers)?;
+    let deleted = st
+        .store
+        .delete_client(&id)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    if !deleted {
+        return Err(OAuthError::not_found("no client with that id"));
+    }
+    let now = st.clock.now();
+    st.store
+        .audit(now, ACTOR, "client_deleted", &id)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    st.reload_clients()
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    tracing::info!(client_id = %id, "client deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn list_keys(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    authorize(&st, &headers)?;
+    let rows = st
+        .store
+        .keys()
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|k| {
+            json!({
+                "kid": k.kid,
+                "alg": k.alg.name(),
+                "state": k.state.name(),
+                "created_at": k.created_at,
+                "activate_at": k.activate_at,
+                "activated_at": k.activated_at,
+                "retired_at": k.retired_at,
+                "remove_at": k.remove_at,
+                "removed_at": k.removed_at,
+                "compromised_at": k.compromised_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "keys": keys })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    alg: Option<String>,
+    #[serde(default)]
+    immediate: bool,
+}
+
+fn lifecycle_error(e: LifecycleError) -> OAuthError {
+    match e {
+        LifecycleError::UnknownKid(_) => OAuthError::not_found(e.to_string()),
+        LifecycleError::NotConfigured(_) => OAuthError::invalid_request(e.to_string()),
+        LifecycleError::Raced => OAuthError::conflict(e.to_string()),
+        other => OAuthError::internal(&other),
+    }
+}
+
+pub(super) async fn rotate(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    authorize(&st, &headers)?;
+    let req: RotateRequest = if body.is_empty() {
+        RotateRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| OAuthError::invalid_request(format!("body: {}", describe(&e))))?
+    };
+    let algs: Vec<Algorithm> = match req.alg {
+        Some(name) => vec![Algorithm::from_name(&name)
+            .ok_or_else(|| OAuthError::invalid_request("alg is not a JWS algorithm"))?],
+        None => st.config.keys.algorithms.clone(),
+    };
+    let mut out = Vec::new();
+    for alg in algs {
+        out.push(
+            st.lifecycle
+                .rotate(alg, req.immediate, ACTOR)
+                .await
+                .map_err(lifecycle_error)?,
+        );
+    }
+    st.reload_keys()
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    tracing::info!(rotations = ?out, "manual rotation");
+    Ok(Json(json!({ "rotations": out })).into_response())
+}
+
+pub(super) async fn compromised(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(kid): Path<String>,
+) -> Result<Response, OAuthError> {
+    authorize(&st, &headers)?;
+    let successor = st
+        .lifecycle
+        .compromise(&kid, ACTOR)
+        .await
+        .map_err(lifecycle_error)?;
+    st.reload_keys()
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    tracing::warn!(kid = %kid, successor = ?successor, "key marked compromised");
+    Ok(Json(json!({ "kid": kid, "state": "compromised", "successor": successor })).into_response())
+}

@@ -1,0 +1,372 @@
+//! The token endpoint: `client_credentials` (RFC 6749 §4.4) with
+//! `client_secret_basic`, `client_secret_post` and `private_key_jwt`
+//! (RFC 7523) client authentication; access tokens per RFC 9068.
+//!
+//! The hot path reads the client and the signing key from memory (no
+//! database read, no lock); only `private_key_jwt` writes, to remember the
+//! assertion's `jti`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tessera_jose::{Claim, UnixTime, Validation};
+
+use super::OAuthError;
+use crate::clients::{AuthMethod, Client};
+use crate::server::AppState;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How long ahead an assertion's `exp` may be: its `jti` is remembered
+/// until then.
+const MAX_ASSERTION_LIFETIME: i64 = 3600;
+
+pub(super) async fn token(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match issue(&st, &headers, &body).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            st.metrics.error(e.code());
+            e.into_response()
+        }
+    }
+}
+
+/// The form, each parameter at most once (RFC 6749 §3.2).
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let mut params = HashMap::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        if params
+            .insert(name.to_string(), value.into_owned())
+            .is_some()
+        {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {:?} is repeated",
+                name.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    Ok(params)
+}
+
+async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+    let params = parse_form(headers, body)?;
+    let client = authenticate(st, headers, &params).await?;
+
+    let grant = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    if grant != "client_credentials" {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {:?} is not supported here; use client_credentials",
+            grant.chars().take(60).collect::<String>()
+        )));
+    }
+    if !client.metadata.grant_types.iter().any(|g| g == grant) {
+        return Err(OAuthError::unauthorized_client(
+            "this client is not registered for the client_credentials grant",
+        ));
+    }
+
+    let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
+    let audience = granted_audience(&client, &params)?;
+
+    let ring = st.ring.load();
+    let key = ring
+        .primary()
+        .ok_or_else(|| OAuthError::unavailable("no active signing key yet"))?;
+    let now = st.clock.now();
+    let ttl = i64::try_from(client.metadata.access_token_ttl).unwrap_or(900);
+    let claims = AccessClaims {
+        iss: &st.config.issuer,
+        sub: &client.id,
+        aud: audience,
+        exp: now.saturating_add(ttl),
+        iat: now,
+        jti: crate::random_id(16),
+        client_id: &client.id,
+        scope: (!scope.is_empty()).then_some(scope.as_str()),
+        extra: &client.metadata.claims,
+    };
+    let token = key
+        .signer
+        .sign(&claims)
+        .map_err(|e| OAuthError::internal(&e))?;
+    let budget = st.config.tokens.size_budget;
+    if token.len() > budget {
+        tracing::warn!(client_id = %client.id, bytes = token.len(), budget, "token over the size budget: refused");
+        return Err(OAuthError::invalid_request(format!(
+            "the access token would be {} bytes, over the server's {budget}-byte budget; ask for fewer scopes or one audience",
+            token.len()
+        )));
+    }
+    client.issued.increment(1);
+    let mut body = serde_json::json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+    });
+    if !scope.is_empty() {
+        body["scope"] = Value::String(scope);
+    }
+    let mut resp = axum::Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+/// RFC 9068 §2.2 claims, then the client's static claims.
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: Audience<'a>,
+    exp: i64,
+    iat: i64,
+    jti: String,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(&'a str),
+    Many(&'a [String]),
+}
+
+/// The requested scope if every part is allowed; all allowed scopes when
+/// none is requested.
+fn granted_scope(client: &Client, requested: Option<&str>) -> Result<String, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(client.metadata.scope.clone());
+    };
+    let mut granted: Vec<&str> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !client.scopes.iter().any(|a| a == s) {
+            return Err(OAuthError::invalid_scope(format!(
+                "scope {:?} is not allowed for this client",
+                s.chars().take(60).collect::<String>()
+            )));
+        }
+        if !granted.contains(&s) {
+            granted.push(s);
+        }
+    }
+    Ok(granted.join(" "))
+}
+
+/// `audience` (or RFC 8707 `resource`) narrows `aud` to one of the
+/// client's audiences; without it the token names all of them.
+fn granted_audience<'a>(
+    client: &'a Client,
+    params: &HashMap<String, String>,
+) -> Result<Audience<'a>, OAuthError> {
+    let asked = match (params.get("audience"), params.get("resource")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "send audience or resource, not both",
+            ))
+        }
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    let all = &client.metadata.audiences;
+    match asked {
+        Some(a) => all
+            .iter()
+            .find(|x| *x == a)
+            .map(|x| Audience::One(x))
+            .ok_or_else(|| {
+                OAuthError::invalid_target("that audience is not allowed for this client")
+            }),
+        None if all.len() == 1 => Ok(Audience::One(&all[0])),
+        None => Ok(Audience::Many(all)),
+    }
+}
+
+/// Finds and authenticates the client by exactly one method, the one it
+/// registered.
+async fn authenticate(
+    st: &AppState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<Arc<Client>, OAuthError> {
+    let basic = headers.get(header::AUTHORIZATION).map(basic_credentials);
+    let assertion =
+        params.contains_key("client_assertion") || params.contains_key("client_assertion_type");
+    let post = params.contains_key("client_secret");
+    let methods = usize::from(basic.is_some()) + usize::from(assertion) + usize::from(post);
+    if methods > 1 {
+        return Err(OAuthError::invalid_request(
+            "use exactly one client authentication method",
+        ));
+    }
+    let clients = st.clients.load();
+    let unknown = |basic| OAuthError::invalid_client("client authentication failed", basic);
+
+    if let Some(parsed) = basic {
+        let (id, secret) = parsed.ok_or_else(|| {
+            OAuthError::invalid_client("Authorization header is not valid Basic credentials", true)
+        })?;
+        if params.get("client_id").is_some_and(|c| *c != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id differs from the authenticated client",
+            ));
+        }
+        let client = clients.get(&id).ok_or_else(|| unknown(true))?;
+        if client.metadata.token_endpoint_auth_method != AuthMethod::ClientSecretBasic
+            || !client.secret_matches(&secret)
+        {
+            return Err(unknown(true));
+        }
+        return Ok(Arc::clone(client));
+    }
+    if post {
+        let id = params
+            .get("client_id")
+            .ok_or_else(|| OAuthError::invalid_request("client_secret needs client_id"))?;
+        let secret = params
+            .get("client_secret")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let client = clients.get(id).ok_or_else(|| unknown(false))?;
+        if client.metadata.token_endpoint_auth_method != AuthMethod::ClientSecretPost
+            || !client.secret_matches(secret)
+        {
+            return Err(unknown(false));
+        }
+        return Ok(Arc::clone(client));
+    }
+    if assertion {
+        return private_key_jwt(st, &clients, params).await;
+    }
+    Err(OAuthError::invalid_client(
+        "no client authentication: use HTTP Basic, client_secret or a client_assertion",
+        false,
+    ))
+}
+
+/// `Authorization: Basic` with form-encoded id and secret (RFC 6749 §2.3.1).
+fn basic_credentials(value: &HeaderValue) -> Option<(String, zeroize::Zeroizing<String>)> {
+    let text = value.to_str().ok()?;
+    let (scheme, rest) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    use base64::Engine as _;
+    let raw = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?,
+    );
+    let raw = std::str::from_utf8(&raw).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    let decode = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((decode(id), zeroize::Zeroizing::new(decode(secret))))
+}
+
+/// RFC 7523 §3 client authentication.
+async fn private_key_jwt(
+    st: &AppState,
+    clients: &crate::clients::ClientTable,
+    params: &HashMap<String, String>,
+) -> Result<Arc<Client>, OAuthError> {
+    if params.get("client_assertion_type").map(String::as_str) != Some(ASSERTION_TYPE) {
+        return Err(OAuthError::invalid_request(format!(
+            "client_assertion_type must be {ASSERTION_TYPE}"
+        )));
+    }
+    let assertion = params
+        .get("client_assertion")
+        .ok_or_else(|| OAuthError::invalid_request("client_assertion is missing"))?;
+    let failed =
+        |why: &str| OAuthError::invalid_client(format!("client assertion rejected: {why}"), false);
+    // The issuer names the client; read it before verifying to pick its keys.
+    let unverified = tessera_jose::decode_unverified(assertion, tessera_jose::DEFAULT_MAX_SIZE)
+        .map_err(|e| failed(e.code()))?;
+    let iss = unverified
+        .registered
+        .iss
+        .as_deref()
+        .ok_or_else(|| failed("no iss"))?
+        .to_owned();
+    if params.get("client_id").is_some_and(|c| *c != iss) {
+        return Err(OAuthError::invalid_request(
+            "client_id differs from the assertion's iss",
+        ));
+    }
+    let client = clients.get(&iss).ok_or_else(|| failed("unknown client"))?;
+    let keys = match (
+        &client.metadata.token_endpoint_auth_method,
+        &client.assertion_keys,
+    ) {
+        (AuthMethod::PrivateKeyJwt, Some(keys)) => keys,
+        _ => {
+            return Err(failed(
+                "this client does not authenticate with private_key_jwt",
+            ))
+        }
+    };
+    let validation = Validation::new()
+        .issuer(iss.clone())
+        .audience(st.config.token_endpoint())
+        .audience(st.config.issuer.clone())
+        .require(Claim::Sub)
+        .require(Claim::Jti)
+        .leeway(st.config.tokens.leeway);
+    let now = st.clock.now();
+    let verified =
+        tessera_jose::verify_at::<Value>(assertion, keys, &validation, UnixTime::from_secs(now))
+            .map_err(|e| failed(e.code()))?;
+    let reg = verified.registered();
+    if reg.sub.as_deref() != Some(iss.as_str()) {
+        return Err(failed("sub must equal iss (the client_id)"));
+    }
+    let exp = reg.exp.map_or(now, UnixTime::secs);
+    if exp > now.saturating_add(MAX_ASSERTION_LIFETIME) {
+        return Err(failed("exp is more than an hour ahead"));
+    }
+    let jti = reg.jti.as_deref().unwrap_or_default();
+    let leeway = crate::clock::secs(st.config.tokens.leeway);
+    let fresh = st
+        .store
+        .use_assertion(&client.id, jti, exp.saturating_add(leeway), now)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    if !fresh {
+        return Err(failed("jti was already used"));
+    }
+    Ok(Arc::clone(client))
+}

@@ -1,0 +1,576 @@
+//! Key lifecycle (DESIGN.md): pending -> active -> retired -> removed, plus
+//! compromised. Every transition is one database transaction whose updates
+//! are conditional on the state it read, and the schema allows one active
+//! and one pending key per algorithm, so when two nodes race exactly one
+//! wins and the other changes nothing.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use tessera_jose::{Algorithm, Jwk, Signer, SigningKey};
+use tokio::sync::Mutex;
+
+use crate::clock::{secs, Clock};
+use crate::config::KeySettings;
+use crate::kek::{Kek, KekError};
+use crate::store::{Store, StoreError};
+
+/// Where a key is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    /// Published in the JWKS, not signing yet.
+    Pending,
+    /// Signing (one per algorithm) and published.
+    Active,
+    /// Published for the grace period, no longer signing.
+    Retired,
+    /// Gone from the JWKS; private part destroyed.
+    Removed,
+    /// Gone from the JWKS at once; private part destroyed.
+    Compromised,
+}
+
+impl KeyState {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Removed => "removed",
+            Self::Compromised => "compromised",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => Self::Pending,
+            "active" => Self::Active,
+            "retired" => Self::Retired,
+            "removed" => Self::Removed,
+            "compromised" => Self::Compromised,
+            _ => return None,
+        })
+    }
+
+    /// Whether keys in this state are in the JWKS.
+    pub fn is_published(self) -> bool {
+        matches!(self, Self::Pending | Self::Active | Self::Retired)
+    }
+}
+
+/// One row of the key table.
+#[derive(Clone)]
+pub struct KeyRow {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// The one algorithm the key is bound to.
+    pub alg: Algorithm,
+    /// Lifecycle state.
+    pub state: KeyState,
+    /// Public JWK (with kid, alg, use).
+    pub public_jwk: String,
+    /// The sealed private JWK, or None once destroyed.
+    pub private_sealed: Option<String>,
+    /// Created.
+    pub created_at: i64,
+    /// When it starts (or started) signing.
+    pub activate_at: i64,
+    /// When it did start signing.
+    pub activated_at: Option<i64>,
+    /// When it stopped signing.
+    pub retired_at: Option<i64>,
+    /// When it leaves the JWKS.
+    pub remove_at: Option<i64>,
+    /// When it left the JWKS.
+    pub removed_at: Option<i64>,
+    /// When it was marked compromised.
+    pub compromised_at: Option<i64>,
+}
+
+impl fmt::Debug for KeyRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRow")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("activate_at", &self.activate_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key-encryption key.
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    /// Key generation or a stored key that does not parse.
+    #[error("key: {0}")]
+    Key(String),
+    /// The kid is not a published key.
+    #[error("no published key has kid {0:?}")]
+    UnknownKid(String),
+    /// The algorithm is not one this server signs with.
+    #[error("{0} is not among keys.algorithms")]
+    NotConfigured(Algorithm),
+    /// Another node changed the keys at the same moment; nothing was done.
+    #[error("another node changed the keys at the same moment; try again")]
+    Raced,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rotation {
+    /// Algorithm.
+    pub alg: &'static str,
+    /// The key that will sign (or signs now).
+    pub kid: String,
+    /// When it signs.
+    pub activate_at: i64,
+    /// The key it replaced, when the switch already happened.
+    pub retired: Option<String>,
+}
+
+/// Drives transitions and builds the signing state from the table.
+pub struct Lifecycle {
+    store: Store,
+    kek: Arc<Kek>,
+    settings: KeySettings,
+    clock: Arc<dyn Clock>,
+    /// One transition at a time within this node (SQLite has one writer
+    /// anyway; on PostgreSQL the database arbitrates between nodes).
+    lock: Mutex<()>,
+}
+
+impl fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lifecycle {
+    /// A lifecycle over `store`.
+    pub fn new(store: Store, kek: Arc<Kek>, settings: KeySettings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            kek,
+            settings,
+            clock,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The clock in use.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Performs every transition that is due now; true if anything changed.
+    ///
+    /// # Errors
+    /// On storage or key failures. A lost race is not an error.
+    pub async fn tick(&self) -> Result<bool, LifecycleError> {
+        let _guard = self.lock.lock().await;
+        let mut changed = false;
+        for &alg in &self.settings.algorithms {
+            match self.step(alg).await {
+                Ok(c) => changed |= c,
+                Err(LifecycleError::Raced) => changed = true,
+                Err(e) => return Err(e),
+            }
+        }
+        changed |= self.retire_unconfigured().await?;
+        Ok(changed)
+    }
+
+    async fn step(&self, alg: Algorithm) -> Result<bool, LifecycleError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let keys = tx.keys().await?;
+        let mut changed = false;
+        for key in keys.iter().filter(|k| k.alg == alg) {
+            if key.state == KeyState::Retired && key.remove_at.is_some_and(|t| t <= now) {
+                changed |= tx.remove(&key.kid, now).await?;
+                tx.audit(now, "scheduler", "key_removed", &key.kid).await?;
+            }
+        }
+        let active = keys
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Active);
+        let pending = keys
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Pending);
+        match (active, pending) {
+            (None, Some(p)) => {
+                // Recovery: nothing signs; the published pending key takes over.
+                expect(tx.activate(&p.kid, now).await?)?;
+                tx.audit(now, "scheduler", "key_activated", &p.kid).await?;
+                changed = true;
+            }
+            (None, None) => {
+                let row = self.new_key(alg, KeyState::Active, now, now)?;
+                insert(&mut tx, &row).await?;
+                tx.audit(now, "scheduler", "key_created_active", &row.kid)
+                    .await?;
+                changed = true;
+            }
+            (Some(a), Some(p)) if p.activate_at <= now => {
+                expect(
+                    tx.retire(&a.kid, now, now.saturating_add(secs(self.settings.grace)))
+                        .await?,
+                )?;
+                expect(tx.activate(&p.kid, now).await?)?;
+                tx.audit(now, "scheduler", "key_retired", &a.kid).await?;
+                tx.audit(now, "scheduler", "key_activated", &p.kid).await?;
+                changed = true;
+            }
+            (Some(a), None) => {
+                let since = a.activated_at.unwrap_or(a.created_at);
+                let due = since.saturating_add(secs(self.settings.rotation_period));
+                let prepublish = secs(self.settings.prepublish);
+                if now >= due.saturating_sub(prepublish) {
+                    // Published at least `prepublish` before it signs, even
+                    // when the node was down when it should have been made.
+                    let at = due.max(now.saturating_add(prepublish));
+                    let row = self.new_key(alg, KeyState::Pending, now, at)?;
+                    insert(&mut tx, &row).await?;
+                    tx.audit(now, "scheduler", "key_created_pending", &row.kid)
+                        .await?;
+                    changed = true;
+                }
+            }
+            (Some(_), Some(_)) => {}
+        }
+        if changed {
+            tx.commit().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Active and pending keys of algorithms no longer configured are
+    /// retired (kept for the grace period) and removed, respectively.
+    async fn retire_unconfigured(&self) -> Result<bool, LifecycleError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let mut changed = false;
+        for key in tx.keys().await? {
+            if self.settings.algorithms.contains(&key.alg) {
+                continue;
+            }
+            match key.state {
+                KeyState::Active => {
+                    let until = now.saturating_add(secs(self.settings.grace));
+                    changed |= tx.retire(&key.kid, now, until).await?;
+                }
+                KeyState::Pending => changed |= tx.remove(&key.kid, now).await?,
+                KeyState::Retired if key.remove_at.is_some_and(|t| t <= now) => {
+                    changed |= tx.remove(&key.kid, now).await?;
+                }
+                _ => {}
+            }
+        }
+        if changed {
+            tx.commit().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Manual rotation of `alg`. `immediate`: the next key signs now (the
+    /// pending key if there is one, else a fresh key; verifiers that have
+    /// not seen it fetch the JWKS on the unknown kid). Otherwise a new key
+    /// is published now and signs after `prepublish`, like a scheduled
+    /// rotation; when one is already pending, that one is reported.
+    ///
+    /// # Errors
+    /// [`LifecycleError::NotConfigured`], storage or key failures, or
+    /// [`LifecycleError::Raced`].
+    pub async fn rotate(
+        &self,
+        alg: Algorithm,
+        immediate: bool,
+        actor: &str,
+    ) -> Result<Rotation, LifecycleError> {
+        if !self.settings.algorithms.contains(&alg) {
+            return Err(LifecycleError::NotConfigured(alg));
+        }
+        let _guard = self.lock.lock().await;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let keys = tx.keys().await?;
+        let active = keys
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Active);
+        let pending = keys
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Pending);
+        let grace_end = now.saturating_add(secs(self.settings.grace));
+        let rotation = if immediate {
+            let mut retired = None;
+            if let Some(a) = active {
+                expect(tx.retire(&a.kid, now, grace_end).await?)?;
+                tx.audit(now, actor, "key_retired", &a.kid).await?;
+                retired = Some(a.kid.clone());
+            }
+            let kid = match pending {
+                Some(p) => {
+                    expect(tx.activate(&p.kid, now).await?)?;
+                    p.kid.clone()
+                }
+                None => {
+                    let row = self.new_key(alg, KeyState::Active, now, now)?;
+                    insert(&mut tx, &row).await?;
+                    row.kid
+                }
+            };
+            tx.audit(now, actor, "key_activated", &kid).await?;
+            Rotation {
+                alg: alg.name(),
+                kid,
+                activate_at: now,
+                retired,
+            }
+        } else if let Some(p) = pending {
+            return Ok(Rotation {
+                alg: alg.name(),
+                kid: p.kid.clone(),
+                activate_at: p.activate_at,
+                retired: None,
+            });
+        } else {
+            let at = now.saturating_add(secs(self.settings.prepublish));
+            let row = self.new_key(alg, KeyState::Pending, now, at)?;
+            insert(&mut tx, &row).await?;
+            tx.audit(now, actor, "key_created_pending", &row.kid)
+                .await?;
+            Rotation {
+                alg: alg.name(),
+                kid: row.kid,
+                activate_at: at,
+                retired: None,
+            }
+        };
+        tx.commit().await?;
+        Ok(rotation)
+    }
+
+    /// Marks `kid` compromised: it leaves the JWKS and, if it was signing,
+    /// its successor (the pending key, or a fresh one) becomes active, in
+    /// the same transaction.
+    ///
+    /// # Errors
+    /// [`LifecycleError::UnknownKid`] when no published key has that kid;
+    /// storage or key failures.
+    pub async fn compromise(
+        &self,
+        kid: &str,
+        actor: &str,
+    ) -> Result<Option<String>, LifecycleError> {
+        let _guard = self.lock.lock().await;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let keys = tx.keys().await?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid && k.state.is_published())
+            .ok_or_else(|| LifecycleError::UnknownKid(kid.to_owned()))?;
+        expect(tx.compromise(kid, now).await?)?;
+        tx.audit(now, actor, "key_compromised", kid).await?;
+        let mut successor = None;
+        if key.state == KeyState::Active && self.settings.algorithms.contains(&key.alg) {
+            let pending = keys
+                .iter()
+                .find(|k| k.alg == key.alg && k.state == KeyState::Pending);
+            let next = match pending {
+                Some(p) => {
+                    expect(tx.activate(&p.kid, now).await?)?;
+                    p.kid.clone()
+                }
+                None => {
+                    let row = self.new_key(key.alg, KeyState::Active, now, now)?;
+                    insert(&mut tx, &row).await?;
+                    row.kid
+                }
+            };
+            tx.audit(now, actor, "key_activated", &next).await?;
+            successor = Some(next);
+        }
+        tx.commit().await?;
+        Ok(successor)
+    }
+
+    fn new_key(
+        &self,
+        alg: Algorithm,
+        state: KeyState,
+        now: i64,
+        activate_at: i64,
+    ) -> Result<KeyRow, LifecycleError> {
+        let key = match alg.family() {
+            tessera_jose::Family::Rsa => SigningKey::generate_rsa(alg, self.settings.rsa_bits),
+            _ => SigningKey::generate(alg),
+        }
+        .map_err(|e| LifecycleError::Key(e.to_string()))?;
+        let kid = key.thumbprint();
+        let key = key.with_kid(kid.clone());
+        let public = key
+            .public_jwk()
+            .map_err(|e| LifecycleError::Key(e.to_string()))?;
+        let public_jwk =
+            serde_json::to_string(&public).map_err(|e| LifecycleError::Key(e.to_string()))?;
+        let private = key
+            .to_private_jwk_json()
+            .map_err(|e| LifecycleError::Key(e.to_string()))?;
+        let sealed = self.kek.seal(&kid, private.as_bytes())?;
+        Ok(KeyRow {
+            kid,
+            alg,
+            state,
+            public_jwk,
+            private_sealed: Some(sealed),
+            created_at: now,
+            activate_at,
+            activated_at: (state == KeyState::Active).then_some(now),
+            retired_at: None,
+            remove_at: None,
+            removed_at: None,
+            compromised_at: None,
+        })
+    }
+
+    /// Reads the table and builds what the hot path needs, reusing the
+    /// already decrypted signers of `previous` for unchanged kids.
+    ///
+    /// # Errors
+    /// On storage failure or a sealed key that does not open.
+    pub async fn load(&self, previous: Option<&KeyRing>) -> Result<KeyRing, LifecycleError> {
+        let rows = self.store.keys().await?;
+        let mut signers = HashMap::new();
+        let mut published = Vec::new();
+        for row in &rows {
+            if row.state.is_published() {
+                let jwk: serde_json::Value =
+                    serde_json::from_str(&row.public_jwk).map_err(|e| {
+                        LifecycleError::Key(format!("stored public key {}: {e}", row.kid))
+                    })?;
+                published.push(jwk);
+            }
+            if row.state != KeyState::Active {
+                continue;
+            }
+            if let Some(prev) = previous
+                .and_then(|p| p.signers.get(&row.alg))
+                .filter(|s| s.kid == row.kid)
+            {
+                signers.insert(row.alg, Arc::clone(prev));
+                continue;
+            }
+            let sealed = row.private_sealed.as_deref().ok_or_else(|| {
+                LifecycleError::Key(format!("active key {} has no private part", row.kid))
+            })?;
+            let json = self.kek.open(&row.kid, sealed)?;
+            let text = std::str::from_utf8(&json)
+                .map_err(|_| LifecycleError::Key(format!("stored key {} is not UTF-8", row.kid)))?;
+            let key = Jwk::parse(text)
+                .and_then(|jwk| jwk.to_signing_key(Some(row.alg)))
+                .map_err(|e| LifecycleError::Key(format!("stored key {}: {}", row.kid, e.code())))?
+                .with_kid(row.kid.clone());
+            signers.insert(
+                row.alg,
+                Arc::new(ActiveKey {
+                    kid: row.kid.clone(),
+                    alg: row.alg,
+                    activated_at: row.activated_at.unwrap_or(row.created_at),
+                    signer: Signer::new(key).typ("at+jwt"),
+                }),
+            );
+        }
+        let body = serde_json::to_vec(&serde_json::json!({ "keys": published }))
+            .map_err(|e| LifecycleError::Key(e.to_string()))?;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+        let etag = format!("\"{}\"", tessera_jose::b64::encode(&digest.as_ref()[..16]));
+        let next_change = rows
+            .iter()
+            .filter_map(|r| match r.state {
+                KeyState::Pending => Some(r.activate_at),
+                KeyState::Retired => r.remove_at,
+                _ => None,
+            })
+            .min();
+        Ok(KeyRing {
+            signers,
+            primary: self.settings.algorithms.first().copied(),
+            jwks: body.into(),
+            etag,
+            next_change,
+        })
+    }
+}
+
+async fn insert(tx: &mut crate::store::KeyTx, row: &KeyRow) -> Result<(), LifecycleError> {
+    tx.insert(row).await.map_err(|e| {
+        if e.is_conflict() {
+            LifecycleError::Raced
+        } else {
+            e.into()
+        }
+    })
+}
+
+fn expect(updated: bool) -> Result<(), LifecycleError> {
+    if updated {
+        Ok(())
+    } else {
+        Err(LifecycleError::Raced)
+    }
+}
+
+/// The signing key of one algorithm.
+pub struct ActiveKey {
+    /// Its kid.
+    pub kid: String,
+    /// Its algorithm.
+    pub alg: Algorithm,
+    /// When it started signing.
+    pub activated_at: i64,
+    /// The signer (header `typ: at+jwt`, `kid`).
+    pub signer: Signer,
+}
+
+impl fmt::Debug for ActiveKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActiveKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the hot path reads: swapped whole, never locked.
+#[derive(Debug)]
+pub struct KeyRing {
+    /// Active key per algorithm.
+    pub signers: HashMap<Algorithm, Arc<ActiveKey>>,
+    /// The algorithm access tokens are signed with.
+    pub primary: Option<Algorithm>,
+    /// The JWKS document.
+    pub jwks: axum::body::Bytes,
+    /// Its strong ETag.
+    pub etag: String,
+    /// The earliest scheduled transition, if any.
+    pub next_change: Option<i64>,
+}
+
+impl KeyRing {
+    /// The key access tokens are signed with now.
+    pub fn primary(&self) -> Option<&Arc<ActiveKey>> {
+        self.primary.and_then(|alg| self.signers.get(&alg))
+    }
+}

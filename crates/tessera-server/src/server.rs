@@ -1,0 +1,407 @@
+//! Starting, refreshing and stopping one authority node.
+
+use std::fmt;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use crate::clients::{self, Client, ClientTable, Metadata};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::kek::{create_private, Kek, KekError};
+use crate::lifecycle::{KeyRing, Lifecycle, LifecycleError};
+use crate::store::{ClientRow, Store, StoreError};
+use crate::telemetry::Metrics;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data folder or a file in it.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The key-encryption key.
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Keys.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// A stored client no longer parses.
+    #[error("{0}")]
+    Client(String),
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Settings.
+    pub config: Config,
+    /// Storage.
+    pub store: Store,
+    /// Key transitions.
+    pub lifecycle: Lifecycle,
+    /// Signing keys and the JWKS: swapped whole, read without a lock.
+    pub ring: ArcSwap<KeyRing>,
+    /// Registered clients: swapped whole, read without a lock.
+    pub clients: ArcSwap<ClientTable>,
+    /// SHA-256 of the admin token.
+    pub admin_hash: Vec<u8>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Discovery documents, built once.
+    pub discovery: crate::http::Discovery,
+    /// Serializes reloads.
+    reload: Mutex<()>,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Drives due key transitions, then re-reads keys and clients (other
+    /// nodes may have changed them).
+    ///
+    /// # Errors
+    /// On storage or key failures; the previous state keeps serving.
+    pub async fn refresh(&self) -> Result<(), StartError> {
+        self.lifecycle.tick().await?;
+        self.reload_keys().await?;
+        self.reload_clients().await
+    }
+
+    /// Re-reads the key table.
+    ///
+    /// # Errors
+    /// On storage or key failures.
+    pub async fn reload_keys(&self) -> Result<(), StartError> {
+        let _guard = self.reload.lock().await;
+        let previous = self.ring.load_full();
+        let ring = self.lifecycle.load(Some(&previous)).await?;
+        self.ring.store(Arc::new(ring));
+        Ok(())
+    }
+
+    /// Re-reads the client table, keeping the metric handles.
+    ///
+    /// # Errors
+    /// On storage failure or a stored client that no longer parses.
+    pub async fn reload_clients(&self) -> Result<(), StartError> {
+        let rows = self.store.clients().await?;
+        let previous = self.clients.load_full();
+        let mut table = ClientTable::new();
+        for row in &rows {
+            if let Some(old) = previous
+                .get(&row.client_id)
+                .filter(|c| c.stored == row.metadata)
+            {
+                table.insert(row.client_id.clone(), Arc::clone(old));
+                continue;
+            }
+            let issued = self.metrics.issued("client_credentials", &row.client_id);
+            let client = Client::from_row(row, issued).map_err(StartError::Client)?;
+            table.insert(row.client_id.clone(), Arc::new(client));
+        }
+        self.clients.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// Registers a client; returns its row and, for secret methods, the
+    /// secret (shown once, stored only as a hash).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub async fn register(
+        &self,
+        metadata: &Metadata,
+        actor: &str,
+    ) -> Result<(ClientRow, Option<Zeroizing<String>>), StartError> {
+        let client_id = format!("tc_{}", crate::random_id(16));
+        let (secret, hash) = if metadata.token_endpoint_auth_method.uses_secret() {
+            let (s, h) = clients::new_secret();
+            (Some(s), Some(h))
+        } else {
+            (None, None)
+        };
+        let now = self.clock.now();
+        let row = ClientRow {
+            client_id,
+            metadata: serde_json::to_string(metadata)
+                .map_err(|e| StartError::Client(e.to_string()))?,
+            secret_hash: hash,
+            created_at: now,
+        };
+        self.store.insert_client(&row).await?;
+        self.store
+            .audit(now, actor, "client_registered", &row.client_id)
+            .await?;
+        self.reload_clients().await?;
+        Ok((row, secret))
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (tests drive refreshes through it).
+    pub state: Arc<AppState>,
+    /// Whether this start created the admin token file.
+    pub created_admin_token: bool,
+    /// The quickstart client's credentials file, when this start wrote it.
+    pub quickstart_credentials: Option<PathBuf>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, closes the pool.
+    ///
+    /// # Errors
+    /// When the server task failed.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(r) = self.refresher.take() {
+            r.abort();
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let result = (&mut self.task).await.unwrap_or(Ok(()));
+        self.state.store.close().await;
+        result
+    }
+
+    /// Waits until the server stops (Ctrl-C or SIGTERM in `tessera serve`).
+    ///
+    /// # Errors
+    /// When the server task failed.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let result = (&mut self.task).await.unwrap_or(Ok(()));
+        self.state.store.close().await;
+        result
+    }
+}
+
+/// Options that are not settings: the clock, and whether to run the
+/// background refresher (tests drive refreshes themselves).
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Run the background task that drives transitions.
+    pub background: bool,
+    /// Stop on Ctrl-C / SIGTERM.
+    pub handle_signals: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(crate::clock::SystemClock),
+            background: true,
+            handle_signals: false,
+        }
+    }
+}
+
+/// Opens (or creates) the data, loads keys and clients, binds the
+/// listener and serves.
+///
+/// # Errors
+/// A [`StartError`] saying what could not be opened or created.
+pub async fn start(config: Config, options: StartOptions) -> Result<Running, StartError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StartError::Io { path, source }
+    };
+    create_private_dir(&config.data).map_err(io(&config.data))?;
+    let kek = Arc::new(Kek::load_or_create(&config.keys.kek_file)?);
+    let store = Store::connect(&config.database_url).await?;
+    let lifecycle = Lifecycle::new(
+        store.clone(),
+        kek,
+        config.keys.clone(),
+        Arc::clone(&options.clock),
+    );
+    lifecycle.tick().await?;
+    let ring = lifecycle.load(None).await?;
+
+    let (admin_hash, created_admin_token) = admin_token(&store, &config.admin_token_file).await?;
+    let metrics = Metrics::new();
+    let discovery = crate::http::Discovery::new(&config);
+    let state = Arc::new(AppState {
+        store,
+        lifecycle,
+        ring: ArcSwap::from_pointee(ring),
+        clients: ArcSwap::from_pointee(ClientTable::new()),
+        admin_hash,
+        metrics,
+        clock: options.clock,
+        discovery,
+        reload: Mutex::new(()),
+        config,
+    });
+    state.reload_clients().await?;
+    let quickstart_credentials = quickstart(&state).await?;
+
+    let listener = tokio::net::TcpListener::bind(state.config.listen)
+        .await
+        .map_err(io(Path::new(&state.config.listen.to_string())))?;
+    let addr = listener.local_addr().map_err(io(Path::new("listener")))?;
+    let app = crate::http::app(Arc::clone(&state));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let signals = options.handle_signals;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                if signals {
+                    tokio::select! {
+                        _ = rx => {}
+                        () = shutdown_signal() => {}
+                    }
+                } else {
+                    let _ = rx.await;
+                }
+            })
+            .await
+    });
+    let refresher = options.background.then(|| {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move { refresh_loop(state).await })
+    });
+    Ok(Running {
+        addr,
+        state,
+        created_admin_token,
+        quickstart_credentials,
+        shutdown: Some(tx),
+        task,
+        refresher,
+    })
+}
+
+async fn refresh_loop(state: Arc<AppState>) {
+    loop {
+        let now = state.clock.now();
+        let mut wait = state.config.keys.refresh_interval;
+        if let Some(at) = state.ring.load().next_change {
+            let until = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+            wait = wait.min(Duration::from_secs(until.max(1)));
+        }
+        tokio::time::sleep(wait).await;
+        if let Err(e) = state.refresh().await {
+            // The previous keys and clients keep serving.
+            tracing::warn!(error = %e, "refresh failed; serving the last good state");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// The admin token: on first start 256 random bits go to `file` (mode
+/// 0600) and only their SHA-256 to the database.
+async fn admin_token(store: &Store, file: &Path) -> Result<(Vec<u8>, bool), StartError> {
+    const NAME: &str = "admin_token_sha256";
+    if let Some(hash) = store.setting(NAME).await? {
+        let bytes = tessera_jose::b64::decode(&hash)
+            .map_err(|_| StartError::Client("stored admin token hash is not base64url".into()))?;
+        return Ok((bytes, false));
+    }
+    let token = Zeroizing::new(format!("tat_{}", crate::random_id(32)));
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let hash = tessera_jose::b64::encode(digest.as_ref());
+    if !store.set_setting_once(NAME, &hash).await? {
+        // Another node set it first; its admin.token is the one.
+        let stored = store.setting(NAME).await?.unwrap_or_default();
+        let bytes = tessera_jose::b64::decode(&stored).unwrap_or_default();
+        return Ok((bytes, false));
+    }
+    write_secret_file(file, token.as_bytes())?;
+    Ok((digest.as_ref().to_vec(), true))
+}
+
+/// Writes a secret to a new file with mode 0600, replacing a stale one
+/// (from an earlier database) through a rename.
+fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), StartError> {
+    let err = |source| StartError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = create_private(&tmp).map_err(err)?;
+    f.write_all(contents).map_err(err)?;
+    f.write_all(b"\n").map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+async fn quickstart(state: &AppState) -> Result<Option<PathBuf>, StartError> {
+    if !state.config.quickstart_client
+        || !state
+            .store
+            .set_setting_once("quickstart_client", "registered")
+            .await?
+    {
+        return Ok(None);
+    }
+    let metadata = clients::Registration::quickstart()
+        .validate(&state.config.tokens)
+        .map_err(|e| StartError::Client(e.0))?;
+    let (row, secret) = state.register(&metadata, "startup").await?;
+    let path = state.config.data.join("quickstart.credentials");
+    let secret = secret.unwrap_or_default();
+    let line = Zeroizing::new(format!("{}:{}", row.client_id, secret.as_str()));
+    write_secret_file(&path, line.as_bytes())?;
+    Ok(Some(path))
+}

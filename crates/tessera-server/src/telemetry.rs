@@ -1,0 +1,134 @@
+//! Prometheus metrics. Each server owns its recorder (several servers may
+//! share a test process) and hands out counter handles once, so the hot
+//! path increments an atomic instead of looking a name up.
+
+use std::fmt;
+
+use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder as _};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// Token endpoint error codes counted by `tessera_token_errors_total`.
+pub const ERROR_CODES: [&str; 10] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+    "server_error",
+    "temporarily_unavailable",
+    "other",
+];
+
+/// The server's metrics.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    errors: Vec<Counter>,
+    /// JWKS requests served (200 and 304).
+    pub jwks_requests: Counter,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+static META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+impl Metrics {
+    /// A fresh registry.
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        recorder.describe_counter(
+            "tessera_tokens_issued_total".into(),
+            None,
+            "Access tokens issued, by grant and client".into(),
+        );
+        recorder.describe_counter(
+            "tessera_token_errors_total".into(),
+            None,
+            "Token endpoint errors, by RFC 6749 error code".into(),
+        );
+        recorder.describe_counter(
+            "tessera_jwks_requests_total".into(),
+            None,
+            "JWKS document requests (200 and 304)".into(),
+        );
+        recorder.describe_gauge(
+            "tessera_active_key_age_seconds".into(),
+            None,
+            "Age of the active signing key, by algorithm".into(),
+        );
+        let errors = ERROR_CODES
+            .iter()
+            .map(|code| {
+                recorder.register_counter(
+                    &Key::from_parts(
+                        "tessera_token_errors_total",
+                        vec![Label::new("code", *code)],
+                    ),
+                    &META,
+                )
+            })
+            .collect();
+        let jwks_requests =
+            recorder.register_counter(&Key::from_name("tessera_jwks_requests_total"), &META);
+        Self {
+            recorder,
+            handle,
+            errors,
+            jwks_requests,
+        }
+    }
+
+    /// The issuance counter of one client and grant.
+    pub fn issued(&self, grant: &'static str, client_id: &str) -> Counter {
+        self.recorder.register_counter(
+            &Key::from_parts(
+                "tessera_tokens_issued_total",
+                vec![
+                    Label::new("grant", grant),
+                    Label::new("client", client_id.to_owned()),
+                ],
+            ),
+            &META,
+        )
+    }
+
+    /// Counts a token endpoint error.
+    pub fn error(&self, code: &str) {
+        let i = ERROR_CODES
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(ERROR_CODES.len() - 1);
+        if let Some(counter) = self.errors.get(i) {
+            counter.increment(1);
+        }
+    }
+
+    /// The gauge of the active key's age for `alg`.
+    pub fn key_age(&self, alg: &'static str) -> Gauge {
+        self.recorder.register_gauge(
+            &Key::from_parts(
+                "tessera_active_key_age_seconds",
+                vec![Label::new("alg", alg)],
+            ),
+            &META,
+        )
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
