@@ -183,7 +183,10 @@ impl Lifecycle {
         for &alg in &self.settings.algorithms {
             match self.step(alg).await {
                 Ok(c) => changed |= c,
+                // Another node did it (or holds the write lock): its result
+                // is read on the next load.
                 Err(LifecycleError::Raced) => changed = true,
+                Err(LifecycleError::Store(e)) if e.is_conflict() => changed = true,
                 Err(e) => return Err(e),
             }
         }

@@ -32,7 +32,13 @@ impl StoreError {
     /// did the same thing first).
     pub fn is_conflict(&self) -> bool {
         match self {
-            Self::Db(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            Self::Db(sqlx::Error::Database(e)) => {
+                e.is_unique_violation()
+                    // SQLite: SQLITE_BUSY, BUSY_RECOVERY, BUSY_SNAPSHOT (a
+                    // write after another connection's commit);
+                    // PostgreSQL: serialization failure, deadlock.
+                    || matches!(e.code().as_deref(), Some("5" | "261" | "517" | "40001" | "40P01"))
+            }
             _ => false,
         }
     }

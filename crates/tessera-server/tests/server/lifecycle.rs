@@ -1,0 +1,373 @@
+//! Key lifecycle over HTTP: a rotation timeline with a compromise, two
+//! nodes racing on one database, and a restart.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tessera_jose::ErrorKind;
+use tessera_server::ManualClock;
+
+use crate::common::{backends, verify, TestServer, T0};
+
+const DAY: u64 = 86_400;
+
+struct Issued {
+    token: String,
+    kid: String,
+    exp: i64,
+}
+
+fn kid_of(token: &str) -> String {
+    tessera_jose::decode_unverified(token, 8192).unwrap().header["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Five months with a 30-day rotation period: four scheduled rotations and
+/// one compromise. At every step every token still inside its lifetime
+/// verifies against the JWKS published at that step, the key that signs
+/// was already in the JWKS a verifier fetched one cache lifetime earlier,
+/// and the compromised key's tokens never verify again.
+#[tokio::test]
+async fn rotation_timeline_with_a_compromise() {
+    for b in backends().await {
+        let env = [
+            ("TESSERA_KEYS_ROTATION_PERIOD", "30d"),
+            ("TESSERA_TOKENS_MAX_ACCESS_TOKEN_TTL", "1d"),
+        ];
+        let s = TestServer::start(&b, &env).await;
+        let max_age = s.running.state.config.jwks_max_age;
+        let (id, secret) = s.basic_client(json!({"access_token_ttl": DAY})).await;
+        let aud = s.running.state.config.tokens.default_audience.clone();
+        let mut issued: Vec<Issued> = Vec::new();
+        let mut compromised: Option<String> = None;
+        let mut signing_kids: Vec<String> = Vec::new();
+        let step = Duration::from_secs(6 * 3600);
+        for n in 0..(150 * 4) {
+            let cached = s.jwks().await;
+            s.advance(max_age).await;
+            let token = s.token(&id, &secret).await;
+            let kid = kid_of(&token);
+            if !signing_kids.contains(&kid) {
+                signing_kids.push(kid.clone());
+            }
+            let now = s.now();
+            let after_compromise =
+                compromised.is_some() && signing_kids.last() == Some(&kid) && n == 300;
+            if !after_compromise {
+                verify(&token, &cached, &aud, now).unwrap_or_else(|e| {
+                    panic!(
+                        "{}: step {n}: the signing key was not pre-published: {e}",
+                        b.name
+                    )
+                });
+            }
+            issued.push(Issued {
+                token,
+                kid,
+                exp: now + DAY as i64,
+            });
+
+            if n == 299 {
+                // Day 75: the active key leaks.
+                let active = kid_of(&s.token(&id, &secret).await);
+                let resp = s
+                    .admin_post(&format!("/admin/keys/{active}/compromised"), json!({}))
+                    .await;
+                assert_eq!(resp.status(), 200);
+                let body: Value = resp.json().await.unwrap();
+                assert!(body["successor"].is_string(), "{body}");
+                compromised = Some(active);
+            }
+
+            let current = s.jwks().await;
+            for t in issued.iter().filter(|t| t.exp > now) {
+                let result = verify(&t.token, &current, &aud, now);
+                if compromised.as_deref() == Some(t.kid.as_str()) {
+                    let err = result.expect_err("a compromised key's token verified");
+                    assert_eq!(err.kind(), ErrorKind::UnknownKid);
+                } else {
+                    result.unwrap_or_else(|e| {
+                        panic!(
+                            "{}: step {n}: live token of {} rejected: {e}",
+                            b.name, t.kid
+                        )
+                    });
+                }
+            }
+            s.advance(step - max_age).await;
+        }
+        // Initial key, 4 scheduled successors, 1 compromise successor.
+        assert_eq!(signing_kids.len(), 6, "{}: {signing_kids:?}", b.name);
+        let keys: Value = s
+            .http
+            .get(s.url("/admin/keys"))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let states: Vec<&str> = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            states.iter().filter(|s| **s == "compromised").count(),
+            1,
+            "{states:?}"
+        );
+        assert_eq!(
+            states.iter().filter(|s| **s == "active").count(),
+            1,
+            "{states:?}"
+        );
+        assert!(
+            states.iter().filter(|s| **s == "removed").count() >= 3,
+            "{states:?}"
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn compromise_of_the_active_key_switches_in_one_step() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret) = s.basic_client(json!({})).await;
+        let before = s.token(&id, &secret).await;
+        let kid = kid_of(&before);
+        let resp = s
+            .admin_post(&format!("/admin/keys/{kid}/compromised"), json!({}))
+            .await;
+        assert_eq!(resp.status(), 200);
+        let jwks: Value = s
+            .http
+            .get(s.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert!(!kids.contains(&kid.as_str()), "{kids:?}");
+        let after = s.token(&id, &secret).await;
+        assert_ne!(kid_of(&after), kid);
+        let aud = s.running.state.config.tokens.default_audience.clone();
+        let keys = s.jwks().await;
+        assert_eq!(
+            verify(&before, &keys, &aud, s.now()).unwrap_err().kind(),
+            ErrorKind::UnknownKid
+        );
+        verify(&after, &keys, &aud, s.now()).unwrap();
+        // Unknown or already compromised kid.
+        let resp = s
+            .admin_post(&format!("/admin/keys/{kid}/compromised"), json!({}))
+            .await;
+        assert_eq!(resp.status(), 404);
+        let resp = s
+            .admin_post("/admin/keys/nope/compromised", json!({}))
+            .await;
+        assert_eq!(resp.status(), 404);
+        s.stop().await;
+    }
+}
+
+/// Two nodes on one database, the same clock, racing every transition:
+/// exactly one new key results each time.
+#[tokio::test]
+async fn two_nodes_racing_make_exactly_one_key() {
+    for b in backends().await {
+        let env = [("TESSERA_KEYS_ROTATION_PERIOD", "30d")];
+        let clock = ManualClock::new(T0);
+        let a = TestServer::start_at(&b, &env, clock.clone()).await;
+        let c = TestServer::start_at(&b, &env, clock.clone()).await;
+        let count = |keys: &Value, state: &str| {
+            keys["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|k| k["state"] == state)
+                .count()
+        };
+        let list = || async {
+            a.http
+                .get(a.url("/admin/keys"))
+                .bearer_auth(&a.admin)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        };
+        assert_eq!(a.admin, c.admin, "one admin token for the cluster");
+        let keys = list().await;
+        assert_eq!(
+            keys["keys"].as_array().unwrap().len(),
+            1,
+            "{}: second node made no key: {keys}",
+            b.name
+        );
+
+        for round in 0..3 {
+            // Into the pre-publication window, then past the switch.
+            clock.advance(Duration::from_secs(29 * DAY));
+            let (x, y) = tokio::join!(a.running.state.refresh(), c.running.state.refresh());
+            x.unwrap();
+            y.unwrap();
+            let keys = list().await;
+            assert_eq!(
+                count(&keys, "pending"),
+                1,
+                "{} round {round}: {keys}",
+                b.name
+            );
+            clock.advance(Duration::from_secs(2 * DAY));
+            let (x, y) = tokio::join!(a.running.state.refresh(), c.running.state.refresh());
+            x.unwrap();
+            y.unwrap();
+            let keys = list().await;
+            assert_eq!(
+                count(&keys, "active"),
+                1,
+                "{} round {round}: {keys}",
+                b.name
+            );
+            assert_eq!(
+                count(&keys, "pending"),
+                0,
+                "{} round {round}: {keys}",
+                b.name
+            );
+            assert_eq!(
+                keys["keys"].as_array().unwrap().len(),
+                round + 2,
+                "{} round {round}: {keys}",
+                b.name
+            );
+        }
+        // A node that lost a race may have read the table before the
+        // winner committed; its next refresh (every keys.refresh_interval)
+        // catches up, and meanwhile both keys are published.
+        a.running.state.refresh().await.unwrap();
+        c.running.state.refresh().await.unwrap();
+        let (id, secret) = a.basic_client(json!({})).await;
+        c.running.state.reload_clients().await.unwrap();
+        assert_eq!(
+            kid_of(&a.token(&id, &secret).await),
+            kid_of(&c.token(&id, &secret).await)
+        );
+
+        // Manual rotations racing: one pending key.
+        let (x, y) = tokio::join!(
+            a.admin_post("/admin/keys/rotate", json!({})),
+            c.admin_post("/admin/keys/rotate", json!({}))
+        );
+        assert!(x.status().is_success() || y.status().is_success());
+        assert_eq!(count(&list().await, "pending"), 1, "{}", b.name);
+        a.stop().await;
+        c.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_and_keys_are_sealed_at_rest() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret) = s.basic_client(json!({"scope": "a"})).await;
+        let kid = kid_of(&s.token(&id, &secret).await);
+        let resp = s.admin_post("/admin/keys/rotate", json!({})).await;
+        assert_eq!(resp.status(), 200);
+        let jwks_before = s
+            .http
+            .get(s.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let admin_before = s.admin.clone();
+        s.stop().await;
+
+        let s = TestServer::start(&b, &[]).await;
+        assert!(!s.running.created_admin_token);
+        assert_eq!(s.admin, admin_before);
+        let jwks_after = s
+            .http
+            .get(s.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(jwks_before, jwks_after, "{}", b.name);
+        assert_eq!(
+            kid_of(&s.token(&id, &secret).await),
+            kid,
+            "same active key, same client secret"
+        );
+        let clients: Value = s
+            .http
+            .get(s.url("/admin/clients"))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            clients["clients"].as_array().unwrap().len(),
+            2,
+            "quickstart + ours, once each"
+        );
+
+        // The private key: open it with the KEK as the server does, then
+        // look for it in the stored row and the database files.
+        let config = s.running.state.config.clone();
+        let rows = s.running.state.store.keys().await.unwrap();
+        let row = rows.iter().find(|r| r.kid == kid).unwrap();
+        let kek = tessera_server::kek::Kek::load_or_create(&config.keys.kek_file).unwrap();
+        let sealed = row.private_sealed.as_deref().unwrap();
+        let private: Value = serde_json::from_slice(&kek.open(&kid, sealed).unwrap()).unwrap();
+        let d = private["d"].as_str().unwrap().to_owned();
+        let d_raw = tessera_jose::b64::decode(&d).unwrap();
+        assert!(!sealed.contains(&d));
+        s.stop().await;
+        if b.url.is_none() {
+            for entry in std::fs::read_dir(b.data.path()).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                if !name.starts_with("tessera.db") {
+                    continue;
+                }
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !contains(&bytes, d.as_bytes()),
+                    "{name} holds the private key (base64url)"
+                );
+                assert!(
+                    !contains(&bytes, &d_raw),
+                    "{name} holds the private key (raw)"
+                );
+            }
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,9 @@
+//! HTTP-level tests of `tessera serve` against a real listener, on SQLite
+//! and (when TESSERA_TEST_DATABASE_URL is set) PostgreSQL.
+#![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
+
+mod admin;
+mod common;
+mod lifecycle;
+mod surface;
+mod token;
