@@ -54,6 +54,10 @@ pub struct Config {
     pub jwks_max_age: Duration,
     /// Where the admin token is written on first start.
     pub admin_token_file: PathBuf,
+    /// The issuer was derived from `listen` (no `issuer` setting).
+    derived_issuer: bool,
+    /// The default audience was derived from the issuer.
+    derived_audience: bool,
 }
 
 /// Key lifecycle settings (DESIGN.md, "Key lifecycle").
@@ -266,11 +270,9 @@ impl Config {
                 format!("{listen_text:?} is not an address such as 127.0.0.1:8080"),
             )
         })?;
-        let issuer = over
-            .issuer
-            .clone()
-            .or(raw.server.issuer)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let given_issuer = over.issuer.clone().or(raw.server.issuer);
+        let derived_issuer = given_issuer.is_none();
+        let issuer = given_issuer.unwrap_or_else(|| format!("http://{listen}"));
         let issuer = check_issuer(&issuer)?;
         let data = over
             .data
@@ -379,6 +381,7 @@ impl Config {
                 "must be at least 256 bytes (an ES256 token with no claims is about 200)",
             ));
         }
+        let derived_audience = t.default_audience.is_none();
         let default_audience = t.default_audience.unwrap_or_else(|| issuer.clone());
         if default_audience.is_empty() {
             return Err(ConfigError::new(
@@ -431,7 +434,21 @@ impl Config {
             },
             jwks_max_age,
             admin_token_file,
+            derived_issuer,
+            derived_audience,
         })
+    }
+
+    /// Records the address actually bound (`--listen 127.0.0.1:0` picks a
+    /// port): an issuer derived from the listen address follows it.
+    pub fn bound_to(&mut self, addr: SocketAddr) {
+        if self.derived_issuer && self.listen.port() == 0 {
+            self.issuer = format!("http://{addr}");
+            if self.derived_audience {
+                self.tokens.default_audience = self.issuer.clone();
+            }
+        }
+        self.listen = addr;
     }
 
     /// The token endpoint's URL.
@@ -550,6 +567,26 @@ mod tests {
     }
 
     #[test]
+    fn an_ephemeral_port_becomes_the_derived_issuer() {
+        let over = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        };
+        let mut c = Config::load(None, Vec::new(), &over).unwrap();
+        c.bound_to("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(c.issuer, "http://127.0.0.1:41234");
+        assert_eq!(c.tokens.default_audience, "http://127.0.0.1:41234");
+        let over = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            issuer: Some("https://auth.example.com".into()),
+            ..Overrides::default()
+        };
+        let mut c = Config::load(None, Vec::new(), &over).unwrap();
+        c.bound_to("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(c.issuer, "https://auth.example.com");
+    }
+
+    #[test]
     fn env_overrides_file_and_flags_override_env() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
@@ -622,6 +659,14 @@ mod tests {
         assert!(e.message.contains("not a duration"), "{e}");
         let e = err(&[("TESSERA_SERVER_COLOUR", "blue")]);
         assert_eq!(e.setting, "server.colour", "{e}");
+    }
+
+    #[test]
+    fn the_example_file_loads_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tessera.example.toml");
+        let c = Config::load(Some(&path), Vec::new(), &Overrides::default()).unwrap();
+        let d = Config::defaults().unwrap();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
     }
 
     #[test]

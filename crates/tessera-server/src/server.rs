@@ -229,12 +229,17 @@ impl Default for StartOptions {
 ///
 /// # Errors
 /// A [`StartError`] saying what could not be opened or created.
-pub async fn start(config: Config, options: StartOptions) -> Result<Running, StartError> {
+pub async fn start(mut config: Config, options: StartOptions) -> Result<Running, StartError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| StartError::Io { path, source }
     };
     create_private_dir(&config.data).map_err(io(&config.data))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(io(Path::new(&config.listen.to_string())))?;
+    let addr = listener.local_addr().map_err(io(Path::new("listener")))?;
+    config.bound_to(addr);
     let kek = Arc::new(Kek::load_or_create(&config.keys.kek_file)?);
     let store = Store::connect(&config.database_url).await?;
     let lifecycle = Lifecycle::new(
@@ -264,10 +269,6 @@ pub async fn start(config: Config, options: StartOptions) -> Result<Running, Sta
     state.reload_clients().await?;
     let quickstart_credentials = quickstart(&state).await?;
 
-    let listener = tokio::net::TcpListener::bind(state.config.listen)
-        .await
-        .map_err(io(Path::new(&state.config.listen.to_string())))?;
-    let addr = listener.local_addr().map_err(io(Path::new("listener")))?;
     let app = crate::http::app(Arc::clone(&state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let signals = options.handle_signals;

@@ -26,6 +26,9 @@ pub(crate) enum Command {
     /// Sign, verify, decode and lint tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Register, list and delete the clients of a running authority.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
     /// Run the token authority.
     Serve(ServeArgs),
 }
@@ -71,6 +74,106 @@ pub(crate) enum KeysCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// List the keys of a running authority and their lifecycle states.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Rotate: publish a pending key that signs after the prepublish delay.
+    ///
+    /// With --immediate, the active key retires and a new one signs at once.
+    Rotate {
+        /// Rotate only this algorithm (default: every configured one).
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<Algorithm>,
+        /// Make the new key active at once (verifiers that cached the old
+        /// JWKS reject its tokens until they refresh).
+        #[arg(long)]
+        immediate: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Mark a key compromised: it leaves the JWKS at once and a successor signs.
+    Compromised {
+        /// Key id (as `tessera keys list` shows it).
+        #[arg(value_parser = parse_path_segment)]
+        kid: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientsCommand {
+    /// Register a client; prints it with its secret, which is shown only once.
+    Create(CreateClientArgs),
+    /// List the registered clients (never their secrets).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete a client: its credentials stop working at once.
+    Delete {
+        /// Client id (as `tessera clients list` shows it).
+        #[arg(value_parser = parse_path_segment)]
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// `tessera clients create`: each flag is one RFC 7591 member; the server
+/// applies the defaults and judges the values.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CreateClientArgs {
+    /// Human name (client_name).
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Grant the client may use; repeat for several (default: client_credentials).
+    #[arg(long = "grant-type", value_name = "GRANT")]
+    pub(crate) grant_types: Vec<String>,
+    /// How the client authenticates at the token endpoint (default: client_secret_basic).
+    #[arg(long, value_name = "METHOD", value_parser = ["client_secret_basic", "client_secret_post", "private_key_jwt"])]
+    pub(crate) auth_method: Option<String>,
+    /// Allowed scopes, space-separated.
+    #[arg(long)]
+    pub(crate) scope: Option<String>,
+    /// Allowed audience; repeat for several (default: the server's default audience).
+    #[arg(long = "audience", value_name = "AUDIENCE")]
+    pub(crate) audiences: Vec<String>,
+    /// Access-token lifetime such as 10m or 90s, whole seconds (default: the server's).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) ttl: Option<Duration>,
+    /// Static claim NAME=VALUE added to every token; VALUE is JSON where it parses, else a string.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub(crate) claim: Vec<String>,
+    /// Public JWK or JWKS the client signs its assertions with (private_key_jwt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) jwks: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+/// Where the admin API is and how to prove the right to use it. The admin
+/// token comes from a file, never from the command line, where every user
+/// of the machine could read it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// Base URL of the running `tessera serve` (plain http only for loopback).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TESSERA_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub(crate) server: String,
+    /// File holding the admin token (written to <data>/admin.token on the server's first start).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "./tessera-data/admin.token"
+    )]
+    pub(crate) admin_token_file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +245,14 @@ fn parse_alg(s: &str) -> Result<Algorithm, String> {
         let names: Vec<_> = Algorithm::ALL.iter().map(|a| a.name()).collect();
         format!("unsupported algorithm (one of {})", names.join(", "))
     })
+}
+
+/// A client id or kid, which becomes one segment of an admin URL.
+fn parse_path_segment(s: &str) -> Result<String, String> {
+    if s.is_empty() || s == "." || s == ".." {
+        return Err("must be an id (as the list command shows it)".to_owned());
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

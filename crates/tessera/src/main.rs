@@ -1,7 +1,9 @@
 //! `tessera`: the token authority's command line.
 //!
-//! Today: the offline tools `tessera keys` and `tessera token`. The
-//! authority (`serve`) and the gateway come with later issues.
+//! The offline tools `tessera keys generate | public` and `tessera token`,
+//! the authority `tessera serve`, and the clients of its admin API
+//! (`tessera clients ...`, `tessera keys list | rotate | compromised`).
+//! The gateway comes with a later issue.
 
 mod cli;
 mod cmd;
@@ -15,9 +17,11 @@ use clap::Parser as _;
 pub(crate) mod exit {
     /// Success (token valid, lint clean).
     pub(crate) const OK: u8 = 0;
-    /// The token was rejected, is not well formed, or lint found errors.
+    /// The token was rejected, is not well formed, or lint found errors; or
+    /// the server refused an admin request (4xx).
     pub(crate) const REJECTED: u8 = 1;
-    /// Usage or configuration error.
+    /// Usage or configuration error (also: the admin token cannot be read,
+    /// the server cannot be reached or failed).
     pub(crate) const USAGE: u8 = 2;
 }
 

@@ -193,18 +193,24 @@ pub(super) async fn rotate(
         None => st.config.keys.algorithms.clone(),
     };
     let mut out = Vec::new();
+    let mut failed = None;
     for alg in algs {
-        out.push(
-            st.lifecycle
-                .rotate(alg, req.immediate, ACTOR)
-                .await
-                .map_err(lifecycle_error)?,
-        );
+        match st.lifecycle.rotate(alg, req.immediate, ACTOR).await {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
     }
+    // What did happen is served at once, even when a later algorithm failed.
     st.reload_keys()
         .await
         .map_err(|e| OAuthError::internal(&e))?;
     tracing::info!(rotations = ?out, "manual rotation");
+    if let Some(e) = failed {
+        return Err(lifecycle_error(e));
+    }
     Ok(Json(json!({ "rotations": out })).into_response())
 }
 

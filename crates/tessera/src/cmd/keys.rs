@@ -1,10 +1,14 @@
-//! `tessera keys generate | public`.
+//! `tessera keys generate | public` (offline) and `tessera keys list |
+//! rotate | compromised` (through the admin API of a running authority).
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use reqwest::Method;
+use serde_json::{Map, Value};
 use tessera_jose::{Algorithm, JwkSet, SigningKey};
 
+use super::admin::Admin;
 use crate::cli::KeysCommand;
 use crate::{exit, io};
 
@@ -12,6 +16,32 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<u8> {
     match cmd {
         KeysCommand::Generate { alg, kid, out } => generate(alg, kid, out),
         KeysCommand::Public { files } => public(&files),
+        KeysCommand::List { server } => {
+            Admin::connect(&server)?.call(Method::GET, &["admin", "keys"], None)
+        }
+        KeysCommand::Rotate {
+            alg,
+            immediate,
+            server,
+        } => {
+            let mut request = Map::new();
+            if let Some(alg) = alg {
+                request.insert("alg".into(), alg.name().into());
+            }
+            if immediate {
+                request.insert("immediate".into(), true.into());
+            }
+            Admin::connect(&server)?.call(
+                Method::POST,
+                &["admin", "keys", "rotate"],
+                Some(&Value::Object(request)),
+            )
+        }
+        KeysCommand::Compromised { kid, server } => Admin::connect(&server)?.call(
+            Method::POST,
+            &["admin", "keys", &kid, "compromised"],
+            None,
+        ),
     }
 }
 

@@ -1,6 +1,8 @@
 //! One module per command group. Each returns the process exit code, or an
 //! error for usage and configuration faults (exit 2).
 
+mod admin;
+mod clients;
 mod keys;
 mod serve;
 mod token;
@@ -13,6 +15,7 @@ pub(crate) fn run(args: Args) -> Result<u8> {
     match args.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Token(cmd) => token::run(cmd),
+        Command::Clients(cmd) => clients::run(cmd),
         Command::Serve(args) => serve::run(args),
     }
 }

@@ -180,19 +180,24 @@ impl SignClaims {
         claims.insert("iat".into(), now.secs().into());
         claims.insert("exp".into(), exp.into());
         claims.insert("jti".into(), random_uuid()?.into());
-        for pair in self.extra {
-            let Some((name, value)) = pair.split_once('=') else {
-                bail!("--claim {pair:?}: expected NAME=VALUE");
-            };
-            if name.is_empty() {
-                bail!("--claim {pair:?}: the claim name is empty");
-            }
-            let value =
-                serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
-            claims.insert(name.to_owned(), value);
+        for pair in &self.extra {
+            let (name, value) = claim(pair)?;
+            claims.insert(name, value);
         }
         Ok(claims)
     }
+}
+
+/// One `--claim NAME=VALUE`: VALUE is JSON where it parses, else a string.
+pub(super) fn claim(pair: &str) -> Result<(String, Value)> {
+    let Some((name, value)) = pair.split_once('=') else {
+        bail!("--claim {pair:?}: expected NAME=VALUE");
+    };
+    if name.is_empty() {
+        bail!("--claim {pair:?}: the claim name is empty");
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((name.to_owned(), value))
 }
 
 /// A random (version 4) UUID, for `jti`.

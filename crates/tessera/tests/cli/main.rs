@@ -7,6 +7,10 @@
 //! an exact size) are crafted with HS256, using the small SHA-256/HMAC and
 //! base64url helpers of the `crafted` module; `crafted_hs256_token_verifies`
 //! and the helper tests check those helpers against the binary and the RFCs.
+//!
+//! The admin commands (`tessera clients ...`, `tessera keys list | rotate |
+//! compromised`) run against a real `tessera serve` on a free loopback port
+//! (the `admin` module).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -19,6 +23,7 @@ use serde_json::{json, Value};
 
 use crafted::{b64d, hs256_token};
 
+mod admin;
 mod crafted;
 mod inspect;
 mod keys;
@@ -122,6 +127,13 @@ impl Dir {
             cmd.env_remove(var);
         }
         cmd.env("NO_PROXY", "127.0.0.1,localhost");
+        // Nor may the caller's settings (TESSERA_SERVER, TESSERA_KEYS_...)
+        // change what a test runs.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TESSERA_") {
+                cmd.env_remove(name);
+            }
+        }
         cmd
     }
 
