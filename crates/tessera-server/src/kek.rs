@@ -15,12 +15,12 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 pub enum KekError {
     /// The file could not be read or created.
-    #[error("key-encryption key file {path}: {source}")]
+    #[error("key-encryption key file {path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (not a `source`: the message already says it once).
+        error: std::io::Error,
     },
     /// The file does not hold 32 bytes in base64url.
     #[error("key-encryption key file {0}: must hold 32 random bytes in base64url (43 characters)")]
@@ -51,9 +51,9 @@ impl Kek {
     /// # Errors
     /// [`KekError::Io`] or [`KekError::Format`].
     pub fn load_or_create(path: &Path) -> Result<Self, KekError> {
-        let io = |source| KekError::Io {
+        let io = |error| KekError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {

@@ -23,12 +23,12 @@ use crate::telemetry::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The data folder or a file in it.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (not a `source`: the message already says it once).
+        error: std::io::Error,
     },
     /// The key-encryption key.
     #[error(transparent)]
@@ -232,14 +232,15 @@ impl Default for StartOptions {
 pub async fn start(mut config: Config, options: StartOptions) -> Result<Running, StartError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| StartError::Io { path, source }
+        move |error| StartError::Io { path, error }
     };
-    create_private_dir(&config.data).map_err(io(&config.data))?;
+    // Bound first: a taken port leaves nothing behind in the data folder.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(io(Path::new(&config.listen.to_string())))?;
     let addr = listener.local_addr().map_err(io(Path::new("listener")))?;
     config.bound_to(addr);
+    create_private_dir(&config.data).map_err(io(&config.data))?;
     let kek = Arc::new(Kek::load_or_create(&config.keys.kek_file)?);
     let store = Store::connect(&config.database_url).await?;
     let lifecycle = Lifecycle::new(
@@ -374,9 +375,9 @@ async fn admin_token(store: &Store, file: &Path) -> Result<(Vec<u8>, bool), Star
 /// Writes a secret to a new file with mode 0600, replacing a stale one
 /// (from an earlier database) through a rename.
 fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), StartError> {
-    let err = |source| StartError::Io {
+    let err = |error| StartError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
