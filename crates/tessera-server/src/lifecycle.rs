@@ -499,6 +499,8 @@ impl Lifecycle {
             .map_err(|e| LifecycleError::Key(e.to_string()))?;
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
         let etag = format!("\"{}\"", tessera_jose::b64::encode(&digest.as_ref()[..16]));
+        let etag = axum::http::HeaderValue::from_str(&etag)
+            .map_err(|e| LifecycleError::Key(e.to_string()))?;
         let next_change = rows
             .iter()
             .filter_map(|r| match r.state {
@@ -565,8 +567,8 @@ pub struct KeyRing {
     pub primary: Option<Algorithm>,
     /// The JWKS document.
     pub jwks: axum::body::Bytes,
-    /// Its strong ETag.
-    pub etag: String,
+    /// Its strong ETag (base64url of a SHA-256 prefix, quoted).
+    pub etag: axum::http::HeaderValue,
     /// The earliest scheduled transition, if any.
     pub next_change: Option<i64>,
 }

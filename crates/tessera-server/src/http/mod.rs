@@ -51,11 +51,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The discovery documents, built once at start.
+/// The discovery documents and the cache header, built once at start.
 #[derive(Debug, Clone)]
 pub struct Discovery {
     oidc: axum::body::Bytes,
     oauth: axum::body::Bytes,
+    cache_control: HeaderValue,
 }
 
 impl Discovery {
@@ -96,57 +97,57 @@ impl Discovery {
             );
         }
         let oidc = serde_json::to_vec(&doc).unwrap_or_default().into();
-        Self { oidc, oauth }
+        let max_age = config.jwks_max_age.as_secs();
+        let cache_control = HeaderValue::from_str(&format!("public, max-age={max_age}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
+        Self {
+            oidc,
+            oauth,
+            cache_control,
+        }
     }
 }
 
-fn cached_json(body: axum::body::Bytes, max_age: u64) -> Response {
+fn cached_json(body: axum::body::Bytes, cache_control: &HeaderValue) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::CACHE_CONTROL, cache_control.clone());
     resp
 }
 
 async fn openid_configuration(State(st): State<Arc<AppState>>) -> Response {
-    cached_json(st.discovery.oidc.clone(), st.config.jwks_max_age.as_secs())
+    cached_json(st.discovery.oidc.clone(), &st.discovery.cache_control)
 }
 
 async fn oauth_metadata(State(st): State<Arc<AppState>>) -> Response {
-    cached_json(st.discovery.oauth.clone(), st.config.jwks_max_age.as_secs())
+    cached_json(st.discovery.oauth.clone(), &st.discovery.cache_control)
 }
 
 /// The JWKS, from memory: a strong ETag, and 304 when it matches.
 async fn jwks(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     st.metrics.jwks_requests.increment(1);
     let ring = st.ring.load();
-    let max_age = st.config.jwks_max_age.as_secs();
+    let etag = ring.etag.as_bytes();
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .any(|t| {
-            let t = t.trim();
-            t == ring.etag || t == "*"
+            let t = t.trim_ascii();
+            t == etag || t == b"*"
         });
     let mut resp = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        cached_json(ring.jwks.clone(), max_age)
+        cached_json(ring.jwks.clone(), &st.discovery.cache_control)
     };
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&ring.etag) {
-        h.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::ETAG, ring.etag.clone());
+    h.insert(header::CACHE_CONTROL, st.discovery.cache_control.clone());
     resp
 }
 
