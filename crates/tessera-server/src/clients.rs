@@ -294,6 +294,10 @@ pub struct Client {
     pub issued: metrics::Counter,
     /// The metadata JSON as stored (to tell whether a reload changed it).
     pub stored: String,
+    /// Why tokens must not be issued to it: static claims that break the
+    /// sensitive-claim policy (registration refuses them; a row written to
+    /// the database by other means is caught here, once, at load).
+    pub refusal: Option<String>,
 }
 
 impl fmt::Debug for Client {
@@ -341,12 +345,15 @@ impl Client {
             .collect();
         Ok(Self {
             id: row.client_id.clone(),
-            metadata,
             secret_hash,
             assertion_keys,
             scopes,
             issued,
             stored: row.metadata.clone(),
+            refusal: tessera_jose::lint::sensitive_claims(&metadata.claims)
+                .first()
+                .map(|f| f.message.clone()),
+            metadata,
         })
     }
 

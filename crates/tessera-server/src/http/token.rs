@@ -90,6 +90,12 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         ));
     }
 
+    if let Some(reason) = &client.refusal {
+        tracing::warn!(client_id = %client.id, "static claims break the sensitive-claim policy: refused");
+        return Err(OAuthError::invalid_request(format!(
+            "no token is issued to this client: {reason}"
+        )));
+    }
     let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
     let audience = granted_audience(&client, &params)?;
 

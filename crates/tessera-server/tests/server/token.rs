@@ -306,6 +306,54 @@ async fn a_token_over_the_size_budget_is_never_issued() {
     }
 }
 
+#[tokio::test]
+async fn a_client_with_sensitive_static_claims_gets_no_token() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        // Registration refuses such claims, so write the row directly, as a
+        // careless migration or manual edit would.
+        let (id, secret) = s.basic_client(json!({})).await;
+        let state = &s.running.state;
+        let row = state
+            .store
+            .clients()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.client_id == id)
+            .unwrap();
+        let mut metadata: Value = serde_json::from_str(&row.metadata).unwrap();
+        metadata["claims"] = json!({"card": "4111 1111 1111 1111"});
+        state.store.delete_client(&id).await.unwrap();
+        state
+            .store
+            .insert_client(&tessera_server::store::ClientRow {
+                metadata: metadata.to_string(),
+                ..row
+            })
+            .await
+            .unwrap();
+        state.reload_clients().await.unwrap();
+        let resp = s
+            .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{}",
+            b.name
+        );
+        let text = body["error_description"].as_str().unwrap();
+        assert!(
+            text.contains("\"card\"") && !text.contains("4111"),
+            "{text}"
+        );
+        s.stop().await;
+    }
+}
+
 struct Assertion<'a> {
     key: &'a Signer,
     iss: &'a str,
