@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""tessera serve against the bare ceiling, with wrk over loopback.
+
+Builds release binaries, starts `tessera serve` (SQLite, ES256, the
+quickstart client) and `bare` (src/bin/bare.rs: form parsing + one ES256
+signature, and a fixed 300-byte GET), then runs wrk with keep-alive and 64
+connections: a 10 s warm-up per row, then 3 rounds of 10 s with the rows
+interleaved, and reports the median requests/s and p50/p99 latency of each
+row and the ratio of tessera to its ceiling.
+
+    python3 bench/server.py [--duration 10] [--rounds 3] [--connections 64]
+"""
+import argparse
+import base64
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wait_ready(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.1)
+    sys.exit(f"not ready: {url}")
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    if not m:
+        raise ValueError(text)
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+
+def wrk(url, seconds, connections, script=None, env=None):
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, env=env, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket = re.search(r"Socket errors:.*", out)
+    if errors or socket:
+        sys.exit(f"{url}: errors during the run:\n{out}")
+    return rps, p50, p99
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=64)
+    args = ap.parse_args()
+
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "-q", "-p", "tessera", "-p", "tessera-bench",
+         "--bin", "tessera", "--bin", "bare"],
+        cwd=ROOT, check=True)
+    release = os.path.join(target, "release")
+    data = tempfile.mkdtemp(prefix="tessera-bench-")
+    procs = []
+    try:
+        log = open(os.path.join(data, "serve.log"), "w")
+        procs.append(subprocess.Popen(
+            [os.path.join(release, "tessera"), "serve", "--data", os.path.join(data, "d"),
+             "--listen", "127.0.0.1:18180"], stdout=log, stderr=log))
+        procs.append(subprocess.Popen([os.path.join(release, "bare"), "127.0.0.1:18181"]))
+        wait_ready("http://127.0.0.1:18180/readyz")
+        wait_ready("http://127.0.0.1:18181/fixed")
+        creds = open(os.path.join(data, "d", "quickstart.credentials")).read().strip()
+        env = dict(os.environ, BASIC=base64.b64encode(creds.encode()).decode())
+        script = os.path.join(ROOT, "bench", "wrk", "token.lua")
+        rows = [
+            ("bare token (ceiling)", "http://127.0.0.1:18181/token", script),
+            ("tessera token", "http://127.0.0.1:18180/token", script),
+            ("bare 300-byte GET (ceiling)", "http://127.0.0.1:18181/fixed", None),
+            ("tessera JWKS", "http://127.0.0.1:18180/.well-known/jwks.json", None),
+        ]
+        for name, url, s in rows:
+            print(f"warm-up {name} ({args.warmup} s)", file=sys.stderr)
+            wrk(url, args.warmup, args.connections, s, env)
+        results = {name: [] for name, _, _ in rows}
+        for r in range(args.rounds):
+            for name, url, s in rows:
+                results[name].append(wrk(url, args.duration, args.connections, s, env))
+                print(f"round {r + 1} {name}: {results[name][-1][0]:.0f}/s", file=sys.stderr)
+        med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in results.items()}
+        print(f"\nwrk -t2 -c{args.connections}, keep-alive, {args.warmup} s warm-up, median of {args.rounds} interleaved runs of {args.duration} s\n")
+        print("| row | requests/s | p50 ms | p99 ms | all runs (req/s) |")
+        print("|---|---|---|---|---|")
+        for n, v in results.items():
+            runs = ", ".join(f"{x[0]:.0f}" for x in v)
+            print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {runs} |")
+        tok = med["bare token (ceiling)"][0] / med["tessera token"][0]
+        get = med["bare 300-byte GET (ceiling)"][0] / med["tessera JWKS"][0]
+        print(f"\nceiling / tessera: token {tok:.2f}x, JWKS {get:.2f}x")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+
+
+if __name__ == "__main__":
+    main()
