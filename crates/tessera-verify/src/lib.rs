@@ -1,0 +1,57 @@
+//! What a Rust service embeds to verify Tessera (or any standard) access
+//! tokens.
+//!
+//! - [`Verifier`]: keys from an issuer's discovery document, a JWKS URL or
+//!   a static JWKS; the strict policy of `tessera-jose` (key bound to one
+//!   algorithm, `typ` `at+jwt`/`JWT`, issuer, audience, `exp` required).
+//! - [`RemoteKeySet`]: the JWKS cache that survives rotation and outages —
+//!   `Cache-Control` within bounds, `If-None-Match`, background refresh,
+//!   single-flight refresh on an unknown kid with a cooldown, stale-if-error.
+//! - [`VerifyLayer`] (tower) and [`Claims`] (axum extractor): 401 with
+//!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3) for a
+//!   bad token, 403 `insufficient_scope` for a missing scope.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use tessera_verify::{Claims, Verifier, VerifyLayer};
+//!
+//! let verifier = Verifier::from_issuer("http://127.0.0.1:8080")
+//!     .audience("orders-api")
+//!     .build()
+//!     .await?;
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/orders", axum::routing::get(|Claims(c): Claims<serde_json::Value>| async move {
+//!         format!("hello {}", c["sub"])
+//!     }))
+//!     .layer(VerifyLayer::new(Arc::new(verifier)).require_scope("orders:read"));
+//! # Ok(()) }
+//! ```
+
+mod extract;
+mod layer;
+pub mod remote;
+mod verifier;
+
+pub use extract::Claims;
+pub use layer::{VerifiedToken, VerifyLayer, VerifyService};
+pub use remote::{RemoteKeySet, RemoteOptions, Stats};
+pub use verifier::{Verifier, VerifierBuilder};
+
+/// Why a verifier could not be built (configuration, not a token's fault).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A URL that is malformed or not HTTPS.
+    #[error("URL {0}")]
+    Url(String),
+    /// The discovery document could not be read or names another issuer.
+    #[error("discovery: {0}")]
+    Discovery(String),
+    /// The JWKS could not be fetched.
+    #[error("JWKS fetch: {0}")]
+    Fetch(String),
+    /// The JWKS is not usable.
+    #[error("JWKS: {0}")]
+    Jwks(String),
+}

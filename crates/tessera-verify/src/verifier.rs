@@ -1,0 +1,295 @@
+//! The verifier: a key source (static, JWKS URL, or issuer discovery) and
+//! the core's strict policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tessera_jose::{Algorithm, Claim, ErrorKind, JwkSet, KeySet, Validation, Verified};
+
+use crate::remote::{self, RemoteKeySet, RemoteOptions};
+use crate::BuildError;
+
+enum Source {
+    Static(Box<KeySet>),
+    Remote(Arc<RemoteKeySet>),
+}
+
+/// Verifies access tokens. Cheap to share (`Arc<Verifier>`); the hot path
+/// takes no lock.
+pub struct Verifier {
+    source: Source,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Verifier");
+        match &self.source {
+            Source::Static(k) => d.field("keys", &k.keys().len()),
+            Source::Remote(r) => d.field("remote", r),
+        };
+        d.field("validation", &self.validation).finish()
+    }
+}
+
+enum Origin {
+    Issuer(String),
+    JwksUrl(String),
+    Jwks(String),
+}
+
+/// Builds a [`Verifier`]: where the keys come from, then the policy.
+pub struct VerifierBuilder {
+    origin: Origin,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    required: Vec<Claim>,
+    types: Vec<String>,
+    leeway: Option<Duration>,
+    max_size: Option<usize>,
+    remote: RemoteOptions,
+}
+
+impl std::fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Keys from the issuer's discovery document (`/.well-known/openid-configuration`,
+    /// else `/.well-known/oauth-authorization-server`), whose `issuer` must
+    /// equal `issuer` exactly (RFC 8414 §3.3); tokens must carry that `iss`.
+    pub fn from_issuer(issuer: impl Into<String>) -> VerifierBuilder {
+        let issuer = issuer.into();
+        let mut b = VerifierBuilder::new(Origin::Issuer(issuer.clone()));
+        b.issuers.push(issuer);
+        b
+    }
+
+    /// Keys from a JWKS URL.
+    pub fn from_jwks_url(url: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder::new(Origin::JwksUrl(url.into()))
+    }
+
+    /// Keys from a JWKS document (no fetching).
+    pub fn from_jwks(json: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder::new(Origin::Jwks(json.into()))
+    }
+
+    /// Verifies `token`: size, structure, key by kid bound to its
+    /// algorithm, signature, then the claims policy. A kid the cached key
+    /// set lacks triggers one refresh (single flight, with a cooldown)
+    /// and one more try.
+    ///
+    /// # Errors
+    /// The core's error, whose kind is the stable code (`unknown_kid`,
+    /// `bad_signature`, `expired`...).
+    pub async fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> tessera_jose::Result<Verified<T>> {
+        match &self.source {
+            Source::Static(keys) => tessera_jose::verify(token, keys, &self.validation),
+            Source::Remote(remote) => {
+                let (keys, generation) = remote.keys();
+                match tessera_jose::verify(token, &keys, &self.validation) {
+                    Err(e) if e.kind() == ErrorKind::UnknownKid => {
+                        if remote.refresh_for_unknown_kid(generation).await {
+                            let (keys, _) = remote.keys();
+                            tessera_jose::verify(token, &keys, &self.validation)
+                        } else {
+                            Err(e)
+                        }
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// The remote key set, when keys are fetched (for its counters).
+    pub fn remote(&self) -> Option<&Arc<RemoteKeySet>> {
+        match &self.source {
+            Source::Remote(r) => Some(r),
+            Source::Static(_) => None,
+        }
+    }
+}
+
+impl VerifierBuilder {
+    fn new(origin: Origin) -> Self {
+        Self {
+            origin,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            algorithms: Vec::new(),
+            required: Vec::new(),
+            types: Vec::new(),
+            leeway: None,
+            max_size: None,
+            remote: RemoteOptions::default(),
+        }
+    }
+
+    /// Accept tokens from this issuer too (from an issuer URL, that issuer
+    /// is already required).
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// An audience this service answers to (call again for several); the
+    /// token's `aud` must name one. Without any, a token with `aud` is
+    /// refused: name yourself.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Allow this algorithm (call again for several). Default: each key's
+    /// own `alg`. Keys without `alg` are bound to the allowed ones.
+    #[must_use]
+    pub fn algorithm(mut self, alg: Algorithm) -> Self {
+        self.algorithms.push(alg);
+        self
+    }
+
+    /// Require a claim (`exp` always is).
+    #[must_use]
+    pub fn require(mut self, claim: Claim) -> Self {
+        self.required.push(claim);
+        self
+    }
+
+    /// Accept this header `typ` (call again for several). Default: `at+jwt`
+    /// and `JWT`.
+    #[must_use]
+    pub fn typ(mut self, typ: impl Into<String>) -> Self {
+        self.types.push(typ.into());
+        self
+    }
+
+    /// Clock leeway for `exp` and `nbf` (default 60 s).
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// Largest token accepted, checked before any decoding (default 8 KiB).
+    #[must_use]
+    pub fn max_size(mut self, bytes: usize) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// How the remote key set is fetched and cached.
+    #[must_use]
+    pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        self.remote = options;
+        self
+    }
+
+    fn validation(&self) -> Validation {
+        let mut v = Validation::new();
+        for i in &self.issuers {
+            v = v.issuer(i.clone());
+        }
+        for a in &self.audiences {
+            v = v.audience(a.clone());
+        }
+        for c in &self.required {
+            v = v.require(*c);
+        }
+        let types = if self.types.is_empty() {
+            vec!["at+jwt".to_owned(), "JWT".to_owned()]
+        } else {
+            self.types.clone()
+        };
+        for t in types {
+            v = v.typ(t);
+        }
+        if let Some(l) = self.leeway {
+            v = v.leeway(l);
+        }
+        if let Some(m) = self.max_size {
+            v = v.max_size(m);
+        }
+        if !self.algorithms.is_empty() {
+            v = v.algorithms(self.algorithms.clone());
+        }
+        v
+    }
+
+    /// Fetches what is needed and returns the verifier.
+    ///
+    /// # Errors
+    /// A URL that is not HTTPS (or loopback HTTP), a discovery document
+    /// for another issuer, or a first fetch that fails or is not a JWKS.
+    pub async fn build(self) -> Result<Verifier, BuildError> {
+        let validation = self.validation();
+        let source = match &self.origin {
+            Origin::Jwks(json) => {
+                let set =
+                    JwkSet::parse(json).map_err(|e| BuildError::Jwks(e.message().to_owned()))?;
+                let keys = KeySet::from_jwks(&set, &self.algorithms)
+                    .map_err(|e| BuildError::Jwks(e.message().to_owned()))?;
+                if keys.is_empty() {
+                    return Err(BuildError::Jwks("no usable signature key".into()));
+                }
+                Source::Static(Box::new(keys))
+            }
+            Origin::JwksUrl(url) => Source::Remote(
+                RemoteKeySet::fetch(url, self.remote.clone(), self.algorithms.clone()).await?,
+            ),
+            Origin::Issuer(issuer) => {
+                let jwks_uri = discover(issuer, &self.remote).await?;
+                Source::Remote(
+                    RemoteKeySet::fetch(&jwks_uri, self.remote.clone(), self.algorithms.clone())
+                        .await?,
+                )
+            }
+        };
+        Ok(Verifier { source, validation })
+    }
+}
+
+/// Reads the issuer's metadata and returns its `jwks_uri`.
+async fn discover(issuer: &str, options: &RemoteOptions) -> Result<String, BuildError> {
+    let base = issuer.trim_end_matches('/');
+    let http = remote::http_client(options)?;
+    let mut last = String::new();
+    for doc in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let url = remote::check_url(&format!("{base}{doc}"))?;
+        match remote::get_limited(&http, &url, None, options.max_response_bytes).await {
+            Ok((status, _, body)) if status == reqwest::StatusCode::OK => {
+                let meta: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+                    BuildError::Discovery(format!("{}: not JSON", remote::redacted(&url)))
+                })?;
+                if meta["issuer"].as_str() != Some(issuer) {
+                    return Err(BuildError::Discovery(format!(
+                        "{}: the document's issuer is not {issuer:?} (RFC 8414 §3.3)",
+                        remote::redacted(&url)
+                    )));
+                }
+                return meta["jwks_uri"].as_str().map(str::to_owned).ok_or_else(|| {
+                    BuildError::Discovery(format!("{}: no jwks_uri", remote::redacted(&url)))
+                });
+            }
+            Ok((status, _, _)) => last = format!("{}: HTTP {status}", remote::redacted(&url)),
+            Err(e) => last = format!("{}: {e}", remote::redacted(&url)),
+        }
+    }
+    Err(BuildError::Discovery(last))
+}

@@ -1,0 +1,8 @@
+//! tessera-verify against a controllable key server over HTTP and against
+//! a real `tessera serve`.
+#![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
+
+mod keyserver;
+mod layer;
+mod remote;
+mod serve;

@@ -1,0 +1,264 @@
+//! The remote key set: rotation, unknown-kid storms, outages, garbage.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tessera_jose::{Algorithm, ErrorKind, Signer, SigningKey};
+use tessera_verify::{RemoteOptions, Verifier};
+
+use crate::keyserver::{public, signer, token, KeyServer, Mode, AUD, ISS};
+
+fn fast() -> RemoteOptions {
+    RemoteOptions {
+        min_max_age: Duration::from_millis(200),
+        default_max_age: Duration::from_millis(200),
+        ..RemoteOptions::default()
+    }
+}
+
+async fn verifier(url: &str, options: RemoteOptions) -> Verifier {
+    Verifier::from_jwks_url(url)
+        .issuer(ISS)
+        .audience(AUD)
+        .remote_options(options)
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn until(mut f: impl FnMut() -> bool, what: &str) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn policy_of_the_core_applies() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let v = verifier(&ks.url, RemoteOptions::default()).await;
+    let ok = v.verify::<Value>(&token(&a, json!({}))).await.unwrap();
+    assert_eq!(ok.claims["sub"], "svc");
+    // typ: at+jwt and JWT by default, nothing else.
+    let jwt = SigningKey::generate(Algorithm::ES256).unwrap();
+    let jwt = Signer::new(jwt.with_kid(a.key().kid().unwrap().to_owned())).typ("JWT");
+    let other = SigningKey::generate(Algorithm::ES256).unwrap();
+    let other = Signer::new(other.with_kid(a.key().kid().unwrap().to_owned())).typ("dpop+jwt");
+    // (Same kid, other key: typ is checked before the signature.)
+    assert_eq!(
+        v.verify::<Value>(&token(&jwt, json!({})))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::BadSignature
+    );
+    assert_eq!(
+        v.verify::<Value>(&token(&other, json!({})))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TypeMismatch
+    );
+    let cases = [
+        (
+            token(&a, json!({"iss": "https://other"})),
+            ErrorKind::IssuerMismatch,
+        ),
+        (
+            token(&a, json!({"aud": "other-api"})),
+            ErrorKind::AudienceMismatch,
+        ),
+        (token(&a, json!({"exp": 1000})), ErrorKind::Expired),
+    ];
+    for (t, kind) in cases {
+        assert_eq!(v.verify::<Value>(&t).await.unwrap_err().kind(), kind);
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_while_serving_rejects_nothing_valid() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let v = Arc::new(verifier(&ks.url, RemoteOptions::default()).await);
+    let before = ks.count();
+    // The authority pre-publishes B, then signs with it: the cached set
+    // (fresh for the 60 s minimum) lacks B, so the first B token fetches once.
+    let b = signer(Algorithm::ES256);
+    ks.set(|i| i.keys.push(public(&b)));
+    for _ in 0..20 {
+        v.verify::<Value>(&token(&a, json!({}))).await.unwrap();
+        v.verify::<Value>(&token(&b, json!({}))).await.unwrap();
+    }
+    assert_eq!(ks.count() - before, 1, "one fetch for the new kid");
+    // A is compromised: gone from the JWKS; its tokens fail after the next refresh.
+    ks.set(|i| i.keys.retain(|k| k["kid"] != a.key().kid().unwrap()));
+    let v = verifier(&ks.url, fast()).await;
+    v.verify::<Value>(&token(&b, json!({}))).await.unwrap();
+    let c = signer(Algorithm::ES256);
+    ks.set(|i| i.keys.push(public(&c)));
+    until(
+        || v.remote().unwrap().stats().fetches.load(Ordering::SeqCst) >= 3,
+        "background refreshes",
+    )
+    .await;
+    assert_eq!(
+        v.verify::<Value>(&token(&a, json!({})))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::UnknownKid
+    );
+    v.verify::<Value>(&token(&c, json!({}))).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_kid_storm_fetches_at_most_once_per_cooldown() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let v = Arc::new(verifier(&ks.url, RemoteOptions::default()).await);
+    let before = ks.count();
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let v = Arc::clone(&v);
+        // A fresh key: its thumbprint kid is unknown to the authority.
+        let s = signer(Algorithm::ES256);
+        tasks.push(tokio::spawn(async move {
+            v.verify::<Value>(&token(&s, json!({}))).await.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap_err().kind(), ErrorKind::UnknownKid);
+    }
+    assert_eq!(ks.count() - before, 1, "1,000 unknown kids, one fetch");
+    assert!(
+        v.remote()
+            .unwrap()
+            .stats()
+            .cooldown_rejections
+            .load(Ordering::SeqCst)
+            >= 998
+    );
+    // The known key still verifies meanwhile.
+    v.verify::<Value>(&token(&a, json!({}))).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_outage_serves_the_stale_set_and_recovery_is_picked_up() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let v = verifier(&ks.url, fast()).await;
+    ks.set(|i| i.mode = Mode::Down);
+    let stats = v.remote().unwrap().stats();
+    until(
+        || stats.failures.load(Ordering::SeqCst) >= 1,
+        "a failed refresh",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past the cache lifetime, the last good set still verifies.
+    v.verify::<Value>(&token(&a, json!({}))).await.unwrap();
+    assert!(stats.stale_uses.load(Ordering::SeqCst) >= 1);
+    // The authority comes back with a new key: picked up without a restart.
+    let b = signer(Algorithm::ES256);
+    ks.set(|i| {
+        i.mode = Mode::Normal;
+        i.keys.push(public(&b));
+    });
+    let fetches = stats.fetches.load(Ordering::SeqCst);
+    until(
+        || stats.fetches.load(Ordering::SeqCst) > fetches + 1,
+        "refresh after recovery",
+    )
+    .await;
+    v.verify::<Value>(&token(&b, json!({}))).await.unwrap();
+}
+
+#[tokio::test]
+async fn stale_if_error_has_a_limit() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let options = RemoteOptions {
+        stale_if_error: Duration::from_millis(400),
+        ..fast()
+    };
+    let v = verifier(&ks.url, options).await;
+    ks.set(|i| i.mode = Mode::Down);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        v.verify::<Value>(&token(&a, json!({})))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::UnknownKid
+    );
+}
+
+#[tokio::test]
+async fn garbage_too_large_and_slow_answers_change_nothing() {
+    for mode in [Mode::Garbage, Mode::TooLarge, Mode::Slow] {
+        let a = signer(Algorithm::ES256);
+        let ks = KeyServer::start(&[&a]).await;
+        let options = RemoteOptions {
+            timeout: Duration::from_millis(300),
+            ..fast()
+        };
+        let v = verifier(&ks.url, options).await;
+        ks.set(|i| i.mode = mode);
+        let stats = v.remote().unwrap().stats();
+        until(
+            || stats.failures.load(Ordering::SeqCst) >= 1,
+            "a failed refresh",
+        )
+        .await;
+        v.verify::<Value>(&token(&a, json!({})))
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        // An unknown kid during the bad answers: refused, the good set kept.
+        let b = signer(Algorithm::ES256);
+        assert_eq!(
+            v.verify::<Value>(&token(&b, json!({})))
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::UnknownKid
+        );
+        v.verify::<Value>(&token(&a, json!({}))).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn revalidation_uses_if_none_match() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let v = verifier(&ks.url, fast()).await;
+    let stats = v.remote().unwrap().stats();
+    until(
+        || stats.not_modified.load(Ordering::SeqCst) >= 2,
+        "304 revalidations",
+    )
+    .await;
+    v.verify::<Value>(&token(&a, json!({}))).await.unwrap();
+}
+
+#[tokio::test]
+async fn building_refuses_bad_sources() {
+    for url in [
+        "http://auth.example.com/jwks",
+        "ftp://127.0.0.1/jwks",
+        "nonsense",
+    ] {
+        assert!(Verifier::from_jwks_url(url).build().await.is_err(), "{url}");
+    }
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    ks.set(|i| i.mode = Mode::Garbage);
+    assert!(Verifier::from_jwks_url(&ks.url).build().await.is_err());
+    assert!(Verifier::from_jwks("{}").build().await.is_err());
+    assert!(Verifier::from_jwks("{\"keys\":[]}").build().await.is_err());
+}

@@ -1,0 +1,157 @@
+//! Against a real `tessera serve`: discovery, rotation, compromise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tessera_jose::ErrorKind;
+use tessera_server::{Config, Overrides, StartOptions};
+use tessera_verify::{RemoteOptions, Verifier};
+
+struct Authority {
+    running: tessera_server::Running,
+    base: String,
+    admin: String,
+    client: (String, String),
+    http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl Authority {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let config = Config::load(
+            None,
+            Vec::new(),
+            &Overrides {
+                data: Some(data.path().to_path_buf()),
+                listen: Some("127.0.0.1:0".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        let admin_file = config.admin_token_file.clone();
+        let running = tessera_server::start(
+            config,
+            StartOptions {
+                background: false,
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let creds =
+            std::fs::read_to_string(running.quickstart_credentials.as_ref().unwrap()).unwrap();
+        let (id, secret) = creds.trim().split_once(':').unwrap();
+        Self {
+            base: format!("http://{}", running.addr),
+            admin: std::fs::read_to_string(admin_file)
+                .unwrap()
+                .trim()
+                .to_owned(),
+            client: (id.to_owned(), secret.to_owned()),
+            running,
+            http: reqwest::Client::new(),
+            _data: data,
+        }
+    }
+
+    async fn token(&self) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/token", self.base))
+            .basic_auth(&self.client.0, Some(&self.client.1))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn admin(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.json().await.unwrap()
+    }
+}
+
+fn kid(token: &str) -> String {
+    tessera_jose::decode_unverified(token, 8192).unwrap().header["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_verifier_follows_the_authority_through_rotation_and_compromise() {
+    let auth = Authority::start().await;
+    let options = RemoteOptions {
+        min_max_age: Duration::from_millis(200),
+        unknown_kid_cooldown: Duration::from_millis(100),
+        ..RemoteOptions::default()
+    };
+    let issuer = auth.running.state.config.issuer.clone();
+    let v = Arc::new(
+        Verifier::from_issuer(issuer.clone())
+            .audience(issuer.clone())
+            .remote_options(options)
+            .build()
+            .await
+            .unwrap(),
+    );
+    let first = auth.token().await;
+    v.verify::<Value>(&first).await.unwrap();
+
+    // A scheduled-style rotation: pre-published, then switched.
+    auth.admin("/admin/keys/rotate").await;
+    let body = auth.admin("/admin/keys/rotate").await; // reports the pending key
+    let pending = body["rotations"][0]["kid"].as_str().unwrap().to_owned();
+    let immediate = auth
+        .http
+        .post(format!("{}/admin/keys/rotate", auth.base))
+        .bearer_auth(&auth.admin)
+        .json(&json!({"immediate": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(immediate.status(), 200);
+    let second = auth.token().await;
+    assert_eq!(kid(&second), pending);
+    // Both verify: the old one is retired but published, the new one is
+    // fetched on its unknown kid if the cache lacks it.
+    v.verify::<Value>(&first).await.unwrap();
+    v.verify::<Value>(&second).await.unwrap();
+
+    // Compromise of the current key: its tokens fail after the next refresh.
+    auth.admin(&format!("/admin/keys/{pending}/compromised"))
+        .await;
+    let third = auth.token().await;
+    // Its successor's kid is new: fetched once the unknown-kid cooldown
+    // of the previous fetch has passed.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    v.verify::<Value>(&third).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let err = v.verify::<Value>(&second).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownKid);
+    auth.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn discovery_must_name_the_same_issuer() {
+    let auth = Authority::start().await;
+    let wrong = format!("{}/", auth.base); // trailing slash: another issuer string
+    let err = Verifier::from_issuer(wrong).build().await.unwrap_err();
+    assert!(err.to_string().contains("issuer"), "{err}");
+    auth.running.stop().await.unwrap();
+}
