@@ -92,19 +92,21 @@ pub struct VerifyService<S> {
 
 /// Why a request was refused, per RFC 6750 §3.1.
 #[derive(Debug)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// No bearer credentials at all: 401 without an error code.
     Missing,
     /// Credentials in a form RFC 6750 does not allow (two headers...): 400.
     InvalidRequest(&'static str),
-    /// The token did not verify: 401 `invalid_token`, the stable code as description.
+    /// The token did not verify: 401 `invalid_token`, with the stable code
+    /// of `tessera_jose` (`expired`, `bad_signature`...) as description.
     InvalidToken(&'static str),
     /// A required scope is missing: 403.
     InsufficientScope,
 }
 
 impl Refusal {
-    pub(crate) fn response(&self, realm: &str, scopes: &[String]) -> Response<Body> {
+    /// The RFC 6750 answer: status and `WWW-Authenticate` challenge.
+    pub fn response(&self, realm: &str, scopes: &[String]) -> Response<Body> {
         let (status, challenge) = match self {
             Self::Missing => (StatusCode::UNAUTHORIZED, format!("Bearer realm=\"{realm}\"")),
             Self::InvalidRequest(d) => (
@@ -133,8 +135,17 @@ impl Refusal {
 }
 
 /// The bearer token of a request (RFC 6750 §2.1).
-pub(crate) fn bearer<B>(req: &Request<B>) -> Result<&str, Refusal> {
-    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+fn bearer<B>(req: &Request<B>) -> Result<&str, Refusal> {
+    bearer_token(req.headers())
+}
+
+/// The bearer token in `Authorization` (RFC 6750 §2.1): exactly one header,
+/// scheme `Bearer` (any case), one token.
+///
+/// # Errors
+/// [`Refusal::Missing`] or [`Refusal::InvalidRequest`].
+pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Refusal> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(Refusal::Missing);
     };
@@ -160,8 +171,12 @@ pub(crate) fn bearer<B>(req: &Request<B>) -> Result<&str, Refusal> {
     Ok(token)
 }
 
-/// Verifies a request's token (from [`bearer`]) and checks the scopes.
-pub(crate) async fn check(
+/// Verifies a request's token (from [`bearer_token`]) and checks that the
+/// `scope` claim holds every one of `scopes`.
+///
+/// # Errors
+/// The [`Refusal`] to answer with.
+pub async fn check(
     verifier: &Verifier,
     scopes: &[String],
     token: Result<String, Refusal>,

@@ -34,7 +34,7 @@ pub mod remote;
 mod verifier;
 
 pub use extract::Claims;
-pub use layer::{VerifiedToken, VerifyLayer, VerifyService};
+pub use layer::{bearer_token, check, Refusal, VerifiedToken, VerifyLayer, VerifyService};
 pub use remote::{RemoteKeySet, RemoteOptions, Stats};
 pub use verifier::{Verifier, VerifierBuilder};
 

@@ -34,6 +34,7 @@ impl std::fmt::Debug for Verifier {
 }
 
 enum Origin {
+    Remote(Arc<RemoteKeySet>),
     Issuer(String),
     JwksUrl(String),
     Jwks(String),
@@ -75,6 +76,12 @@ impl Verifier {
     /// Keys from a JWKS URL.
     pub fn from_jwks_url(url: impl Into<String>) -> VerifierBuilder {
         VerifierBuilder::new(Origin::JwksUrl(url.into()))
+    }
+
+    /// Keys from a remote key set another verifier already follows (one
+    /// cache, several policies: the gateway's per-route audiences).
+    pub fn from_remote(keys: Arc<RemoteKeySet>) -> VerifierBuilder {
+        VerifierBuilder::new(Origin::Remote(keys))
     }
 
     /// Keys from a JWKS document (no fetching).
@@ -247,6 +254,7 @@ impl VerifierBuilder {
                 }
                 Source::Static(Box::new(keys))
             }
+            Origin::Remote(keys) => Source::Remote(Arc::clone(keys)),
             Origin::JwksUrl(url) => Source::Remote(
                 RemoteKeySet::fetch(url, self.remote.clone(), self.algorithms.clone()).await?,
             ),

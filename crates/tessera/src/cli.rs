@@ -31,6 +31,34 @@ pub(crate) enum Command {
     Clients(ClientsCommand),
     /// Run the token authority.
     Serve(ServeArgs),
+    /// Run the verifying reverse proxy in front of a service.
+    Gateway(GatewayArgs),
+}
+
+/// `tessera gateway`: flags win over the config file.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GatewayArgs {
+    /// The service behind the gateway (http://host:port).
+    #[arg(long, value_name = "URL")]
+    pub(crate) upstream: Option<String>,
+    /// The token issuer (its discovery document gives the JWKS).
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: Option<String>,
+    /// The audience tokens must name (routes may require others).
+    #[arg(long)]
+    pub(crate) audience: Option<String>,
+    /// Address to listen on (default 127.0.0.1:8000).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// TOML config file (routes, timeouts).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Forward the original token to the upstream in X-Tessera-Token.
+    #[arg(long)]
+    pub(crate) forward_token: bool,
+    /// How long the upstream may take to answer before 504 (default 30s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) upstream_timeout: Option<Duration>,
 }
 
 /// `tessera serve`: flags win over `TESSERA_<SECTION>_<KEY>` environment

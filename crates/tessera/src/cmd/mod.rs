@@ -3,6 +3,7 @@
 
 mod admin;
 mod clients;
+mod gateway;
 mod keys;
 mod serve;
 mod token;
@@ -17,5 +18,6 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Token(cmd) => token::run(cmd),
         Command::Clients(cmd) => clients::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Gateway(args) => gateway::run(args),
     }
 }

@@ -1,0 +1,324 @@
+//! Gateway settings: a TOML file, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A setting that is missing or wrong, named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    /// The setting (`upstream`, `routes[2].prefix`...).
+    pub setting: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(setting: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.into(),
+        message: message.into(),
+    }
+}
+
+/// What a path prefix requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// No token needed; identity headers are still stripped.
+    Public,
+    /// A valid token for `audience` carrying every scope.
+    Protected {
+        /// Required audience.
+        audience: String,
+        /// Required scopes.
+        scopes: Vec<String>,
+    },
+}
+
+/// One route: the longest matching prefix wins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Path prefix, matched on whole segments (`/api` matches `/api` and `/api/x`, not `/apix`).
+    pub prefix: String,
+    /// What it requires.
+    pub rule: Rule,
+}
+
+/// Validated gateway settings.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Where the gateway listens.
+    pub listen: SocketAddr,
+    /// `http://host:port` of the service behind it.
+    pub upstream: String,
+    /// The token issuer (its discovery document gives the JWKS).
+    pub issuer: String,
+    /// Routes, most specific first; anything unmatched needs the default audience.
+    pub routes: Vec<Route>,
+    /// The audience required where no route says otherwise.
+    pub audience: String,
+    /// Forward the original token in `X-Tessera-Token`.
+    pub forward_token: bool,
+    /// How long the upstream may take to answer (headers) before 504.
+    pub upstream_timeout: Duration,
+    /// How long connecting to the upstream may take before 502.
+    pub connect_timeout: Duration,
+}
+
+/// Command-line values (they win over the file).
+#[derive(Clone, Debug, Default)]
+pub struct GatewayOverrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--upstream`.
+    pub upstream: Option<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--audience`.
+    pub audience: Option<String>,
+    /// `--forward-token`.
+    pub forward_token: bool,
+    /// `--upstream-timeout`.
+    pub upstream_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    upstream: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    forward_token: Option<bool>,
+    upstream_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: String,
+    #[serde(default)]
+    public: bool,
+    audience: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+fn duration(setting: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text)
+        .map_err(|e| err(setting, format!("{text:?}: {e} (examples: 500ms, 30s)")))
+}
+
+fn check_upstream(url: &str) -> Result<String, ConfigError> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        err(
+            "upstream",
+            "must be http://host:port (the service behind the gateway)",
+        )
+    })?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(err(
+            "upstream",
+            format!("{url:?} must be http://host:port with no path"),
+        ));
+    }
+    Ok(format!("http://{authority}"))
+}
+
+impl GatewayConfig {
+    /// Reads `file` (if any) and applies the flags.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting.
+    pub fn load(file: Option<&Path>, over: &GatewayOverrides) -> Result<Self, ConfigError> {
+        let raw: RawConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+                toml::from_str(&text)
+                    .map_err(|e| err(path.display().to_string(), e.message().to_owned()))?
+            }
+            None => RawConfig::default(),
+        };
+        let listen_text = over
+            .listen
+            .clone()
+            .or(raw.listen)
+            .unwrap_or_else(|| "127.0.0.1:8000".into());
+        let listen = listen_text.parse().map_err(|_| {
+            err(
+                "listen",
+                format!("{listen_text:?} is not an address such as 127.0.0.1:8000"),
+            )
+        })?;
+        let upstream = over
+            .upstream
+            .clone()
+            .or(raw.upstream)
+            .ok_or_else(|| err("upstream", "is required (--upstream http://127.0.0.1:9000)"))?;
+        let upstream = check_upstream(&upstream)?;
+        let issuer = over
+            .issuer
+            .clone()
+            .or(raw.issuer)
+            .ok_or_else(|| err("issuer", "is required (--issuer http://127.0.0.1:8080)"))?;
+        let audience = over.audience.clone().or(raw.audience).ok_or_else(|| {
+            err(
+                "audience",
+                "is required: the audience tokens must name (--audience orders-api)",
+            )
+        })?;
+        let upstream_timeout = match (over.upstream_timeout, raw.upstream_timeout) {
+            (Some(d), _) => d,
+            (None, Some(t)) => duration("upstream_timeout", &t)?,
+            (None, None) => Duration::from_secs(30),
+        };
+        let connect_timeout = match raw.connect_timeout {
+            Some(t) => duration("connect_timeout", &t)?,
+            None => Duration::from_secs(5),
+        };
+        let mut routes = Vec::new();
+        for (i, r) in raw.routes.into_iter().enumerate() {
+            let name = format!("routes[{i}]");
+            if !r.prefix.starts_with('/') {
+                return Err(err(format!("{name}.prefix"), "must start with /"));
+            }
+            let rule = if r.public {
+                if r.audience.is_some() || !r.scopes.is_empty() {
+                    return Err(err(name, "a public route takes no audience or scopes"));
+                }
+                Rule::Public
+            } else {
+                Rule::Protected {
+                    audience: r.audience.unwrap_or_else(|| audience.clone()),
+                    scopes: r.scopes,
+                }
+            };
+            routes.push(Route {
+                prefix: r.prefix.trim_end_matches('/').to_owned(),
+                rule,
+            });
+        }
+        // Longest prefix first.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(Self {
+            listen,
+            upstream,
+            issuer,
+            routes,
+            audience,
+            forward_token: over.forward_token || raw.forward_token.unwrap_or(false),
+            upstream_timeout,
+            connect_timeout,
+        })
+    }
+
+    /// The rule for a request path.
+    pub fn rule_for(&self, path: &str) -> Rule {
+        for r in &self.routes {
+            let matches = r.prefix.is_empty()
+                || path == r.prefix
+                || path
+                    .strip_prefix(&r.prefix)
+                    .is_some_and(|rest| rest.starts_with('/'));
+            if matches {
+                return r.rule.clone();
+            }
+        }
+        Rule::Protected {
+            audience: self.audience.clone(),
+            scopes: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn over() -> GatewayOverrides {
+        GatewayOverrides {
+            upstream: Some("http://127.0.0.1:9000".into()),
+            issuer: Some("http://127.0.0.1:8080".into()),
+            audience: Some("orders-api".into()),
+            ..GatewayOverrides::default()
+        }
+    }
+
+    #[test]
+    fn routes_match_whole_segments_longest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(
+            &file,
+            "[[routes]]\nprefix = \"/health\"\npublic = true\n[[routes]]\nprefix = \"/admin\"\naudience = \"orders-admin\"\nscopes = [\"orders:admin\"]\n[[routes]]\nprefix = \"/admin/public\"\npublic = true\n",
+        )
+        .unwrap();
+        let c = GatewayConfig::load(Some(&file), &over()).unwrap();
+        assert_eq!(c.rule_for("/health"), Rule::Public);
+        assert_eq!(c.rule_for("/health/live"), Rule::Public);
+        assert_eq!(
+            c.rule_for("/healthz"),
+            Rule::Protected {
+                audience: "orders-api".into(),
+                scopes: vec![]
+            }
+        );
+        assert_eq!(
+            c.rule_for("/admin/x"),
+            Rule::Protected {
+                audience: "orders-admin".into(),
+                scopes: vec!["orders:admin".into()]
+            }
+        );
+        assert_eq!(c.rule_for("/admin/public/logo.png"), Rule::Public);
+        assert_eq!(
+            c.rule_for("/orders"),
+            Rule::Protected {
+                audience: "orders-api".into(),
+                scopes: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let e = GatewayConfig::load(None, &GatewayOverrides::default()).unwrap_err();
+        assert_eq!(e.setting, "upstream");
+        let mut o = over();
+        o.upstream = Some("https://x/y".into());
+        assert_eq!(
+            GatewayConfig::load(None, &o).unwrap_err().setting,
+            "upstream"
+        );
+        let mut o = over();
+        o.listen = Some("nowhere".into());
+        assert_eq!(GatewayConfig::load(None, &o).unwrap_err().setting, "listen");
+        let mut o = over();
+        o.audience = None;
+        assert_eq!(
+            GatewayConfig::load(None, &o).unwrap_err().setting,
+            "audience"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "[[routes]]\nprefix = \"nope\"\n").unwrap();
+        assert_eq!(
+            GatewayConfig::load(Some(&file), &over())
+                .unwrap_err()
+                .setting,
+            "routes[0].prefix"
+        );
+        std::fs::write(&file, "colour = 1\n").unwrap();
+        assert!(GatewayConfig::load(Some(&file), &over())
+            .unwrap_err()
+            .message
+            .contains("colour"));
+    }
+}
