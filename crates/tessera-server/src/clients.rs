@@ -74,9 +74,10 @@ const RESERVED_CLAIMS: [&str; 13] = [
     "auth_time",
 ];
 
-/// Registration request (RFC 7591 names plus Tessera's own).
+/// Registration request (RFC 7591 names plus Tessera's own). Members this
+/// server does not know (`redirect_uris`, `software_id`...) are ignored, as
+/// RFC 7591 §2 requires.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Registration {
     client_name: Option<String>,
     grant_types: Option<Vec<String>>,

@@ -33,7 +33,7 @@ impl ConfigError {
 }
 
 /// The validated settings of one `tessera serve` process.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -58,6 +58,42 @@ pub struct Config {
     derived_issuer: bool,
     /// The default audience was derived from the issuer.
     derived_audience: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("data", &self.data)
+            .field("database_url", &redact_password(&self.database_url))
+            .field("quickstart_client", &self.quickstart_client)
+            .field("keys", &self.keys)
+            .field("tokens", &self.tokens)
+            .field("jwks_max_age", &self.jwks_max_age)
+            .field("admin_token_file", &self.admin_token_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Key lifecycle settings (DESIGN.md, "Key lifecycle").
@@ -667,6 +703,24 @@ mod tests {
         let c = Config::load(Some(&path), Vec::new(), &Overrides::default()).unwrap();
         let d = Config::defaults().unwrap();
         assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_database_password() {
+        let over = Overrides {
+            database_url: Some("postgres://tessera:s3cret@db:5432/tessera".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, Vec::new(), &over).unwrap();
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("s3cret") && text.contains("postgres://tessera:***@db:5432/tessera"),
+            "{text}"
+        );
+        assert_eq!(
+            redact_password("sqlite://x/y.db?mode=rwc"),
+            "sqlite://x/y.db?mode=rwc"
+        );
     }
 
     #[test]

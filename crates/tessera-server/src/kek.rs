@@ -25,6 +25,13 @@ pub enum KekError {
     /// The file does not hold 32 bytes in base64url.
     #[error("key-encryption key file {0}: must hold 32 random bytes in base64url (43 characters)")]
     Format(String),
+    /// The database holds keys but the KEK file is missing: a new KEK would
+    /// seal new keys that no other node can open.
+    #[error("key-encryption key file {0} is missing, but the database already holds keys sealed under a key-encryption key: copy the KEK file from the node that made them (keys.kek_file)")]
+    Missing(String),
+    /// The KEK does not open the database's check value.
+    #[error("the key-encryption key in {0} is not the one the database's keys are sealed under: every node needs the same keys.kek_file")]
+    Mismatch(String),
     /// A sealed key did not open: another KEK, or the row was altered.
     #[error("a stored private key does not open with this key-encryption key (another node's KEK, or an altered row)")]
     Open,
@@ -77,6 +84,17 @@ impl Kek {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// Reads an existing KEK; never creates one.
+    ///
+    /// # Errors
+    /// [`KekError::Missing`] when the file does not exist; as [`Kek::load_or_create`].
+    pub fn load(path: &Path) -> Result<Self, KekError> {
+        if !path.exists() {
+            return Err(KekError::Missing(path.display().to_string()));
+        }
+        Self::load_or_create(path)
     }
 
     /// A KEK from 32 bytes.

@@ -384,7 +384,10 @@ impl Lifecycle {
             .iter()
             .find(|k| k.kid == kid && k.state.is_published())
             .ok_or_else(|| LifecycleError::UnknownKid(kid.to_owned()))?;
-        expect(tx.compromise(kid, now).await?)?;
+        // Conditional on the state read above: if another node changed the
+        // key meanwhile (activated it, say), nothing is done and the caller
+        // retries, so a successor is never forgotten.
+        expect(tx.compromise(kid, key.state, now).await?)?;
         tx.audit(now, actor, "key_compromised", kid).await?;
         let mut successor = None;
         if key.state == KeyState::Active && self.settings.algorithms.contains(&key.alg) {
@@ -407,6 +410,19 @@ impl Lifecycle {
         }
         tx.commit().await?;
         Ok(successor)
+    }
+
+    fn open_signing_key(&self, row: &KeyRow) -> Result<SigningKey, LifecycleError> {
+        let sealed = row.private_sealed.as_deref().ok_or_else(|| {
+            LifecycleError::Key(format!("active key {} has no private part", row.kid))
+        })?;
+        let json = self.kek.open(&row.kid, sealed)?;
+        let text = std::str::from_utf8(&json)
+            .map_err(|_| LifecycleError::Key(format!("stored key {} is not UTF-8", row.kid)))?;
+        Ok(Jwk::parse(text)
+            .and_then(|jwk| jwk.to_signing_key(Some(row.alg)))
+            .map_err(|e| LifecycleError::Key(format!("stored key {}: {}", row.kid, e.code())))?
+            .with_kid(row.kid.clone()))
     }
 
     fn new_key(
@@ -475,16 +491,18 @@ impl Lifecycle {
                 signers.insert(row.alg, Arc::clone(prev));
                 continue;
             }
-            let sealed = row.private_sealed.as_deref().ok_or_else(|| {
-                LifecycleError::Key(format!("active key {} has no private part", row.kid))
-            })?;
-            let json = self.kek.open(&row.kid, sealed)?;
-            let text = std::str::from_utf8(&json)
-                .map_err(|_| LifecycleError::Key(format!("stored key {} is not UTF-8", row.kid)))?;
-            let key = Jwk::parse(text)
-                .and_then(|jwk| jwk.to_signing_key(Some(row.alg)))
-                .map_err(|e| LifecycleError::Key(format!("stored key {}: {}", row.kid, e.code())))?
-                .with_kid(row.kid.clone());
+            // One key that does not open must not stop the reload: the
+            // ring is rebuilt from the table either way, so a key the
+            // table no longer calls active never keeps signing here. Its
+            // algorithm has no signer until the problem is fixed (the
+            // token endpoint answers 503, /readyz fails).
+            let key = match self.open_signing_key(row) {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::error!(kid = %row.kid, error = %e, "active key cannot be loaded; not signing with this algorithm");
+                    continue;
+                }
+            };
             signers.insert(
                 row.alg,
                 Arc::new(ActiveKey {

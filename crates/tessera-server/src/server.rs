@@ -83,9 +83,17 @@ impl AppState {
     /// # Errors
     /// On storage or key failures; the previous state keeps serving.
     pub async fn refresh(&self) -> Result<(), StartError> {
-        self.lifecycle.tick().await?;
-        self.reload_keys().await?;
-        self.reload_clients().await
+        // Each step runs whatever the others did: a failed transition must
+        // not keep this node on stale keys, nor on deleted clients.
+        let ticked = self
+            .lifecycle
+            .tick()
+            .await
+            .map(|_| ())
+            .map_err(StartError::from);
+        let keys = self.reload_keys().await;
+        let clients = self.reload_clients().await;
+        ticked.and(keys).and(clients)
     }
 
     /// Re-reads the key table.
@@ -241,8 +249,11 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
     let addr = listener.local_addr().map_err(io(Path::new("listener")))?;
     config.bound_to(addr);
     create_private_dir(&config.data).map_err(io(&config.data))?;
-    let kek = Arc::new(Kek::load_or_create(&config.keys.kek_file)?);
     let store = Store::connect(&config.database_url).await?;
+    if store.is_sqlite() {
+        private_database_files(&config.data);
+    }
+    let kek = Arc::new(open_kek(&store, &config.keys.kek_file).await?);
     let lifecycle = Lifecycle::new(
         store.clone(),
         kek,
@@ -336,6 +347,60 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+/// The KEK, checked against the database before anything is written: a
+/// node with a missing or different KEK file must not seal keys that the
+/// other nodes cannot open.
+async fn open_kek(store: &Store, path: &Path) -> Result<Kek, StartError> {
+    const CHECK: &str = "kek_check";
+    let mismatch = || KekError::Mismatch(path.display().to_string());
+    if let Some(check) = store.setting(CHECK).await? {
+        let kek = Kek::load(path)?;
+        kek.open(CHECK, &check).map_err(|_| mismatch())?;
+        return Ok(kek);
+    }
+    // No check value yet: a new database, or one from before checks.
+    let keys = store.keys().await?;
+    let kek = if keys.is_empty() {
+        Kek::load_or_create(path)?
+    } else {
+        Kek::load(path)?
+    };
+    if let Some(row) = keys.iter().find(|k| k.private_sealed.is_some()) {
+        let sealed = row.private_sealed.as_deref().unwrap_or_default();
+        kek.open(&row.kid, sealed).map_err(|_| mismatch())?;
+    }
+    let sealed = kek.seal(CHECK, b"tessera key-encryption key check")?;
+    if !store.set_setting_once(CHECK, &sealed).await? {
+        // Another node set it first: it must be the same KEK.
+        let check = store.setting(CHECK).await?.unwrap_or_default();
+        kek.open(CHECK, &check).map_err(|_| mismatch())?;
+    }
+    Ok(kek)
+}
+
+/// The SQLite files hold sealed keys and hashes: mode 0600 even when the
+/// data folder already existed with looser permissions (SQLite gives new
+/// journal files the database file's mode).
+fn private_database_files(data: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(entries) = std::fs::read_dir(data) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("tessera.db")
+            {
+                let _ =
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600));
+            }
+        }
     }
 }
 

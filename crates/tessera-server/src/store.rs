@@ -429,16 +429,26 @@ impl KeyTx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Any published state -> compromised, destroying the private part.
+    /// `from` (a published state) -> compromised, destroying the private
+    /// part. False when the key is no longer in state `from`.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn compromise(&mut self, kid: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn compromise(
+        &mut self,
+        kid: &str,
+        from: KeyState,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if !from.is_published() {
+            return Ok(false);
+        }
         let done = sqlx::query(
-            "UPDATE signing_keys SET state = 'compromised', compromised_at = $1, private_sealed = NULL WHERE kid = $2 AND state IN ('pending', 'active', 'retired')",
+            "UPDATE signing_keys SET state = 'compromised', compromised_at = $1, private_sealed = NULL WHERE kid = $2 AND state = $3",
         )
         .bind(now)
         .bind(kid)
+        .bind(from.name())
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)

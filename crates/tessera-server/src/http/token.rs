@@ -58,6 +58,10 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String
     }
     let mut params = HashMap::new();
     for (name, value) in form_urlencoded::parse(body) {
+        // RFC 6749 §3.2: a parameter sent without a value is omitted.
+        if value.is_empty() {
+            continue;
+        }
         if params
             .insert(name.to_string(), value.into_owned())
             .is_some()
@@ -104,7 +108,10 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         .primary()
         .ok_or_else(|| OAuthError::unavailable("no active signing key yet"))?;
     let now = st.clock.now();
-    let ttl = i64::try_from(client.metadata.access_token_ttl).unwrap_or(900);
+    // Capped by today's maximum: keys.grace was checked against it, so a
+    // token never outlives the retired key that signed it.
+    let max_ttl = st.config.tokens.max_access_token_ttl.as_secs();
+    let ttl = i64::try_from(client.metadata.access_token_ttl.min(max_ttl)).unwrap_or(900);
     let claims = AccessClaims {
         iss: &st.config.issuer,
         sub: &client.id,
@@ -294,13 +301,16 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, zeroize::Zeroizing<
     );
     let raw = std::str::from_utf8(&raw).ok()?;
     let (id, secret) = raw.split_once(':')?;
-    let decode = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+    // application/x-www-form-urlencoded: '+' is a space, %XX a byte; the
+    // whole part, nothing cut at '&' or '='.
+    let decode = |s: &str| -> Option<String> {
+        let spaced = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
     };
-    Some((decode(id), zeroize::Zeroizing::new(decode(secret))))
+    Some((decode(id)?, zeroize::Zeroizing::new(decode(secret)?)))
 }
 
 /// RFC 7523 §3 client authentication.

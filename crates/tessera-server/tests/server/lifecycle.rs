@@ -371,3 +371,92 @@ async fn state_survives_a_restart_and_keys_are_sealed_at_rest() {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test]
+async fn a_node_without_the_clusters_kek_refuses_to_start_and_writes_nothing() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let kek_file = s.running.state.config.keys.kek_file.clone();
+        let count = s.running.state.store.keys().await.unwrap().len();
+        s.stop().await;
+        let original = std::fs::read(&kek_file).unwrap();
+        let start = || async {
+            tessera_server::start(
+                crate::common::config(&b, &[]),
+                tessera_server::StartOptions {
+                    background: false,
+                    ..tessera_server::StartOptions::default()
+                },
+            )
+            .await
+        };
+
+        std::fs::remove_file(&kek_file).unwrap();
+        let err = start().await.unwrap_err().to_string();
+        assert!(err.contains("is missing"), "{}: {err}", b.name);
+        assert!(!kek_file.exists(), "no new KEK was made");
+
+        std::fs::write(
+            &kek_file,
+            format!("{}\n", tessera_jose::b64::encode([7u8; 32])),
+        )
+        .unwrap();
+        let err = start().await.unwrap_err().to_string();
+        assert!(err.contains("not the one"), "{}: {err}", b.name);
+
+        std::fs::write(&kek_file, original).unwrap();
+        let s = TestServer::start(&b, &[]).await;
+        assert_eq!(
+            s.running.state.store.keys().await.unwrap().len(),
+            count,
+            "{}: refused starts wrote no key",
+            b.name
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_load_never_leaves_the_old_one_signing() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret) = s.basic_client(json!({})).await;
+        s.token(&id, &secret).await;
+        let state = &s.running.state;
+        let now = s.now();
+        // Another node retired our key and activated one we cannot open.
+        let active = state
+            .store
+            .keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.state == tessera_server::lifecycle::KeyState::Active)
+            .unwrap();
+        let mut tx = state.store.begin().await.unwrap();
+        assert!(tx.retire(&active.kid, now, now + 864_000).await.unwrap());
+        let mut unreadable = active.clone();
+        unreadable.kid = "unreadable".into();
+        unreadable.private_sealed = Some("not sealed by our KEK".into());
+        unreadable.activated_at = Some(now);
+        tx.insert(&unreadable).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let _ = state.refresh().await;
+        let resp = s
+            .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+            .await;
+        let (status, code) = crate::common::oauth_error(resp).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "temporarily_unavailable"),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.http.get(s.url("/readyz")).send().await.unwrap().status(),
+            503
+        );
+        s.stop().await;
+    }
+}

@@ -48,6 +48,32 @@ async fn basic_client_gets_an_rfc9068_token_with_its_claims() {
         assert_eq!(header["alg"], "ES256");
         assert!(header["kid"].is_string());
 
+        // An empty parameter counts as omitted (RFC 6749 §3.2).
+        let resp = s
+            .token_basic(
+                &id,
+                &secret,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("scope", ""),
+                    ("audience", ""),
+                    ("client_secret", ""),
+                ],
+            )
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{}: {body}", b.name);
+        assert_eq!(body["scope"], "orders:read orders:write");
+        // The Basic secret is decoded whole: nothing after '&' is dropped.
+        let resp = s
+            .token_basic(
+                &id,
+                &format!("{secret}&junk"),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(oauth_error(resp).await, (401, "invalid_client".into()));
         // No scope asked: every allowed scope.
         let resp = s
             .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
