@@ -65,6 +65,8 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// How long connecting to the upstream may take before 502.
     pub connect_timeout: Duration,
+    /// Verified tokens remembered (by hash, until their exp); 0 disables.
+    pub token_cache: usize,
 }
 
 /// Command-line values (they win over the file).
@@ -94,6 +96,7 @@ struct RawConfig {
     forward_token: Option<bool>,
     upstream_timeout: Option<String>,
     connect_timeout: Option<String>,
+    token_cache: Option<usize>,
     #[serde(default)]
     routes: Vec<RawRoute>,
 }
@@ -216,6 +219,7 @@ impl GatewayConfig {
             forward_token: over.forward_token || raw.forward_token.unwrap_or(false),
             upstream_timeout,
             connect_timeout,
+            token_cache: raw.token_cache.unwrap_or(10_000),
         })
     }
 

@@ -89,10 +89,14 @@ impl Gateway {
     /// # Errors
     /// When the issuer's keys cannot be fetched.
     pub async fn new(config: GatewayConfig) -> Result<Self, StartError> {
-        let first = Verifier::from_issuer(config.issuer.clone())
-            .audience(config.audience.clone())
-            .build()
-            .await?;
+        let cached = |b: tessera_verify::VerifierBuilder| match config.token_cache {
+            0 => b,
+            n => b.cache(n),
+        };
+        let first =
+            cached(Verifier::from_issuer(config.issuer.clone()).audience(config.audience.clone()))
+                .build()
+                .await?;
         let keys = first.remote().cloned();
         let mut verifiers = HashMap::new();
         verifiers.insert(config.audience.clone(), Arc::new(first));

@@ -182,14 +182,10 @@ pub async fn check(
     token: Result<String, Refusal>,
 ) -> Result<VerifiedToken, Refusal> {
     let token = token?;
-    let verified = verifier
-        .verify::<Value>(&token)
+    let out = verifier
+        .verify_token(&token)
         .await
         .map_err(|e| Refusal::InvalidToken(e.code()))?;
-    let out = VerifiedToken {
-        header: verified.header,
-        claims: Arc::new(verified.claims),
-    };
     if !scopes.iter().all(|s| out.scopes().any(|t| t == s)) {
         return Err(Refusal::InsufficientScope);
     }

@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod extract;
 mod layer;
 pub mod remote;

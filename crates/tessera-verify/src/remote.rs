@@ -248,6 +248,11 @@ impl RemoteKeySet {
         Ok(set)
     }
 
+    /// The current key set's generation (bumped when it changes).
+    pub(crate) fn generation(&self) -> u64 {
+        self.current.load().generation
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tessera_jose::{Algorithm, Claim, ErrorKind, JwkSet, KeySet, Validation, Verified};
 
+use crate::cache::{self, TokenCache};
+use crate::layer::VerifiedToken;
 use crate::remote::{self, RemoteKeySet, RemoteOptions};
 use crate::BuildError;
 
@@ -20,6 +22,7 @@ enum Source {
 pub struct Verifier {
     source: Source,
     validation: Validation,
+    cache: Option<TokenCache>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -51,6 +54,7 @@ pub struct VerifierBuilder {
     leeway: Option<Duration>,
     max_size: Option<usize>,
     remote: RemoteOptions,
+    cache: Option<usize>,
 }
 
 impl std::fmt::Debug for VerifierBuilder {
@@ -120,6 +124,45 @@ impl Verifier {
         }
     }
 
+    /// [`Verifier::verify`] into a [`VerifiedToken`] (claims as JSON), through
+    /// the verified-token cache when the builder enabled one: a token seen
+    /// before, still before its `exp` and verified under the current key
+    /// set, is not checked again.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`].
+    pub async fn verify_token(&self, token: &str) -> tessera_jose::Result<VerifiedToken> {
+        let Some(cache) = &self.cache else {
+            let v = self.verify::<serde_json::Value>(token).await?;
+            return Ok(VerifiedToken {
+                header: v.header,
+                claims: Arc::new(v.claims),
+            });
+        };
+        let key = cache::digest(token);
+        let now = tessera_jose::UnixTime::now().secs();
+        let generation = self.generation();
+        if let Some(hit) = cache.get(&key, now, generation) {
+            return Ok(hit);
+        }
+        let v = self.verify::<serde_json::Value>(token).await?;
+        let exp = v.registered().exp.map_or(now, tessera_jose::UnixTime::secs);
+        let out = VerifiedToken {
+            header: v.header,
+            claims: Arc::new(v.claims),
+        };
+        // Entries are tied to the generation the token verified under.
+        cache.put(key, &out, exp, self.generation(), now);
+        Ok(out)
+    }
+
+    fn generation(&self) -> u64 {
+        match &self.source {
+            Source::Static(_) => 0,
+            Source::Remote(r) => r.generation(),
+        }
+    }
+
     /// The remote key set, when keys are fetched (for its counters).
     pub fn remote(&self) -> Option<&Arc<RemoteKeySet>> {
         match &self.source {
@@ -141,6 +184,7 @@ impl VerifierBuilder {
             leeway: None,
             max_size: None,
             remote: RemoteOptions::default(),
+            cache: None,
         }
     }
 
@@ -195,6 +239,15 @@ impl VerifierBuilder {
     #[must_use]
     pub fn max_size(mut self, bytes: usize) -> Self {
         self.max_size = Some(bytes);
+        self
+    }
+
+    /// Remember up to `entries` verified tokens (by SHA-256) until their
+    /// `exp`, for [`Verifier::verify_token`] and the layer: repeat checks of
+    /// a token clients reuse cost a hash and a lookup.
+    #[must_use]
+    pub fn cache(mut self, entries: usize) -> Self {
+        self.cache = Some(entries);
         self
     }
 
@@ -266,7 +319,11 @@ impl VerifierBuilder {
                 )
             }
         };
-        Ok(Verifier { source, validation })
+        Ok(Verifier {
+            source,
+            validation,
+            cache: self.cache.map(TokenCache::new),
+        })
     }
 }
 

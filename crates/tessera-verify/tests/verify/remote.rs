@@ -262,3 +262,48 @@ async fn building_refuses_bad_sources() {
     assert!(Verifier::from_jwks("{}").build().await.is_err());
     assert!(Verifier::from_jwks("{\"keys\":[]}").build().await.is_err());
 }
+
+#[tokio::test]
+async fn the_token_cache_never_outlives_exp_nor_a_removed_key() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let v = Verifier::from_jwks_url(&ks.url)
+        .issuer(ISS)
+        .audience(AUD)
+        .leeway(Duration::ZERO)
+        .cache(1000)
+        .remote_options(fast())
+        .build()
+        .await
+        .unwrap();
+    let now = tessera_jose::UnixTime::now().secs();
+    let short = token(&a, json!({"exp": now + 2}));
+    let first = v.verify_token(&short).await.unwrap();
+    let again = v.verify_token(&short).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&first.claims, &again.claims),
+        "second check served from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        v.verify_token(&short).await.unwrap_err().kind(),
+        ErrorKind::Expired
+    );
+
+    // A key leaves the JWKS: its cached tokens go with it at the next refresh.
+    let long = token(&a, json!({}));
+    v.verify_token(&long).await.unwrap();
+    let b = signer(Algorithm::ES256);
+    ks.set(|i| i.keys = vec![public(&b)]);
+    let stats = v.remote().unwrap().stats();
+    let fetches = stats.fetches.load(Ordering::SeqCst);
+    until(
+        || stats.fetches.load(Ordering::SeqCst) > fetches + 1,
+        "a refresh",
+    )
+    .await;
+    assert_eq!(
+        v.verify_token(&long).await.unwrap_err().kind(),
+        ErrorKind::UnknownKid
+    );
+}
