@@ -79,6 +79,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/token", post(token))
         .route("/fixed", get(fixed))
+        // Any other path answers like /fixed: the upstream of the gateway benchmark.
+        .fallback(fixed)
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     axum::serve(listener, app).await?;

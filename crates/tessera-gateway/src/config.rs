@@ -67,6 +67,8 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// Verified tokens remembered (by hash, until their exp); 0 disables.
     pub token_cache: usize,
+    /// What an unmatched path requires: the default audience.
+    default_rule: Rule,
 }
 
 /// Command-line values (they win over the file).
@@ -215,16 +217,20 @@ impl GatewayConfig {
             upstream,
             issuer,
             routes,
-            audience,
             forward_token: over.forward_token || raw.forward_token.unwrap_or(false),
             upstream_timeout,
             connect_timeout,
             token_cache: raw.token_cache.unwrap_or(10_000),
+            default_rule: Rule::Protected {
+                audience: audience.clone(),
+                scopes: Vec::new(),
+            },
+            audience,
         })
     }
 
     /// The rule for a request path.
-    pub fn rule_for(&self, path: &str) -> Rule {
+    pub fn rule_for(&self, path: &str) -> &Rule {
         for r in &self.routes {
             let matches = r.prefix.is_empty()
                 || path == r.prefix
@@ -232,13 +238,10 @@ impl GatewayConfig {
                     .strip_prefix(&r.prefix)
                     .is_some_and(|rest| rest.starts_with('/'));
             if matches {
-                return r.rule.clone();
+                return &r.rule;
             }
         }
-        Rule::Protected {
-            audience: self.audience.clone(),
-            scopes: Vec::new(),
-        }
+        &self.default_rule
     }
 }
 
@@ -265,25 +268,25 @@ mod tests {
         )
         .unwrap();
         let c = GatewayConfig::load(Some(&file), &over()).unwrap();
-        assert_eq!(c.rule_for("/health"), Rule::Public);
-        assert_eq!(c.rule_for("/health/live"), Rule::Public);
+        assert_eq!(*c.rule_for("/health"), Rule::Public);
+        assert_eq!(*c.rule_for("/health/live"), Rule::Public);
         assert_eq!(
-            c.rule_for("/healthz"),
+            *c.rule_for("/healthz"),
             Rule::Protected {
                 audience: "orders-api".into(),
                 scopes: vec![]
             }
         );
         assert_eq!(
-            c.rule_for("/admin/x"),
+            *c.rule_for("/admin/x"),
             Rule::Protected {
                 audience: "orders-admin".into(),
                 scopes: vec!["orders:admin".into()]
             }
         );
-        assert_eq!(c.rule_for("/admin/public/logo.png"), Rule::Public);
+        assert_eq!(*c.rule_for("/admin/public/logo.png"), Rule::Public);
         assert_eq!(
-            c.rule_for("/orders"),
+            *c.rule_for("/orders"),
             Rule::Protected {
                 audience: "orders-api".into(),
                 scopes: vec![]

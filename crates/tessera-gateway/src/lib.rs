@@ -229,24 +229,23 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
         headers.remove(h);
     }
     if let Rule::Protected { audience, scopes } = gw.config.rule_for(req.uri().path()) {
-        let Some(verifier) = gw.verifiers.get(&audience) else {
+        let Some(verifier) = gw.verifiers.get(audience) else {
             tracing::error!(%audience, "no verifier for a configured audience");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "gateway misconfigured\n");
         };
         let token = tessera_verify::bearer_token(req.headers()).map(str::to_owned);
         let raw = token.as_ref().ok().cloned();
-        match tessera_verify::check(verifier, &scopes, token).await {
+        match tessera_verify::check(verifier, scopes, token).await {
             Ok(verified) => {
                 let sub = verified.claims["sub"]
                     .as_str()
                     .and_then(|s| HeaderValue::from_str(s).ok());
                 let Some(sub) = sub else {
-                    return Refusal::InvalidToken("missing_claim").response("tessera", &scopes);
+                    return Refusal::InvalidToken("missing_claim").response("tessera", scopes);
                 };
-                let claims = serde_json::to_vec(&*verified.claims).unwrap_or_default();
                 let headers = req.headers_mut();
                 headers.insert(SUBJECT, sub);
-                if let Ok(v) = HeaderValue::from_str(&tessera_jose::b64::encode(&claims)) {
+                if let Ok(v) = HeaderValue::from_str(verified.claims_base64url()) {
                     headers.insert(CLAIMS, v);
                 }
                 if gw.config.forward_token {
@@ -257,7 +256,7 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
             }
             Err(refusal) => {
                 tracing::debug!(?refusal, request_id = ?rid, "refused");
-                return refusal.response("tessera", &scopes);
+                return refusal.response("tessera", scopes);
             }
         }
     }

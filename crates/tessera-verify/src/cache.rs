@@ -8,7 +8,7 @@
 //! (The revocation deny-list, when it comes, is consulted on every hit.)
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::layer::VerifiedToken;
 
@@ -80,10 +80,7 @@ impl TokenCache {
         shard.insert(
             key,
             Entry {
-                token: VerifiedToken {
-                    header: token.header.clone(),
-                    claims: Arc::clone(&token.claims),
-                },
+                token: token.clone(),
                 exp,
                 generation,
             },

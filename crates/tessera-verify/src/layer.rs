@@ -23,9 +23,28 @@ pub struct VerifiedToken {
     pub header: Header,
     /// The verified claims.
     pub claims: Arc<Value>,
+    /// The claims as base64url JSON, made on first use and shared by every
+    /// cache hit of the same token.
+    encoded: Arc<std::sync::OnceLock<String>>,
 }
 
 impl VerifiedToken {
+    pub(crate) fn new(header: Header, claims: Value) -> Self {
+        Self {
+            header,
+            claims: Arc::new(claims),
+            encoded: Arc::default(),
+        }
+    }
+
+    /// The verified claims as base64url JSON (what the gateway forwards in
+    /// `X-Tessera-Claims`), serialized once per verified token.
+    pub fn claims_base64url(&self) -> &str {
+        self.encoded.get_or_init(|| {
+            tessera_jose::b64::encode(serde_json::to_vec(&*self.claims).unwrap_or_default())
+        })
+    }
+
     /// The scopes of the RFC 9068 `scope` claim.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.claims["scope"]

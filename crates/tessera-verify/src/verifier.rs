@@ -134,10 +134,7 @@ impl Verifier {
     pub async fn verify_token(&self, token: &str) -> tessera_jose::Result<VerifiedToken> {
         let Some(cache) = &self.cache else {
             let v = self.verify::<serde_json::Value>(token).await?;
-            return Ok(VerifiedToken {
-                header: v.header,
-                claims: Arc::new(v.claims),
-            });
+            return Ok(VerifiedToken::new(v.header, v.claims));
         };
         let key = cache::digest(token);
         let now = tessera_jose::UnixTime::now().secs();
@@ -147,10 +144,7 @@ impl Verifier {
         }
         let v = self.verify::<serde_json::Value>(token).await?;
         let exp = v.registered().exp.map_or(now, tessera_jose::UnixTime::secs);
-        let out = VerifiedToken {
-            header: v.header,
-            claims: Arc::new(v.claims),
-        };
+        let out = VerifiedToken::new(v.header, v.claims);
         // Entries are tied to the generation the token verified under.
         cache.put(key, &out, exp, self.generation(), now);
         Ok(out)
