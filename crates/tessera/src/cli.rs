@@ -123,8 +123,9 @@ pub(crate) enum KeysCommand {
     },
     /// Mark a key compromised: it leaves the JWKS at once and a successor signs.
     Compromised {
-        /// Key id (as `tessera keys list` shows it).
-        #[arg(value_parser = parse_path_segment)]
+        /// Key id (as `tessera keys list` shows it). A thumbprint may start
+        /// with '-', so the value is never read as a flag.
+        #[arg(value_parser = parse_path_segment, allow_hyphen_values = true)]
         kid: String,
         #[command(flatten)]
         server: ServerArgs,

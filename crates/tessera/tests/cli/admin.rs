@@ -739,3 +739,29 @@ fn serve_hs256_from_the_environment_exits_2_naming_the_setting() {
         &["keys.algorithms", "HS256"],
     );
 }
+
+/// A thumbprint kid can begin with '-' (base64url); it must not be taken
+/// for a flag (found when a test run drew such a kid).
+#[test]
+fn keys_compromised_takes_a_kid_that_starts_with_a_hyphen() {
+    let dir = Dir::new();
+    dir.write("admin.token", "tat_x\n");
+    let token = dir.path("admin.token");
+    // Nothing listens there: the kid parsed, then the call failed to connect.
+    let out = dir.run(&[
+        "keys",
+        "compromised",
+        "-DxYzAbC",
+        "--server",
+        "http://127.0.0.1:9",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ]);
+    out.usage();
+    assert!(
+        !out.stderr.contains("unexpected argument"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
+}
