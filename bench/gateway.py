@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""tessera gateway over loopback with wrk: the same upstream reached
+"""tessera gateway over loopback with wrk (every row sends the same
+bearer token, so every row carries the same request bytes): the same upstream reached
 directly, through the gateway without verification (a public route),
 through the gateway verifying every request (token cache off: the cost of
 a new token per request), and verifying with the token cache (clients
@@ -11,6 +12,7 @@ median of 3 interleaved rounds of 10 s.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,6 +21,23 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import ROOT, wait_ready, wrk  # noqa: E402
+
+
+NGINX_CONF = """
+worker_processes 2;
+error_log stderr error;
+pid nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path tmp; proxy_temp_path tmp; fastcgi_temp_path tmp; uwsgi_temp_path tmp; scgi_temp_path tmp;
+    upstream up { server 127.0.0.1:18281; keepalive 64; }
+    server {
+        listen 127.0.0.1:18284;
+        location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+"""
 
 
 def main():
@@ -51,6 +70,16 @@ def main():
                                            "--issuer", issuer, "--audience", issuer,
                                            "--listen", f"127.0.0.1:{port}", "--config", cfg],
                                           stdout=log, stderr=log))
+        nginx = shutil.which("nginx")
+        if nginx:
+            # A mature reverse proxy on the same path, for reference: what
+            # the second HTTP exchange costs on this machine.
+            conf = os.path.join(work, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF)
+            procs.append(subprocess.Popen([nginx, "-p", work, "-c", conf, "-g", "daemon off;"],
+                                          stdout=log, stderr=log))
+            wait_ready("http://127.0.0.1:18284/x")
         wait_ready("http://127.0.0.1:18282/public/x")
         wait_ready("http://127.0.0.1:18283/public/x")
         creds = open(os.path.join(work, "d", "quickstart.credentials")).read().strip()
@@ -62,8 +91,9 @@ def main():
         env = dict(os.environ, TOKEN=token)
         bearer = os.path.join(ROOT, "bench", "wrk", "bearer.lua")
         rows = [
-            ("direct to upstream", "http://127.0.0.1:18281/fixed", None),
-            ("gateway, no verification (public route)", "http://127.0.0.1:18282/public/x", None),
+            ("direct to upstream", "http://127.0.0.1:18281/fixed", bearer),
+            *([("nginx proxy_pass, keep-alive (reference)", "http://127.0.0.1:18284/x", bearer)] if nginx else []),
+            ("gateway, no verification (public route)", "http://127.0.0.1:18282/public/x", bearer),
             ("gateway, verify + token cache (token reused)", "http://127.0.0.1:18282/x", bearer),
             ("gateway, verify every request (no cache)", "http://127.0.0.1:18283/x", bearer),
         ]
@@ -81,7 +111,10 @@ def main():
         print("|---|---|---|---|---|")
         for n, v in results.items():
             print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {', '.join(f'{x[0]:.0f}' for x in v)} |")
-        direct, proxy, cached, full = (med[n][0] for n, _, _ in rows)
+        direct = med["direct to upstream"][0]
+        proxy = med["gateway, no verification (public route)"][0]
+        cached = med["gateway, verify + token cache (token reused)"][0]
+        full = med["gateway, verify every request (no cache)"][0]
         print(f"\ndirect / gateway with cache: {direct / cached:.2f}x; "
               f"verification with cache adds {100 * (proxy / cached - 1):.1f}% to the proxy's cost; "
               f"without cache {100 * (proxy / full - 1):.0f}%")

@@ -5,7 +5,8 @@
 //! its route is public it must carry a valid bearer token for the route's
 //! audience and scopes, and then reaches the upstream with
 //! `X-Tessera-Subject`, `X-Tessera-Claims` (the verified claims as
-//! base64url JSON) and, if configured, `X-Tessera-Token`. Bodies stream in
+//! base64url JSON) and, if configured, `X-Tessera-Token`; the
+//! `Authorization` header it verified is not passed on. Bodies stream in
 //! both directions; upstream connections are kept alive; a request id is
 //! propagated; an upstream that is down answers 502, one that is slow 504.
 
@@ -248,6 +249,9 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
                 if let Ok(v) = HeaderValue::from_str(verified.claims_base64url()) {
                     headers.insert(CLAIMS, v);
                 }
+                // The gateway consumed the token: the upstream gets the
+                // verified identity, and the token itself only when asked.
+                headers.remove(header::AUTHORIZATION);
                 if gw.config.forward_token {
                     if let Some(v) = raw.and_then(|t| HeaderValue::from_str(&t).ok()) {
                         headers.insert(TOKEN, v);
