@@ -29,8 +29,8 @@
 #                      and gets tokens with clientCredentialsGrant
 #                      (client_secret_basic, client_secret_post,
 #                      private_key_jwt), verified with jose; a wrong secret
-#                      is refused (an Ed25519 assertion is a known skip while
-#                      the server refuses openid-client's alg "Ed25519").
+#                      is refused (openid-client names Ed25519 assertions with
+#                      RFC 9864's alg "Ed25519", which the server reads as EdDSA).
 # Python pieces are in served.py, Node pieces in served.mjs.
 #
 # Peers are installed into .deps/ (git-ignored; TESSERA_DEPS_DIR overrides)
@@ -558,9 +558,7 @@ discovery_cases() {
   # private_key_jwt: a key pair from `tessera keys generate`, its public JWKS
   # registered through the admin API; openid-client signs the assertion.
   # With an Ed25519 key openid-client (oauth4webapi) writes the RFC 9864
-  # name "alg":"Ed25519", not "EdDSA"; while the server refuses that name the
-  # case is a skip, and any other outcome than a good token or that refusal
-  # fails.
+  # name "alg":"Ed25519", not "EdDSA"; the server reads it as EdDSA.
   for kalg in ES256 PS256 EdDSA; do
     c="serve $alg openid-client clientCredentialsGrant (private_key_jwt, $kalg assertion)"
     key=$WORK/client-$kalg.jwk.json
@@ -578,13 +576,6 @@ discovery_cases() {
       continue
     fi
     pk_id=$(json_get "$OUT" client_id)
-    if [[ $kalg == EdDSA ]]; then
-      run served_js client "$iss" oidc private_key_jwt "$pk_id" "$key" jobs-api '{}'
-      if [[ $RC == 1 && $ERR == *"invalid_client"*"client assertion rejected: alg_not_allowed"* ]]; then
-        skip "$c" "known: openid-client signs the assertion with alg Ed25519 (RFC 9864), which tessera serve refuses (alg_not_allowed; it knows EdDSA)"
-        continue
-      fi
-    fi
     client_case "$c" \
       '{"alg":"'"$alg"'","ttl":900,
         "claims":{"iss":"'"$iss"'","aud":"jobs-api","client_id":"'"$pk_id"'","scope":"jobs:run","tenant_id":"acme"}}' \

@@ -117,8 +117,14 @@ impl Algorithm {
     }
 
     /// Parses an `alg` name exactly (case-sensitive, RFC 7515 §4.1.1).
-    /// `none` and every unknown name return `None`.
+    /// `none` and every unknown name return `None`. `Ed25519`, the fully
+    /// specified name RFC 9864 gives EdDSA over Ed25519 (the only EdDSA
+    /// curve here), reads as [`Algorithm::EdDSA`]; signing still writes
+    /// `EdDSA`, which every verifier knows.
     pub fn from_name(name: &str) -> Option<Self> {
+        if name == "Ed25519" {
+            return Some(Self::EdDSA);
+        }
         Self::ALL.into_iter().find(|a| a.name() == name)
     }
 
@@ -183,6 +189,13 @@ pub(crate) fn truncate(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc9864_ed25519_is_eddsa() {
+        assert_eq!(Algorithm::from_name("Ed25519"), Some(Algorithm::EdDSA));
+        assert_eq!(Algorithm::from_name("ed25519"), None);
+        assert_eq!(Algorithm::from_name("Ed448"), None);
+    }
 
     #[test]
     fn names_round_trip_and_none_is_never_an_algorithm() {

@@ -93,6 +93,25 @@ fn alg_names_are_case_sensitive_and_exact() {
     accept(&forge(&f.hs256, escaped, &claims()), &keys, &v);
 }
 
+/// RFC 9864's fully specified "Ed25519" is EdDSA over Ed25519: it verifies
+/// with an Ed25519 key, and with no other kind of key.
+#[test]
+fn rfc9864_ed25519_name_verifies_with_ed25519_keys_only() {
+    let f = fx();
+    let keys = all_keys();
+    let v = Validation::new();
+    let header = json!({"alg": "Ed25519", "kid": "ed1"}).to_string();
+    accept(&forge(&f.ed, &header, &claims()), &keys, &v);
+    // Named for an Ed25519 key, signed by the P-256 key under that kid: the
+    // signature fails; under the P-256 key's own kid the binding refuses it.
+    reject(&forge(&f.es256, &header, &claims()), &keys, &v, ErrorKind::BadSignature);
+    let es_kid = json!({"alg": "Ed25519", "kid": "ec1"}).to_string();
+    reject(&forge(&f.es256, &es_kid, &claims()), &keys, &v, ErrorKind::AlgNotAllowed);
+    // An allow-list naming only ES256 refuses it.
+    let only_es = Validation::new().algorithms([Algorithm::ES256]);
+    reject(&forge(&f.ed, &header, &claims()), &keys, &only_es, ErrorKind::AlgNotAllowed);
+}
+
 // ---------------------------------------------------------------------------
 // Algorithm confusion
 // ---------------------------------------------------------------------------

@@ -64,7 +64,10 @@ impl Discovery {
     pub fn new(config: &Config) -> Self {
         let issuer = &config.issuer;
         let signing: Vec<&str> = config.keys.algorithms.iter().map(|a| a.name()).collect();
-        let assertion: Vec<&str> = ASSERTION_ALGS.iter().map(|a| a.name()).collect();
+        let mut assertion: Vec<&str> = ASSERTION_ALGS.iter().map(|a| a.name()).collect();
+        // RFC 9864's fully specified name for EdDSA over Ed25519, which
+        // current clients (openid-client) write.
+        assertion.push("Ed25519");
         let mut doc = json!({
             "issuer": issuer,
             // Tessera authenticates services, not people: this endpoint
