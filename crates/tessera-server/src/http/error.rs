@@ -99,6 +99,13 @@ impl OAuthError {
         )
     }
 
+    /// The same error with another status (413 for an oversize body...).
+    #[must_use]
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
     /// The error code.
     pub fn code(&self) -> &'static str {
         self.code

@@ -35,7 +35,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(oauth_metadata),
         )
         .route("/authorize", get(authorize).post(authorize))
-        .route("/token", post(token::token))
+        .route("/token", post(token::token).fallback(token::not_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -30,8 +30,19 @@ const MAX_ASSERTION_LIFETIME: i64 = 3600;
 pub(super) async fn token(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            // Over the body limit, or a body that could not be read: still
+            // an RFC 6749 §5.2 answer, with the status axum chose (413...).
+            st.metrics.error("invalid_request");
+            return OAuthError::invalid_request("the request body is too large or unreadable")
+                .with_status(e.status())
+                .into_response();
+        }
+    };
     match issue(&st, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -385,4 +396,14 @@ async fn private_key_jwt(
         return Err(failed("jti was already used"));
     }
     Ok(Arc::clone(client))
+}
+
+/// Any method but POST on the token endpoint (RFC 6749 §3.2: POST only).
+pub(super) async fn not_post() -> Response {
+    let mut resp = OAuthError::invalid_request("the token endpoint takes POST only")
+        .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
+        .into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    resp
 }

@@ -280,7 +280,18 @@ async fn every_rfc6749_error() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 413, "oversize body");
+        assert_eq!(
+            oauth_error(resp).await,
+            (413, "invalid_request".into()),
+            "oversize body"
+        );
+        let resp = s.http.get(s.url("/token")).send().await.unwrap();
+        assert_eq!(resp.headers()["allow"], "POST");
+        assert_eq!(
+            oauth_error(resp).await,
+            (405, "invalid_request".into()),
+            "GET /token"
+        );
 
         let metrics = s
             .http
