@@ -104,12 +104,27 @@ fn rfc9864_ed25519_name_verifies_with_ed25519_keys_only() {
     accept(&forge(&f.ed, &header, &claims()), &keys, &v);
     // Named for an Ed25519 key, signed by the P-256 key under that kid: the
     // signature fails; under the P-256 key's own kid the binding refuses it.
-    reject(&forge(&f.es256, &header, &claims()), &keys, &v, ErrorKind::BadSignature);
+    reject(
+        &forge(&f.es256, &header, &claims()),
+        &keys,
+        &v,
+        ErrorKind::BadSignature,
+    );
     let es_kid = json!({"alg": "Ed25519", "kid": "ec1"}).to_string();
-    reject(&forge(&f.es256, &es_kid, &claims()), &keys, &v, ErrorKind::AlgNotAllowed);
+    reject(
+        &forge(&f.es256, &es_kid, &claims()),
+        &keys,
+        &v,
+        ErrorKind::AlgNotAllowed,
+    );
     // An allow-list naming only ES256 refuses it.
     let only_es = Validation::new().algorithms([Algorithm::ES256]);
-    reject(&forge(&f.ed, &header, &claims()), &keys, &only_es, ErrorKind::AlgNotAllowed);
+    reject(
+        &forge(&f.ed, &header, &claims()),
+        &keys,
+        &only_es,
+        ErrorKind::AlgNotAllowed,
+    );
 }
 
 // ---------------------------------------------------------------------------
