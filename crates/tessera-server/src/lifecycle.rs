@@ -515,6 +515,13 @@ impl Lifecycle {
         }
         let body = serde_json::to_vec(&serde_json::json!({ "keys": published }))
             .map_err(|e| LifecycleError::Key(e.to_string()))?;
+        // The server's own view of its published keys, to recognise its
+        // tokens (revocation, introspection).
+        let verify_keys = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|text| tessera_jose::JwkSet::parse(text).ok())
+            .and_then(|set| tessera_jose::KeySet::from_jwks(&set, &[]).ok())
+            .unwrap_or_else(|| tessera_jose::KeySet::new(Vec::new()));
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
         let etag = format!("\"{}\"", tessera_jose::b64::encode(&digest.as_ref()[..16]));
         let etag = axum::http::HeaderValue::from_str(&etag)
@@ -528,6 +535,7 @@ impl Lifecycle {
             })
             .min();
         Ok(KeyRing {
+            verify_keys,
             signers,
             primary: self.settings.algorithms.first().copied(),
             jwks: body.into(),
@@ -579,6 +587,8 @@ impl fmt::Debug for ActiveKey {
 /// What the hot path reads: swapped whole, never locked.
 #[derive(Debug)]
 pub struct KeyRing {
+    /// The published keys, to verify this server's own tokens.
+    pub verify_keys: tessera_jose::KeySet,
     /// Active key per algorithm.
     pub signers: HashMap<Algorithm, Arc<ActiveKey>>,
     /// The algorithm access tokens are signed with.

@@ -91,9 +91,16 @@ impl AppState {
             .await
             .map(|_| ())
             .map_err(StartError::from);
+        // Deny-list entries go once their tokens have expired.
+        let purged = self
+            .store
+            .purge_revocations(self.clock.now())
+            .await
+            .map(|_| ())
+            .map_err(StartError::from);
         let keys = self.reload_keys().await;
         let clients = self.reload_clients().await;
-        ticked.and(keys).and(clients)
+        ticked.and(purged).and(keys).and(clients)
     }
 
     /// Re-reads the key table.

@@ -144,7 +144,18 @@ impl Store {
     /// On database failure.
     pub async fn begin(&self) -> Result<KeyTx, StoreError> {
         Ok(KeyTx {
-            tx: self.pool.begin().await?,
+            tx: self.write_tx().await?,
+        })
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy
+    /// timeout instead of failing when a read lock cannot be upgraded.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
         })
     }
 
@@ -226,6 +237,129 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    // ---- revocations (the deny-list feed) ----
+
+    /// Puts `jti` on the deny-list until `expires_at`; returns its sequence
+    /// number (the existing one when the jti is already listed).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if let Some(row) = sqlx::query("SELECT seq FROM revocations WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Ok(row.try_get(0)?);
+        }
+        let seq: i64 = sqlx::query(
+            "UPDATE sequences SET value = value + 1 WHERE name = 'revocations' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let inserted = sqlx::query("INSERT INTO revocations (seq, jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(seq)
+            .bind(jti)
+            .bind(client_id)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = inserted {
+            let e = StoreError::from(e);
+            if !e.is_conflict() {
+                return Err(e);
+            }
+            // Another node listed the same jti first: its entry stands (and
+            // the sequence number taken here rolls back with this transaction).
+            drop(tx);
+            let row = sqlx::query("SELECT seq FROM revocations WHERE jti = $1")
+                .bind(jti)
+                .fetch_one(&self.pool)
+                .await?;
+            return Ok(row.try_get(0)?);
+        }
+        audit(&mut *tx, now, client_id, "jti_revoked", jti).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Removes entries whose token has expired, remembering the highest
+    /// sequence number removed (a follower behind it needs a snapshot).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let max: Option<i64> =
+            sqlx::query("SELECT MAX(seq) FROM revocations WHERE expires_at < $1")
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        let Some(max) = max else {
+            return Ok(0);
+        };
+        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE sequences SET value = $1 WHERE name = 'revocations_purged' AND value < $1",
+        )
+        .bind(max)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The feed after `since`: (latest sequence, whether this is a full
+    /// snapshot, entries (seq, jti, expires_at) in order). A `since` older
+    /// than the highest purged number gets every live entry.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revocations_since(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> Result<(i64, bool, Vec<(i64, String, i64)>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let latest: i64 = sqlx::query("SELECT value FROM sequences WHERE name = 'revocations'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let purged: i64 =
+            sqlx::query("SELECT value FROM sequences WHERE name = 'revocations_purged'")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        let snapshot = since < purged;
+        let from = if snapshot { 0 } else { since };
+        let rows = sqlx::query(
+            "SELECT seq, jti, expires_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let entries = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((latest, snapshot, entries))
     }
 
     // ---- settings and audit ----

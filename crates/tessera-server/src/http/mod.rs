@@ -2,6 +2,7 @@
 
 mod admin;
 mod error;
+mod revoke;
 mod token;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/authorize", get(authorize).post(authorize))
         .route("/token", post(token::token).fallback(token::not_post))
+        .route("/revoke", post(revoke::revoke))
+        .route("/revocations", get(revoke::feed))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -82,6 +85,10 @@ impl Discovery {
             "response_types_supported": ["none"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": assertion,
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            // Tessera's deny-list feed: GET with HTTP Basic, ?since=SEQ.
+            "tessera_revocation_feed_endpoint": format!("{issuer}/revocations"),
             "access_token_signing_alg_values_supported": signing,
         });
         let oauth = serde_json::to_vec(&doc).unwrap_or_default().into();

@@ -53,7 +53,10 @@ pub(super) async fn token(
 }
 
 /// The form, each parameter at most once (RFC 6749 §3.2).
-fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+pub(super) fn parse_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HashMap<String, String>, OAuthError> {
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -237,7 +240,7 @@ fn granted_audience<'a>(
 
 /// Finds and authenticates the client by exactly one method, the one it
 /// registered.
-async fn authenticate(
+pub(super) async fn authenticate(
     st: &AppState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
@@ -406,4 +409,13 @@ pub(super) async fn not_post() -> Response {
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
     resp
+}
+
+/// The decoded Basic credentials of a request, if any.
+pub(super) fn basic_credentials_of(
+    headers: &HeaderMap,
+) -> Option<(String, zeroize::Zeroizing<String>)> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(basic_credentials)
 }

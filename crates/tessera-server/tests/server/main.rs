@@ -5,5 +5,6 @@
 mod admin;
 mod common;
 mod lifecycle;
+mod revoke;
 mod surface;
 mod token;

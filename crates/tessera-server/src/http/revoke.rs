@@ -1,0 +1,157 @@
+//! Revocation (RFC 7009) of JWT access tokens, and the deny-list feed that
+//! verifiers follow (`GET /revocations?since=SEQ`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tessera_jose::{UnixTime, Validation};
+
+use super::token::{authenticate, parse_form};
+use super::OAuthError;
+use crate::server::AppState;
+
+/// `POST /revoke`: the client authenticates as at the token endpoint.
+pub(super) async fn revoke(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let result = match body {
+        Ok(body) => revoke_token(&st, &headers, &body).await,
+        Err(e) => Err(
+            OAuthError::invalid_request("the request body is too large or unreadable")
+                .with_status(e.status()),
+        ),
+    };
+    match result {
+        Ok(()) => {
+            let mut resp = StatusCode::OK.into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
+    let params = parse_form(headers, body)?;
+    let client = authenticate(st, headers, &params).await?;
+    let token = params
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    // token_type_hint is only a hint (RFC 7009 §2.1); JWT access tokens are
+    // recognised by their signature whatever it says.
+    let now = st.clock.now();
+    let validation = Validation::new()
+        .issuer(st.config.issuer.clone())
+        .ignore_audience()
+        .typ("at+jwt")
+        .leeway(st.config.tokens.leeway);
+    let ring = st.ring.load();
+    let Ok(verified) = tessera_jose::verify_at::<Value>(
+        token,
+        &ring.verify_keys,
+        &validation,
+        UnixTime::from_secs(now),
+    ) else {
+        // Invalid, expired, or not ours: nothing to revoke (RFC 7009 §2.2).
+        return Ok(());
+    };
+    if verified.claims["client_id"].as_str() != Some(client.id.as_str()) {
+        return Err(OAuthError::unauthorized_client(
+            "the token was not issued to this client",
+        ));
+    }
+    let reg = verified.registered();
+    let (Some(jti), Some(exp)) = (reg.jti.as_deref(), reg.exp) else {
+        return Ok(());
+    };
+    // Listed for as long as any verifier could still accept the token.
+    let until = exp
+        .secs()
+        .saturating_add(crate::clock::secs(st.config.tokens.leeway));
+    let seq = st
+        .store
+        .revoke_jti(jti, &client.id, until, now)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    tracing::info!(client_id = %client.id, jti, seq, "access token revoked");
+    Ok(())
+}
+
+/// `GET /revocations?since=SEQ[&limit=N]`, HTTP Basic client authentication.
+pub(super) async fn feed(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return OAuthError::invalid_client("the feed needs HTTP Basic client authentication", true)
+            .into_response();
+    }
+    if let Err(e) = authenticate_any(&st, &headers).await {
+        return e.into_response();
+    }
+    let since = match query.get("since").map(|s| s.parse::<i64>()) {
+        None => 0,
+        Some(Ok(n)) if n >= 0 => n,
+        Some(_) => {
+            return OAuthError::invalid_request("since must be a sequence number").into_response()
+        }
+    };
+    let limit = match query.get("limit").map(|s| s.parse::<i64>()) {
+        None => 1000,
+        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+        Some(_) => return OAuthError::invalid_request("limit must be 1 to 10000").into_response(),
+    };
+    match st.store.revocations_since(since, limit).await {
+        Ok((latest, snapshot, entries)) => {
+            let more = i64::try_from(entries.len()).unwrap_or(i64::MAX) == limit;
+            let entries: Vec<Value> = entries
+                .into_iter()
+                .map(|(seq, jti, exp)| json!({"seq": seq, "jti": jti, "exp": exp}))
+                .collect();
+            let mut resp = axum::Json(json!({
+                "seq": latest,
+                "snapshot": snapshot,
+                "more": more,
+                "entries": entries,
+            }))
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => OAuthError::internal(&e).into_response(),
+    }
+}
+
+/// Basic credentials of any client with a secret (the feed is read-only;
+/// the registered token-endpoint method does not matter here).
+async fn authenticate_any(st: &AppState, headers: &HeaderMap) -> Result<(), OAuthError> {
+    let mut params = HashMap::new();
+    params.insert("grant_type".to_owned(), String::new());
+    match authenticate(st, headers, &params).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == "invalid_client" => {
+            // A client_secret_post client presenting Basic: accept its secret.
+            let (id, secret) = super::token::basic_credentials_of(headers)
+                .ok_or_else(|| OAuthError::invalid_client("client authentication failed", true))?;
+            let clients = st.clients.load();
+            match clients.get(&id) {
+                Some(c) if c.secret_matches(&secret) => Ok(()),
+                _ => Err(OAuthError::invalid_client(
+                    "client authentication failed",
+                    true,
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}

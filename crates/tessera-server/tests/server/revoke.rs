@@ -1,0 +1,229 @@
+//! RFC 7009 revocation of JWT access tokens and the deny-list feed.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{backends, oauth_error, TestServer};
+
+async fn revoke(
+    s: &TestServer,
+    id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    s.http
+        .post(s.url("/revoke"))
+        .basic_auth(id, Some(secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn feed(s: &TestServer, id: &str, secret: &str, since: i64) -> Value {
+    let resp = s
+        .http
+        .get(s.url(&format!("/revocations?since={since}")))
+        .basic_auth(id, Some(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+fn claims(token: &str) -> Value {
+    Value::Object(tessera_jose::decode_unverified(token, 8192).unwrap().claims)
+}
+
+#[tokio::test]
+async fn a_revoked_access_token_enters_the_feed_until_it_expires() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret) = s.basic_client(json!({})).await;
+        let token = s.token(&id, &secret).await;
+        let c = claims(&token);
+        assert_eq!(feed(&s, &id, &secret, 0).await["seq"], 0);
+
+        let resp = revoke(
+            &s,
+            &id,
+            &secret,
+            &[("token", &token), ("token_type_hint", "access_token")],
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{}", b.name);
+        let f = feed(&s, &id, &secret, 0).await;
+        assert_eq!(f["seq"], 1);
+        assert_eq!(f["snapshot"], false);
+        assert_eq!(
+            f["entries"],
+            json!([{"seq": 1, "jti": c["jti"], "exp": c["exp"].as_i64().unwrap() + 60}])
+        );
+        // Idempotent: the same token keeps its entry.
+        assert_eq!(
+            revoke(&s, &id, &secret, &[("token", &token)])
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(feed(&s, &id, &secret, 0).await["seq"], 1);
+        assert_eq!(feed(&s, &id, &secret, 1).await["entries"], json!([]));
+
+        // A second one; a follower at 1 sees only it.
+        let t2 = s.token(&id, &secret).await;
+        revoke(&s, &id, &secret, &[("token", &t2)]).await;
+        let f = feed(&s, &id, &secret, 1).await;
+        assert_eq!(f["seq"], 2);
+        assert_eq!(f["entries"][0]["jti"], claims(&t2)["jti"]);
+
+        // Past exp + leeway the entries are purged; a follower from before
+        // the purge gets a (now empty) snapshot, one that is current does not.
+        s.advance(Duration::from_secs(900 + 61)).await;
+        let f = feed(&s, &id, &secret, 0).await;
+        assert_eq!(
+            (f["seq"].as_i64(), f["snapshot"].as_bool()),
+            (Some(2), Some(true)),
+            "{}: {f}",
+            b.name
+        );
+        assert_eq!(f["entries"], json!([]));
+        let f = feed(&s, &id, &secret, 2).await;
+        assert_eq!(f["snapshot"], false);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn revocation_refusals() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret) = s.basic_client(json!({})).await;
+        let (other, other_secret) = s.basic_client(json!({})).await;
+        let token = s.token(&id, &secret).await;
+
+        // Another client's token: refused, not listed.
+        let resp = revoke(&s, &other, &other_secret, &[("token", &token)]).await;
+        assert_eq!(
+            oauth_error(resp).await,
+            (400, "unauthorized_client".into()),
+            "{}",
+            b.name
+        );
+        // Garbage or foreign tokens: 200, nothing listed (RFC 7009 §2.2).
+        assert_eq!(
+            revoke(&s, &id, &secret, &[("token", "not-a-token")])
+                .await
+                .status(),
+            200
+        );
+        let foreign = tessera_jose::Signer::new(tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap())
+            .typ("at+jwt")
+            .sign(&json!({"iss": crate::common::ISSUER, "client_id": id, "jti": "x", "exp": s.now() + 60}))
+            .unwrap();
+        assert_eq!(
+            revoke(&s, &id, &secret, &[("token", &foreign)])
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(feed(&s, &id, &secret, 0).await["seq"], 0);
+        // Missing token, bad client.
+        let resp = revoke(&s, &id, &secret, &[("token_type_hint", "access_token")]).await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
+        let resp = revoke(&s, &id, "tcs_wrong", &[("token", &token)]).await;
+        assert_eq!(oauth_error(resp).await, (401, "invalid_client".into()));
+        // The feed needs a client too.
+        let resp = s
+            .http
+            .get(s.url("/revocations?since=0"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(resp).await, (401, "invalid_client".into()));
+        let resp = s
+            .http
+            .get(s.url("/revocations?since=0"))
+            .basic_auth(&id, Some("tcs_wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(resp).await, (401, "invalid_client".into()));
+        let resp = s
+            .http
+            .get(s.url("/revocations?since=-1"))
+            .basic_auth(&id, Some(&secret))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
+        // Discovery names both endpoints.
+        let d: Value = s
+            .http
+            .get(s.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            d["revocation_endpoint"],
+            format!("{}/revoke", crate::common::ISSUER)
+        );
+        assert_eq!(
+            d["tessera_revocation_feed_endpoint"],
+            format!("{}/revocations", crate::common::ISSUER)
+        );
+        s.stop().await;
+    }
+}
+
+/// Two nodes on one database revoking at once: one gap-free sequence.
+#[tokio::test]
+async fn nodes_share_one_sequence() {
+    for b in backends().await {
+        let clock = tessera_server::ManualClock::new(crate::common::T0);
+        let a = TestServer::start_at(&b, &[], clock.clone()).await;
+        let c = TestServer::start_at(&b, &[], clock.clone()).await;
+        let (id, secret) = a.basic_client(json!({})).await;
+        c.running.state.reload_clients().await.unwrap();
+        let mut tokens = Vec::new();
+        for _ in 0..10 {
+            tokens.push(a.token(&id, &secret).await);
+        }
+        let mut calls = Vec::new();
+        for (i, t) in tokens.into_iter().enumerate() {
+            let node = if i % 2 == 0 { &a } else { &c };
+            let (http, url, id, secret) = (
+                node.http.clone(),
+                node.url("/revoke"),
+                id.clone(),
+                secret.clone(),
+            );
+            calls.push(tokio::spawn(async move {
+                http.post(url)
+                    .basic_auth(id, Some(secret))
+                    .form(&[("token", t)])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }));
+        }
+        for call in calls {
+            assert_eq!(call.await.unwrap(), 200, "{}", b.name);
+        }
+        let f = feed(&c, &id, &secret, 0).await;
+        let seqs: Vec<i64> = f["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "{}: {f}", b.name);
+        a.stop().await;
+        c.stop().await;
+    }
+}
