@@ -113,6 +113,13 @@ impl Error {
         Self::new(ErrorKind::InvalidKey, message)
     }
 
+    /// A `revoked` rejection: the token verified but its `jti` is on the
+    /// issuer's deny-list. The core keeps no deny-list; verifiers that
+    /// follow one (tessera-verify) report it with this.
+    pub fn revoked() -> Self {
+        Self::new(ErrorKind::Revoked, "the token was revoked by its issuer")
+    }
+
     /// The stable kind of this error.
     pub fn kind(&self) -> ErrorKind {
         self.kind

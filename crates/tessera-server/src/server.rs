@@ -64,6 +64,11 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Discovery documents, built once.
     pub discovery: crate::http::Discovery,
+    /// Woken when this node lists a revocation (long-polling feed readers).
+    pub revocations: tokio::sync::Notify,
+    /// Becomes true when the node stops: long polls end at once, so a
+    /// graceful shutdown does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// Serializes reloads.
     reload: Mutex<()>,
 }
@@ -282,6 +287,8 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         metrics,
         clock: options.clock,
         discovery,
+        revocations: tokio::sync::Notify::new(),
+        stopping: tokio::sync::watch::Sender::new(false),
         reload: Mutex::new(()),
         config,
     });
@@ -291,6 +298,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
     let app = crate::http::app(Arc::clone(&state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let signals = options.handle_signals;
+    let stopping = state.stopping.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -302,6 +310,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
                 } else {
                     let _ = rx.await;
                 }
+                stopping.send_replace(true);
             })
             .await
     });

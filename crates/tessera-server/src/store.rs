@@ -324,9 +324,9 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The feed after `since`: (latest sequence, whether this is a full
-    /// snapshot, entries (seq, jti, expires_at) in order). A `since` older
-    /// than the highest purged number gets every live entry.
+    /// The feed after `since`: (latest sequence, whether `since` is older
+    /// than the purge horizon, entries (seq, jti, expires_at) in order).
+    /// From `since` 0 this is every live entry: a full snapshot.
     ///
     /// # Errors
     /// On database failure.
@@ -345,8 +345,12 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
+        // Entries are only ever purged once their tokens have expired, so
+        // a follower behind the purge horizon lost nothing it needs: every
+        // live entry newer than `since` follows, and `snapshot` tells it
+        // that what it holds older than the horizon may be dropped.
         let snapshot = since < purged;
-        let from = if snapshot { 0 } else { since };
+        let from = since;
         let rows = sqlx::query(
             "SELECT seq, jti, expires_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2",
         )

@@ -29,11 +29,13 @@
 //! ```
 
 mod cache;
+mod denylist;
 mod extract;
 mod layer;
 pub mod remote;
 mod verifier;
 
+pub use denylist::DenyList;
 pub use extract::Claims;
 pub use layer::{bearer_token, check, Refusal, VerifiedToken, VerifyLayer, VerifyService};
 pub use remote::{RemoteKeySet, RemoteOptions, Stats};

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use tessera_jose::{Algorithm, Claim, ErrorKind, JwkSet, KeySet, Validation, Verified};
 
 use crate::cache::{self, TokenCache};
+use crate::denylist::DenyList;
 use crate::layer::VerifiedToken;
 use crate::remote::{self, RemoteKeySet, RemoteOptions};
 use crate::BuildError;
@@ -23,6 +24,7 @@ pub struct Verifier {
     source: Source,
     validation: Validation,
     cache: Option<TokenCache>,
+    denylist: Option<Arc<DenyList>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -55,6 +57,7 @@ pub struct VerifierBuilder {
     max_size: Option<usize>,
     remote: RemoteOptions,
     cache: Option<usize>,
+    denylist: Option<Arc<DenyList>>,
 }
 
 impl std::fmt::Debug for VerifierBuilder {
@@ -105,6 +108,20 @@ impl Verifier {
         &self,
         token: &str,
     ) -> tessera_jose::Result<Verified<T>> {
+        let verified = self.verify_signature::<T>(token).await?;
+        if let Some(list) = &self.denylist {
+            let jti = verified.registered().jti;
+            if jti.is_some_and(|j| list.contains(&j, tessera_jose::UnixTime::now().secs())) {
+                return Err(tessera_jose::Error::revoked());
+            }
+        }
+        Ok(verified)
+    }
+
+    async fn verify_signature<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> tessera_jose::Result<Verified<T>> {
         match &self.source {
             Source::Static(keys) => tessera_jose::verify(token, keys, &self.validation),
             Source::Remote(remote) => {
@@ -140,6 +157,12 @@ impl Verifier {
         let now = tessera_jose::UnixTime::now().secs();
         let generation = self.generation();
         if let Some(hit) = cache.get(&key, now, generation) {
+            // A cached token is still checked against the deny-list.
+            if let (Some(list), Some(jti)) = (&self.denylist, hit.claims["jti"].as_str()) {
+                if list.contains(jti, now) {
+                    return Err(tessera_jose::Error::revoked());
+                }
+            }
             return Ok(hit);
         }
         let v = self.verify::<serde_json::Value>(token).await?;
@@ -179,6 +202,7 @@ impl VerifierBuilder {
             max_size: None,
             remote: RemoteOptions::default(),
             cache: None,
+            denylist: None,
         }
     }
 
@@ -242,6 +266,14 @@ impl VerifierBuilder {
     #[must_use]
     pub fn cache(mut self, entries: usize) -> Self {
         self.cache = Some(entries);
+        self
+    }
+
+    /// Reject tokens whose `jti` is on this deny-list (`revoked`), for
+    /// example one following the issuer's feed ([`DenyList::follow`]).
+    #[must_use]
+    pub fn revocations(mut self, list: Arc<DenyList>) -> Self {
+        self.denylist = Some(list);
         self
     }
 
@@ -317,6 +349,7 @@ impl VerifierBuilder {
             source,
             validation,
             cache: self.cache.map(TokenCache::new),
+            denylist: self.denylist.clone(),
         })
     }
 }

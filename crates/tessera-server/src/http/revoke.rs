@@ -82,6 +82,7 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
         .await
         .map_err(|e| OAuthError::internal(&e))?;
     tracing::info!(client_id = %client.id, jti, seq, "access token revoked");
+    st.revocations.notify_waiters();
     Ok(())
 }
 
@@ -110,7 +111,31 @@ pub(super) async fn feed(
         Some(Ok(n)) if (1..=10_000).contains(&n) => n,
         Some(_) => return OAuthError::invalid_request("limit must be 1 to 10000").into_response(),
     };
-    match st.store.revocations_since(since, limit).await {
+    let wait = match query.get("wait").map(|s| s.parse::<u64>()) {
+        None => 0,
+        Some(Ok(n)) if n <= 30 => n,
+        Some(_) => {
+            return OAuthError::invalid_request("wait must be 0 to 30 seconds").into_response()
+        }
+    };
+    // Long poll: with nothing new, hold the request until this node lists a
+    // revocation or, for other nodes' revocations, the next look at the
+    // database (every 250 ms), up to `wait` seconds.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut stopping = st.stopping.subscribe();
+    let mut result = st.store.revocations_since(since, limit).await;
+    while matches!(&result, Ok((latest, snapshot, _)) if *latest <= since && !*snapshot)
+        && tokio::time::Instant::now() < deadline
+        && !*stopping.borrow()
+    {
+        let notified = st.revocations.notified();
+        tokio::select! {
+            _ = tokio::time::timeout(std::time::Duration::from_millis(250), notified) => {}
+            _ = stopping.changed() => {}
+        }
+        result = st.store.revocations_since(since, limit).await;
+    }
+    match result {
         Ok((latest, snapshot, entries)) => {
             let more = i64::try_from(entries.len()).unwrap_or(i64::MAX) == limit;
             let entries: Vec<Value> = entries

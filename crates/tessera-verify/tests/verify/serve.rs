@@ -155,3 +155,65 @@ async fn discovery_must_name_the_same_issuer() {
     assert!(err.to_string().contains("issuer"), "{err}");
     auth.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
+    let auth = Authority::start().await;
+    let issuer = auth.running.state.config.issuer.clone();
+    let list = tessera_verify::DenyList::follow(
+        &format!("{}/revocations", auth.base),
+        &auth.client.0,
+        &auth.client.1,
+        &RemoteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let v = Verifier::from_issuer(issuer.clone())
+        .audience(issuer.clone())
+        .cache(100)
+        .revocations(Arc::clone(&list))
+        .build()
+        .await
+        .unwrap();
+    let revoked = auth.token().await;
+    let kept = auth.token().await;
+    v.verify_token(&revoked).await.unwrap(); // now cached
+                                             // Let the follower settle into its long poll first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    let resp = auth
+        .http
+        .post(format!("{}/revoke", auth.base))
+        .basic_auth(&auth.client.0, Some(&auth.client.1))
+        .form(&[("token", revoked.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    loop {
+        match v.verify_token(&revoked).await {
+            Err(e) if e.kind() == ErrorKind::Revoked => break,
+            _ if started.elapsed() > Duration::from_secs(1) => {
+                panic!("not revoked within a second")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(
+        v.verify::<Value>(&revoked).await.unwrap_err().kind(),
+        ErrorKind::Revoked
+    );
+    v.verify_token(&kept).await.unwrap();
+
+    // The authority goes away: the list is kept.
+    auth.running.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        v.verify_token(&revoked).await.unwrap_err().kind(),
+        ErrorKind::Revoked
+    );
+    assert_eq!(list.len(), 1);
+}
