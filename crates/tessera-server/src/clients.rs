@@ -88,6 +88,7 @@ pub struct Registration {
     access_token_ttl: Option<u64>,
     claims: Option<Map<String, Value>>,
     token_format: Option<String>,
+    introspection_audiences: Option<Vec<String>>,
 }
 
 /// A client's metadata as stored and as the admin API shows it.
@@ -112,6 +113,10 @@ pub struct Metadata {
     pub claims: Map<String, Value>,
     /// `jwt` (opaque tokens come with the token-lifecycle work).
     pub token_format: String,
+    /// Audiences whose tokens this client (a resource server) may
+    /// introspect, besides its own tokens.
+    #[serde(default)]
+    pub introspection_audiences: Vec<String>,
 }
 
 /// Why a registration was refused (RFC 7591 §3.2.2 `invalid_client_metadata`).
@@ -137,6 +142,7 @@ impl Registration {
             access_token_ttl: None,
             claims: None,
             token_format: None,
+            introspection_audiences: None,
         }
     }
 
@@ -246,6 +252,7 @@ impl Registration {
             access_token_ttl,
             claims,
             token_format,
+            introspection_audiences: self.introspection_audiences.unwrap_or_default(),
         })
     }
 }

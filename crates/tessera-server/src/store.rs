@@ -294,6 +294,18 @@ impl Store {
         Ok(seq)
     }
 
+    /// Whether `jti` is on the deny-list.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT seq FROM revocations WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     /// Removes entries whose token has expired, remembering the highest
     /// sequence number removed (a follower behind it needs a snapshot).
     ///

@@ -38,6 +38,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/authorize", get(authorize).post(authorize))
         .route("/token", post(token::token).fallback(token::not_post))
         .route("/revoke", post(revoke::revoke))
+        .route("/introspect", post(revoke::introspect))
         .route("/revocations", get(revoke::feed))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -86,6 +87,8 @@ impl Discovery {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": assertion,
             "revocation_endpoint": format!("{issuer}/revoke"),
+            "introspection_endpoint": format!("{issuer}/introspect"),
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
             // Tessera's deny-list feed: GET with HTTP Basic, ?since=SEQ.
             "tessera_revocation_feed_endpoint": format!("{issuer}/revocations"),

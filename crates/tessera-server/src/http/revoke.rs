@@ -1,5 +1,6 @@
-//! Revocation (RFC 7009) of JWT access tokens, and the deny-list feed that
-//! verifiers follow (`GET /revocations?since=SEQ`).
+//! Revocation (RFC 7009) and introspection (RFC 7662) of JWT access
+//! tokens, and the deny-list feed that verifiers follow
+//! (`GET /revocations?since=SEQ`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -179,4 +180,90 @@ async fn authenticate_any(st: &AppState, headers: &HeaderMap) -> Result<(), OAut
         }
         Err(e) => Err(e),
     }
+}
+
+/// `POST /introspect` (RFC 7662): `{"active": true, ...claims}` for a valid,
+/// unrevoked access token of this issuer that the calling client may see
+/// (its own, or for one of its `introspection_audiences`); only
+/// `{"active": false}` for anything else, whatever the reason.
+pub(super) async fn introspect(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let result = match body {
+        Ok(body) => introspection(&st, &headers, &body).await,
+        Err(e) => Err(
+            OAuthError::invalid_request("the request body is too large or unreadable")
+                .with_status(e.status()),
+        ),
+    };
+    match result {
+        Ok(answer) => {
+            let mut resp = axum::Json(answer).into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn introspection(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, OAuthError> {
+    let params = parse_form(headers, body)?;
+    let client = authenticate(st, headers, &params).await?;
+    let token = params
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let inactive = json!({"active": false});
+    let now = st.clock.now();
+    let validation = Validation::new()
+        .issuer(st.config.issuer.clone())
+        .ignore_audience()
+        .typ("at+jwt")
+        .leeway(std::time::Duration::ZERO);
+    let ring = st.ring.load();
+    let Ok(verified) = tessera_jose::verify_at::<Value>(
+        token,
+        &ring.verify_keys,
+        &validation,
+        UnixTime::from_secs(now),
+    ) else {
+        return Ok(inactive);
+    };
+    let reg = verified.registered();
+    let own = verified.claims["client_id"].as_str() == Some(client.id.as_str());
+    let allowed = own
+        || reg.aud.as_ref().is_some_and(|aud| {
+            aud.iter().any(|a| {
+                client
+                    .metadata
+                    .introspection_audiences
+                    .iter()
+                    .any(|x| x == a)
+            })
+        });
+    if !allowed {
+        return Ok(inactive);
+    }
+    if let Some(jti) = reg.jti.as_deref() {
+        if st
+            .store
+            .is_revoked(jti)
+            .await
+            .map_err(|e| OAuthError::internal(&e))?
+        {
+            return Ok(inactive);
+        }
+    }
+    let mut answer = verified.claims.clone();
+    if let Some(map) = answer.as_object_mut() {
+        map.insert("active".into(), json!(true));
+        map.insert("token_type".into(), json!("Bearer"));
+    }
+    Ok(answer)
 }

@@ -227,3 +227,92 @@ async fn nodes_share_one_sequence() {
         c.stop().await;
     }
 }
+
+async fn introspect(s: &TestServer, id: &str, secret: &str, token: &str) -> Value {
+    let resp = s
+        .http
+        .post(s.url("/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn introspection_answers_active_only_for_what_the_caller_may_see() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (app, app_secret) = s
+            .basic_client(json!({"audiences": ["orders-api"], "scope": "orders:read"}))
+            .await;
+        let (rs, rs_secret) = s
+            .basic_client(json!({"introspection_audiences": ["orders-api"]}))
+            .await;
+        let (other, other_secret) = s
+            .basic_client(json!({"introspection_audiences": ["billing-api"]}))
+            .await;
+        let token = s.token(&app, &app_secret).await;
+
+        let a = introspect(&s, &rs, &rs_secret, &token).await;
+        assert_eq!(a["active"], true, "{}: {a}", b.name);
+        assert_eq!(a["client_id"], app.as_str());
+        assert_eq!(a["scope"], "orders:read");
+        assert_eq!(a["aud"], "orders-api");
+        assert_eq!(a["token_type"], "Bearer");
+        assert_eq!(
+            introspect(&s, &app, &app_secret, &token).await["active"],
+            true,
+            "its own token"
+        );
+        // Another audience's resource, garbage, and a foreign token: inactive, nothing else.
+        assert_eq!(
+            introspect(&s, &other, &other_secret, &token).await,
+            json!({"active": false})
+        );
+        assert_eq!(
+            introspect(&s, &rs, &rs_secret, "garbage").await,
+            json!({"active": false})
+        );
+        // Revoked: inactive.
+        revoke(&s, &app, &app_secret, &[("token", &token)]).await;
+        assert_eq!(
+            introspect(&s, &rs, &rs_secret, &token).await,
+            json!({"active": false})
+        );
+        // Expired: inactive (no leeway for introspection).
+        let fresh = s.token(&app, &app_secret).await;
+        assert_eq!(
+            introspect(&s, &rs, &rs_secret, &fresh).await["active"],
+            true
+        );
+        s.advance(Duration::from_secs(901)).await;
+        assert_eq!(
+            introspect(&s, &rs, &rs_secret, &fresh).await,
+            json!({"active": false})
+        );
+        // Refusals are about the caller, never the token.
+        let resp = s
+            .http
+            .post(s.url("/introspect"))
+            .basic_auth(&rs, Some("tcs_wrong"))
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(resp).await, (401, "invalid_client".into()));
+        let resp = s
+            .http
+            .post(s.url("/introspect"))
+            .basic_auth(&rs, Some(&rs_secret))
+            .form(&[("token_type_hint", "access_token")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
+        s.stop().await;
+    }
+}
