@@ -67,8 +67,31 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// Verified tokens remembered (by hash, until their exp); 0 disables.
     pub token_cache: usize,
+    /// Follow the issuer's deny-list feed as this client (id, secret read
+    /// from a file), rejecting revoked tokens.
+    pub revocations: Option<FeedClient>,
     /// What an unmatched path requires: the default audience.
     default_rule: Rule,
+}
+
+/// The client the gateway reads the deny-list feed as.
+#[derive(Clone)]
+pub struct FeedClient {
+    /// The feed URL (default `<issuer>/revocations`).
+    pub url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret (from `client_secret_file`).
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for FeedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedClient")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Command-line values (they win over the file).
@@ -99,8 +122,17 @@ struct RawConfig {
     upstream_timeout: Option<String>,
     connect_timeout: Option<String>,
     token_cache: Option<usize>,
+    revocations: Option<RawFeed>,
     #[serde(default)]
     routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    url: Option<String>,
+    client_id: String,
+    client_secret_file: std::path::PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +244,28 @@ impl GatewayConfig {
         }
         // Longest prefix first.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        let revocations = match raw.revocations {
+            None => None,
+            Some(f) => {
+                let secret = std::fs::read_to_string(&f.client_secret_file).map_err(|e| {
+                    err(
+                        "revocations.client_secret_file",
+                        format!("{}: {e}", f.client_secret_file.display()),
+                    )
+                })?;
+                let secret = secret.trim().to_owned();
+                if secret.is_empty() {
+                    return Err(err("revocations.client_secret_file", "is empty"));
+                }
+                Some(FeedClient {
+                    url: f
+                        .url
+                        .unwrap_or_else(|| format!("{}/revocations", issuer.trim_end_matches('/'))),
+                    client_id: f.client_id,
+                    client_secret: secret,
+                })
+            }
+        };
         Ok(Self {
             listen,
             upstream,
@@ -221,6 +275,7 @@ impl GatewayConfig {
             upstream_timeout,
             connect_timeout,
             token_cache: raw.token_cache.unwrap_or(10_000),
+            revocations,
             default_rule: Rule::Protected {
                 audience: audience.clone(),
                 scopes: Vec::new(),

@@ -24,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tessera_verify::{Refusal, Verifier};
 
-pub use config::{ConfigError, GatewayConfig, GatewayOverrides, Route, Rule};
+pub use config::{ConfigError, FeedClient, GatewayConfig, GatewayOverrides, Route, Rule};
 
 /// Identity headers the gateway sets; any incoming copy is removed.
 pub const SUBJECT: HeaderName = HeaderName::from_static("x-tessera-subject");
@@ -90,9 +90,27 @@ impl Gateway {
     /// # Errors
     /// When the issuer's keys cannot be fetched.
     pub async fn new(config: GatewayConfig) -> Result<Self, StartError> {
-        let cached = |b: tessera_verify::VerifierBuilder| match config.token_cache {
-            0 => b,
-            n => b.cache(n),
+        let denylist = match &config.revocations {
+            Some(feed) => Some(
+                tessera_verify::DenyList::follow(
+                    &feed.url,
+                    &feed.client_id,
+                    &feed.client_secret,
+                    &tessera_verify::RemoteOptions::default(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let cached = |b: tessera_verify::VerifierBuilder| {
+            let b = match &denylist {
+                Some(list) => b.revocations(Arc::clone(list)),
+                None => b,
+            };
+            match config.token_cache {
+                0 => b,
+                n => b.cache(n),
+            }
         };
         let first =
             cached(Verifier::from_issuer(config.issuer.clone()).audience(config.audience.clone()))

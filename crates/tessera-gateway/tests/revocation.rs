@@ -1,0 +1,149 @@
+//! The gateway against a real `tessera serve`, following its deny-list feed:
+//! a revoked token is refused within a second, cached or not.
+#![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
+use tessera_server::{Config, Overrides, StartOptions};
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
+    let data = tempfile::tempdir().unwrap();
+    let config = Config::load(
+        None,
+        Vec::new(),
+        &Overrides {
+            data: Some(data.path().to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let running = tessera_server::start(
+        config,
+        StartOptions {
+            background: false,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let issuer = running.state.config.issuer.clone();
+    let creds = std::fs::read_to_string(running.quickstart_credentials.as_ref().unwrap()).unwrap();
+    let (id, secret) = creds.trim().split_once(':').unwrap();
+
+    // The upstream.
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let secret_file = data.path().join("feed.secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let gw_file = data.path().join("gw.toml");
+    std::fs::write(
+        &gw_file,
+        format!(
+            "[revocations]\nclient_id = \"{id}\"\nclient_secret_file = \"{}\"\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let gw_config = GatewayConfig::load(
+        Some(&gw_file),
+        &GatewayOverrides {
+            listen: Some("127.0.0.1:0".into()),
+            upstream: Some(upstream),
+            issuer: Some(issuer.clone()),
+            audience: Some(issuer.clone()),
+            ..GatewayOverrides::default()
+        },
+    )
+    .unwrap();
+    let (addr, _task) = Gateway::new(gw_config)
+        .await
+        .unwrap()
+        .serve(std::future::pending())
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let through = || {
+        http.get(format!("http://{addr}/orders"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(through().await.unwrap().status(), 200);
+    assert_eq!(
+        through().await.unwrap().status(),
+        200,
+        "now from the token cache"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    let resp = http
+        .post(format!("{issuer}/revoke"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    loop {
+        let resp = through().await.unwrap();
+        if resp.status() == 401 {
+            let challenge = resp.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                challenge.contains("error_description=\"revoked\""),
+                "{challenge}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "still admitted after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    running.stop().await.unwrap();
+}
+
+#[test]
+fn the_feed_secret_file_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    std::fs::write(
+        &file,
+        "[revocations]\nclient_id = \"tc_x\"\nclient_secret_file = \"/nonexistent/secret\"\n",
+    )
+    .unwrap();
+    let e = GatewayConfig::load(
+        Some(&file),
+        &GatewayOverrides {
+            upstream: Some("http://127.0.0.1:9000".into()),
+            issuer: Some("http://127.0.0.1:8080".into()),
+            audience: Some("a".into()),
+            ..GatewayOverrides::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.setting, "revocations.client_secret_file");
+}
