@@ -89,7 +89,10 @@ impl Discovery {
             "revocation_endpoint": format!("{issuer}/revoke"),
             "introspection_endpoint": format!("{issuer}/introspect"),
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion,
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            // RFC 8414 §2: required where private_key_jwt is listed.
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion,
             // Tessera's deny-list feed: GET with HTTP Basic, ?since=SEQ.
             "tessera_revocation_feed_endpoint": format!("{issuer}/revocations"),
             "access_token_signing_alg_values_supported": signing,
