@@ -41,7 +41,11 @@ impl AuthMethod {
 }
 
 /// The grants this server implements today.
-pub const GRANTS: [&str; 1] = ["client_credentials"];
+pub const GRANTS: [&str; 2] = ["client_credentials", JWT_BEARER];
+
+/// The JWT bearer grant (RFC 7523 §2.1): a trusted client's signed
+/// assertion names a user, who gets the token.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Every algorithm a `private_key_jwt` assertion may use (asymmetric only).
 pub const ASSERTION_ALGS: [Algorithm; 10] = [
@@ -89,6 +93,7 @@ pub struct Registration {
     claims: Option<Map<String, Value>>,
     token_format: Option<String>,
     introspection_audiences: Option<Vec<String>>,
+    assertion_claims: Option<Vec<String>>,
 }
 
 /// A client's metadata as stored and as the admin API shows it.
@@ -117,6 +122,10 @@ pub struct Metadata {
     /// introspect, besides its own tokens.
     #[serde(default)]
     pub introspection_audiences: Vec<String>,
+    /// Claims copied from a jwt-bearer assertion into the user's token
+    /// (tenant_id, email...); any other assertion claim is dropped.
+    #[serde(default)]
+    pub assertion_claims: Vec<String>,
 }
 
 /// Why a registration was refused (RFC 7591 §3.2.2 `invalid_client_metadata`).
@@ -143,6 +152,7 @@ impl Registration {
             claims: None,
             token_format: None,
             introspection_audiences: None,
+            assertion_claims: None,
         }
     }
 
@@ -203,9 +213,18 @@ impl Registration {
             (AuthMethod::PrivateKeyJwt, None) => return Err(bad(
                 "private_key_jwt needs jwks: the public keys the client signs its assertions with",
             )),
+            (_, Some(jwks)) if grant_types.iter().any(|g| g == JWT_BEARER) => {
+                assertion_keys(&jwks)?;
+                Some(jwks)
+            }
             (_, Some(_)) => {
                 return Err(bad(
-                    "jwks is only for token_endpoint_auth_method private_key_jwt",
+                    "jwks is only for token_endpoint_auth_method private_key_jwt or the jwt-bearer grant",
+                ))
+            }
+            (_, None) if grant_types.iter().any(|g| g == JWT_BEARER) => {
+                return Err(bad(
+                    "the jwt-bearer grant needs jwks: the public keys the client signs its user assertions with",
                 ))
             }
             (_, None) => None,
@@ -238,6 +257,22 @@ impl Registration {
         if let Some(f) = findings.first() {
             return Err(bad(format!("claims: {}", f.message)));
         }
+        let assertion_claims = self.assertion_claims.unwrap_or_default();
+        for name in &assertion_claims {
+            if RESERVED_CLAIMS.contains(&name.as_str()) || claims.contains_key(name) {
+                return Err(bad(format!(
+                    "assertion_claims: {:?} is set by the server or by the client's static claims",
+                    short(name)
+                )));
+            }
+            let probe: Map<String, Value> = [(name.clone(), Value::Null)].into_iter().collect();
+            if !tessera_jose::lint::sensitive_claims(&probe).is_empty() {
+                return Err(bad(format!(
+                    "assertion_claims: {:?} looks sensitive",
+                    short(name)
+                )));
+            }
+        }
         let token_format = self.token_format.unwrap_or_else(|| "jwt".to_owned());
         if token_format != "jwt" {
             return Err(bad("token_format: only \"jwt\" is available (opaque tokens come with the token-lifecycle release)"));
@@ -253,6 +288,7 @@ impl Registration {
             claims,
             token_format,
             introspection_audiences: self.introspection_audiences.unwrap_or_default(),
+            assertion_claims,
         })
     }
 }
@@ -300,6 +336,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Tokens issued to it (a counter handle: no registry lookup per token).
     pub issued: metrics::Counter,
+    /// Tokens issued for users through the jwt-bearer grant.
+    pub issued_for_users: metrics::Counter,
     /// The metadata JSON as stored (to tell whether a reload changed it).
     pub stored: String,
     /// Why tokens must not be issued to it: static claims that break the
@@ -325,6 +363,7 @@ impl Client {
     pub fn from_row(
         row: &crate::store::ClientRow,
         issued: metrics::Counter,
+        issued_for_users: metrics::Counter,
     ) -> Result<Self, String> {
         let metadata: Metadata = serde_json::from_str(&row.metadata)
             .map_err(|e| format!("client {}: metadata: {e}", row.client_id))?;
@@ -357,6 +396,7 @@ impl Client {
             assertion_keys,
             scopes,
             issued,
+            issued_for_users,
             stored: row.metadata.clone(),
             refusal: tessera_jose::lint::sensitive_claims(&metadata.claims)
                 .first()
@@ -490,7 +530,8 @@ mod tests {
             secret_hash: Some(hash),
             created_at: 0,
         };
-        let client = Client::from_row(&row, metrics::Counter::noop()).unwrap();
+        let client =
+            Client::from_row(&row, metrics::Counter::noop(), metrics::Counter::noop()).unwrap();
         assert!(client.secret_matches(&secret));
         assert!(!client.secret_matches("tcs_wrong"));
         assert!(!client.secret_matches(""));

@@ -137,7 +137,8 @@ impl AppState {
                 continue;
             }
             let issued = self.metrics.issued("client_credentials", &row.client_id);
-            let client = Client::from_row(row, issued).map_err(StartError::Client)?;
+            let for_users = self.metrics.issued("jwt_bearer", &row.client_id);
+            let client = Client::from_row(row, issued, for_users).map_err(StartError::Client)?;
             table.insert(row.client_id.clone(), Arc::new(client));
         }
         self.clients.store(Arc::new(table));

@@ -36,6 +36,11 @@ impl OAuthError {
         e
     }
 
+    /// 400 `invalid_grant`.
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+
     /// 400 `unauthorized_client`.
     pub fn unauthorized_client(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)

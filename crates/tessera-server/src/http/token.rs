@@ -96,17 +96,26 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let grant = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    if grant != "client_credentials" {
+    if !crate::clients::GRANTS.contains(&grant.as_str()) {
         return Err(OAuthError::unsupported_grant_type(format!(
-            "grant_type {:?} is not supported here; use client_credentials",
-            grant.chars().take(60).collect::<String>()
+            "grant_type {:?} is not supported here; use client_credentials or {}",
+            grant.chars().take(60).collect::<String>(),
+            crate::clients::JWT_BEARER
         )));
     }
     if !client.metadata.grant_types.iter().any(|g| g == grant) {
         return Err(OAuthError::unauthorized_client(
-            "this client is not registered for the client_credentials grant",
+            "this client is not registered for that grant",
         ));
     }
+    // Whom the token is for: the client itself, or the user a jwt-bearer
+    // assertion names (with the claims the client may pass on for users).
+    let (subject, user_claims) = if grant == crate::clients::JWT_BEARER {
+        let (sub, claims) = user_assertion(st, &client, &params).await?;
+        (Some(sub), claims)
+    } else {
+        (None, Map::new())
+    };
 
     if let Some(reason) = &client.refusal {
         tracing::warn!(client_id = %client.id, "static claims break the sensitive-claim policy: refused");
@@ -128,7 +137,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let ttl = i64::try_from(client.metadata.access_token_ttl.min(max_ttl)).unwrap_or(900);
     let claims = AccessClaims {
         iss: &st.config.issuer,
-        sub: &client.id,
+        sub: subject.as_deref().unwrap_or(&client.id),
         aud: audience,
         exp: now.saturating_add(ttl),
         iat: now,
@@ -136,6 +145,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         client_id: &client.id,
         scope: (!scope.is_empty()).then_some(scope.as_str()),
         extra: &client.metadata.claims,
+        user: &user_claims,
     };
     let token = key
         .signer
@@ -149,7 +159,11 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             token.len()
         )));
     }
-    client.issued.increment(1);
+    if subject.is_some() {
+        client.issued_for_users.increment(1);
+    } else {
+        client.issued.increment(1);
+    }
     let mut body = serde_json::json!({
         "access_token": token,
         "token_type": "Bearer",
@@ -179,6 +193,8 @@ struct AccessClaims<'a> {
     scope: Option<&'a str>,
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
+    #[serde(flatten)]
+    user: &'a Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -418,4 +434,70 @@ pub(super) fn basic_credentials_of(
     headers
         .get(header::AUTHORIZATION)
         .and_then(basic_credentials)
+}
+
+/// RFC 7523 §2.1 and §3: the client's assertion, signed with a key it
+/// registered, names the user in `sub`; `aud` is the token endpoint or the
+/// issuer, `exp` at most an hour ahead, `jti` never used before. Returns
+/// the user and the assertion claims the client may pass on. Any failure
+/// is `invalid_grant`.
+async fn user_assertion(
+    st: &AppState,
+    client: &Client,
+    params: &HashMap<String, String>,
+) -> Result<(String, Map<String, Value>), OAuthError> {
+    let assertion = params
+        .get("assertion")
+        .ok_or_else(|| OAuthError::invalid_request("assertion is missing"))?;
+    let bad = |why: &str| OAuthError::invalid_grant(format!("assertion rejected: {why}"));
+    let keys = client
+        .assertion_keys
+        .as_ref()
+        .ok_or_else(|| bad("the client has no registered keys"))?;
+    let validation = Validation::new()
+        .issuer(client.id.clone())
+        .audience(st.config.token_endpoint())
+        .audience(st.config.issuer.clone())
+        .require(Claim::Sub)
+        .require(Claim::Jti)
+        .leeway(st.config.tokens.leeway);
+    let now = st.clock.now();
+    let verified =
+        tessera_jose::verify_at::<Value>(assertion, keys, &validation, UnixTime::from_secs(now))
+            .map_err(|e| bad(e.code()))?;
+    let reg = verified.registered();
+    let sub = reg.sub.as_deref().unwrap_or_default().to_owned();
+    if sub.is_empty() || sub.len() > 255 {
+        return Err(bad("sub must name the user (1 to 255 bytes)"));
+    }
+    let exp = reg.exp.map_or(now, UnixTime::secs);
+    if exp > now.saturating_add(MAX_ASSERTION_LIFETIME) {
+        return Err(bad("exp is more than an hour ahead"));
+    }
+    let mut passed = Map::new();
+    for name in &client.metadata.assertion_claims {
+        if let Some(v) = verified.claims.get(name) {
+            passed.insert(name.clone(), v.clone());
+        }
+    }
+    // Values are checked per token (names were checked at registration).
+    if let Some(f) = tessera_jose::lint::sensitive_claims(&passed).first() {
+        return Err(bad(&f.message));
+    }
+    let jti = reg.jti.as_deref().unwrap_or_default();
+    let leeway = crate::clock::secs(st.config.tokens.leeway);
+    let fresh = st
+        .store
+        .use_assertion(
+            &client.id,
+            &format!("grant:{jti}"),
+            exp.saturating_add(leeway),
+            now,
+        )
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    if !fresh {
+        return Err(bad("jti was already used"));
+    }
+    Ok((sub, passed))
 }

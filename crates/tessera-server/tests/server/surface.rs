@@ -121,7 +121,10 @@ async fn discovery_documents_carry_the_required_members() {
         assert_eq!(oidc["token_endpoint"], format!("{ISSUER}/token"));
         assert_eq!(
             oidc["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
         );
         let methods = oidc["token_endpoint_auth_methods_supported"]
             .as_array()
