@@ -41,7 +41,7 @@ impl AuthMethod {
 }
 
 /// The grants this server implements today.
-pub const GRANTS: [&str; 2] = ["client_credentials", JWT_BEARER];
+pub const GRANTS: [&str; 3] = ["client_credentials", JWT_BEARER, "refresh_token"];
 
 /// The JWT bearer grant (RFC 7523 §2.1): a trusted client's signed
 /// assertion names a user, who gets the token.
@@ -179,6 +179,13 @@ impl Registration {
                     GRANTS.join(", ")
                 )));
             }
+        }
+        if grant_types.iter().any(|g| g == "refresh_token")
+            && !grant_types.iter().any(|g| g == JWT_BEARER)
+        {
+            return Err(bad(
+                "grant_types: refresh_token needs a grant that acts for a user (urn:ietf:params:oauth:grant-type:jwt-bearer); client_credentials gets no refresh tokens (RFC 6749 §4.4.3)",
+            ));
         }
         let method = match self.token_endpoint_auth_method.as_deref() {
             None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,

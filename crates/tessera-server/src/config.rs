@@ -129,6 +129,10 @@ pub struct TokenSettings {
     pub size_budget: usize,
     /// `aud` of tokens for a client registered without `audiences`.
     pub default_audience: String,
+    /// Absolute lifetime of a refresh-token family.
+    pub refresh_token_ttl: Duration,
+    /// A refresh token unused this long expires.
+    pub refresh_idle_timeout: Duration,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -199,6 +203,10 @@ struct RawTokens {
     leeway: Option<Duration>,
     size_budget: Option<usize>,
     default_audience: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    refresh_token_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    refresh_idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -426,6 +434,20 @@ impl Config {
             ));
         }
 
+        let refresh_token_ttl = t.refresh_token_ttl.unwrap_or(days(7));
+        let refresh_idle_timeout = t.refresh_idle_timeout.unwrap_or(days(3));
+        if refresh_token_ttl.is_zero() {
+            return Err(ConfigError::new(
+                "tokens.refresh_token_ttl",
+                "must be longer than zero",
+            ));
+        }
+        if refresh_idle_timeout.is_zero() || refresh_idle_timeout > refresh_token_ttl {
+            return Err(ConfigError::new(
+                "tokens.refresh_idle_timeout",
+                "must be above zero and at most tokens.refresh_token_ttl",
+            ));
+        }
         let jwks_max_age = raw
             .jwks
             .max_age
@@ -467,6 +489,8 @@ impl Config {
                 leeway,
                 size_budget,
                 default_audience,
+                refresh_token_ttl,
+                refresh_idle_timeout,
             },
             jwks_max_age,
             admin_token_file,

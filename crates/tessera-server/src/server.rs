@@ -96,13 +96,13 @@ impl AppState {
             .await
             .map(|_| ())
             .map_err(StartError::from);
-        // Deny-list entries go once their tokens have expired.
-        let purged = self
-            .store
-            .purge_revocations(self.clock.now())
-            .await
-            .map(|_| ())
-            .map_err(StartError::from);
+        // Deny-list entries and refresh tokens go once they have expired.
+        let now = self.clock.now();
+        let purged = match self.store.purge_revocations(now).await {
+            Ok(_) => self.store.purge_refresh(now).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+        .map_err(StartError::from);
         let keys = self.reload_keys().await;
         let clients = self.reload_clients().await;
         ticked.and(purged).and(keys).and(clients)

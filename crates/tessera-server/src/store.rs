@@ -378,6 +378,149 @@ impl Store {
         Ok((latest, snapshot, entries))
     }
 
+    // ---- refresh tokens ----
+
+    /// Stores a new refresh token (its hash) in `family`.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn insert_refresh(
+        &self,
+        hash: &str,
+        row: &RefreshRow,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        insert_refresh(&self.pool, hash, row, now).await
+    }
+
+    /// Spends the refresh token `old_hash` presented by `client_id` and
+    /// stores its successor `new_hash`, in one transaction: exactly one of
+    /// several concurrent uses rotates. A spent token presented again
+    /// revokes its whole family.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        client_id: &str,
+        new_hash: &str,
+        now: i64,
+        idle: i64,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let Some(r) = sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
+            .bind(old_hash)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(RefreshOutcome::Unknown);
+        };
+        let row = refresh_row(&r)?;
+        if row.client_id != client_id {
+            return Ok(RefreshOutcome::Foreign);
+        }
+        if row.revoked_at.is_some() {
+            return Ok(RefreshOutcome::Revoked);
+        }
+        let spend = if row.spent_at.is_some() {
+            0
+        } else if now > row.expires_at || now > row.idle_until {
+            return Ok(RefreshOutcome::Expired);
+        } else {
+            sqlx::query("UPDATE refresh_tokens SET spent_at = $1 WHERE token_hash = $2 AND spent_at IS NULL AND revoked_at IS NULL")
+                .bind(now)
+                .bind(old_hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        };
+        if spend != 1 {
+            // Spent before (or, on PostgreSQL, by a concurrent use that
+            // committed first): reuse. The whole family goes.
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(&row.family)
+                .execute(&mut *tx)
+                .await?;
+            audit(
+                &mut *tx,
+                now,
+                client_id,
+                "refresh_reuse_family_revoked",
+                &row.family,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Reused);
+        }
+        let next = RefreshRow {
+            idle_until: now.saturating_add(idle).min(row.expires_at),
+            spent_at: None,
+            revoked_at: None,
+            ..row.clone()
+        };
+        insert_refresh(&mut *tx, new_hash, &next, now).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated(next))
+    }
+
+    /// Revokes the family of the refresh token `hash` if `client_id` owns
+    /// it: None when unknown, Some(false) when another client's.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revoke_refresh_family(
+        &self,
+        hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<bool>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let Some(r) = sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let row = refresh_row(&r)?;
+        if row.client_id != client_id {
+            return Ok(Some(false));
+        }
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&row.family)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut *tx,
+            now,
+            client_id,
+            "refresh_family_revoked",
+            &row.family,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(true))
+    }
+
+    /// Deletes refresh tokens whose family has ended.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn purge_refresh(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     // ---- settings and audit ----
 
     /// A setting's value.
@@ -462,6 +605,92 @@ where
     .bind(actor)
     .bind(action)
     .bind(subject)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// One refresh token as stored (the token itself is never stored).
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    /// Family id: every rotation of one login.
+    pub family: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub subject: String,
+    /// Granted scope.
+    pub scope: String,
+    /// The access tokens' `aud`, JSON.
+    pub audience: String,
+    /// The user's claims, JSON.
+    pub claims: String,
+    /// The family's absolute end.
+    pub expires_at: i64,
+    /// This token's idle deadline.
+    pub idle_until: i64,
+    /// When it was used.
+    pub spent_at: Option<i64>,
+    /// When its family was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// Spent; the successor (already stored) carries these grants.
+    Rotated(RefreshRow),
+    /// No such token.
+    Unknown,
+    /// Another client's token.
+    Foreign,
+    /// Its family was revoked.
+    Revoked,
+    /// Past its idle deadline or its family's end.
+    Expired,
+    /// Spent before: the family is now revoked.
+    Reused,
+}
+
+const REFRESH_SELECT: &str = "SELECT family, client_id, subject, scope, audience, claims, expires_at, idle_until, spent_at, revoked_at FROM refresh_tokens";
+
+fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
+    Ok(RefreshRow {
+        family: r.try_get(0)?,
+        client_id: r.try_get(1)?,
+        subject: r.try_get(2)?,
+        scope: r.try_get(3)?,
+        audience: r.try_get(4)?,
+        claims: r.try_get(5)?,
+        expires_at: r.try_get(6)?,
+        idle_until: r.try_get(7)?,
+        spent_at: r.try_get(8)?,
+        revoked_at: r.try_get(9)?,
+    })
+}
+
+async fn insert_refresh<'e, E>(
+    exec: E,
+    hash: &str,
+    row: &RefreshRow,
+    now: i64,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family, client_id, subject, scope, audience, claims, created_at, expires_at, idle_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(hash)
+    .bind(&row.family)
+    .bind(&row.client_id)
+    .bind(&row.subject)
+    .bind(&row.scope)
+    .bind(&row.audience)
+    .bind(&row.claims)
+    .bind(now)
+    .bind(row.expires_at)
+    .bind(row.idle_until)
     .execute(exec)
     .await?;
     Ok(())

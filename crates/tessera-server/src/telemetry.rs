@@ -28,6 +28,8 @@ pub struct Metrics {
     errors: Vec<Counter>,
     /// JWKS requests served (200 and 304).
     pub jwks_requests: Counter,
+    /// Spent refresh tokens presented again (each revoked a family).
+    pub refresh_reuse: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -77,11 +79,14 @@ impl Metrics {
             .collect();
         let jwks_requests =
             recorder.register_counter(&Key::from_name("tessera_jwks_requests_total"), &META);
+        let refresh_reuse =
+            recorder.register_counter(&Key::from_name("tessera_refresh_token_reuse_total"), &META);
         Self {
             recorder,
             handle,
             errors,
             jwks_requests,
+            refresh_reuse,
         }
     }
 

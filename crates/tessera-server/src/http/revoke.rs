@@ -46,9 +46,23 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    // token_type_hint is only a hint (RFC 7009 §2.1); JWT access tokens are
-    // recognised by their signature whatever it says.
+    // token_type_hint is only a hint (RFC 7009 §2.1); refresh tokens are
+    // recognised by their prefix and JWT access tokens by their signature,
+    // whatever it says.
     let now = st.clock.now();
+    if token.starts_with("tsr_") {
+        let done = st
+            .store
+            .revoke_refresh_family(&super::token::token_hash(token), &client.id, now)
+            .await
+            .map_err(|e| OAuthError::internal(&e))?;
+        return match done {
+            Some(false) => Err(OAuthError::unauthorized_client(
+                "the token was not issued to this client",
+            )),
+            _ => Ok(()),
+        };
+    }
     let validation = Validation::new()
         .issuer(st.config.issuer.clone())
         .ignore_audience()

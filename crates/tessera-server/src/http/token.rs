@@ -108,29 +108,123 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             "this client is not registered for that grant",
         ));
     }
-    // Whom the token is for: the client itself, or the user a jwt-bearer
-    // assertion names (with the claims the client may pass on for users).
-    let (subject, user_claims) = if grant == crate::clients::JWT_BEARER {
-        let (sub, claims) = user_assertion(st, &client, &params).await?;
-        (Some(sub), claims)
-    } else {
-        (None, Map::new())
-    };
-
     if let Some(reason) = &client.refusal {
         tracing::warn!(client_id = %client.id, "static claims break the sensitive-claim policy: refused");
         return Err(OAuthError::invalid_request(format!(
             "no token is issued to this client: {reason}"
         )));
     }
-    let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
-    let audience = granted_audience(&client, &params)?;
+    let now = st.clock.now();
+    // Whom the token is for and what it grants: the client itself; the
+    // user a jwt-bearer assertion names (with the claims the client may
+    // pass on); or the user of a refresh token, as first granted.
+    let mut refresh_token = None;
+    let (subject, user_claims, scope, audience) = match grant.as_str() {
+        crate::clients::JWT_BEARER => {
+            let (sub, claims) = user_assertion(st, &client, &params).await?;
+            let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
+            let audience = granted_audience(&client, &params)?;
+            if client
+                .metadata
+                .grant_types
+                .iter()
+                .any(|g| g == "refresh_token")
+            {
+                let (token, hash) = new_refresh_token();
+                let row = crate::store::RefreshRow {
+                    family: crate::random_id(16),
+                    client_id: client.id.clone(),
+                    subject: sub.clone(),
+                    scope: scope.clone(),
+                    audience: audience.to_string(),
+                    claims: Value::Object(claims.clone()).to_string(),
+                    expires_at: now
+                        .saturating_add(crate::clock::secs(st.config.tokens.refresh_token_ttl)),
+                    idle_until: now
+                        .saturating_add(crate::clock::secs(st.config.tokens.refresh_idle_timeout)),
+                    spent_at: None,
+                    revoked_at: None,
+                };
+                let row = crate::store::RefreshRow {
+                    idle_until: row.idle_until.min(row.expires_at),
+                    ..row
+                };
+                st.store
+                    .insert_refresh(&hash, &row, now)
+                    .await
+                    .map_err(|e| OAuthError::internal(&e))?;
+                refresh_token = Some(token);
+            }
+            (Some(sub), claims, scope, audience)
+        }
+        "refresh_token" => {
+            let presented = params
+                .get("refresh_token")
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+            let (token, hash) = new_refresh_token();
+            let idle = crate::clock::secs(st.config.tokens.refresh_idle_timeout);
+            let outcome = st
+                .store
+                .rotate_refresh(&token_hash(presented), &client.id, &hash, now, idle)
+                .await
+                .map_err(|e| OAuthError::internal(&e))?;
+            let row = match outcome {
+                crate::store::RefreshOutcome::Rotated(row) => row,
+                crate::store::RefreshOutcome::Reused => {
+                    st.metrics.refresh_reuse.increment(1);
+                    tracing::warn!(client_id = %client.id, "spent refresh token presented again: family revoked");
+                    return Err(OAuthError::invalid_grant(
+                        "the refresh token was already used; its whole family is now revoked",
+                    ));
+                }
+                crate::store::RefreshOutcome::Expired => {
+                    return Err(OAuthError::invalid_grant("the refresh token has expired"))
+                }
+                crate::store::RefreshOutcome::Revoked => {
+                    return Err(OAuthError::invalid_grant("the refresh token was revoked"))
+                }
+                crate::store::RefreshOutcome::Unknown | crate::store::RefreshOutcome::Foreign => {
+                    return Err(OAuthError::invalid_grant(
+                        "the refresh token is not valid for this client",
+                    ))
+                }
+            };
+            refresh_token = Some(token);
+            let claims = match serde_json::from_str(&row.claims) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            let audience: Value = serde_json::from_str(&row.audience).unwrap_or(Value::Null);
+            // A refresh may ask for less than was granted, never more.
+            let scope = match params.get("scope") {
+                None => row.scope.clone(),
+                Some(asked) => {
+                    let granted: Vec<&str> = row.scope.split(' ').collect();
+                    if asked
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .any(|s| !granted.contains(&s))
+                    {
+                        return Err(OAuthError::invalid_scope(
+                            "a refresh cannot widen the scope first granted",
+                        ));
+                    }
+                    asked.clone()
+                }
+            };
+            (Some(row.subject), claims, scope, audience)
+        }
+        _ => {
+            let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
+            let audience = granted_audience(&client, &params)?;
+            (None, Map::new(), scope, audience)
+        }
+    };
 
     let ring = st.ring.load();
     let key = ring
         .primary()
         .ok_or_else(|| OAuthError::unavailable("no active signing key yet"))?;
-    let now = st.clock.now();
     // Capped by today's maximum: keys.grace was checked against it, so a
     // token never outlives the retired key that signed it.
     let max_ttl = st.config.tokens.max_access_token_ttl.as_secs();
@@ -138,7 +232,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let claims = AccessClaims {
         iss: &st.config.issuer,
         sub: subject.as_deref().unwrap_or(&client.id),
-        aud: audience,
+        aud: &audience,
         exp: now.saturating_add(ttl),
         iat: now,
         jti: crate::random_id(16),
@@ -172,6 +266,9 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     if !scope.is_empty() {
         body["scope"] = Value::String(scope);
     }
+    if let Some(token) = refresh_token {
+        body["refresh_token"] = Value::String(token.to_string());
+    }
     let mut resp = axum::Json(body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -184,7 +281,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
 struct AccessClaims<'a> {
     iss: &'a str,
     sub: &'a str,
-    aud: Audience<'a>,
+    aud: &'a Value,
     exp: i64,
     iat: i64,
     jti: String,
@@ -195,13 +292,6 @@ struct AccessClaims<'a> {
     extra: &'a Map<String, Value>,
     #[serde(flatten)]
     user: &'a Map<String, Value>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Audience<'a> {
-    One(&'a str),
-    Many(&'a [String]),
 }
 
 /// The requested scope if every part is allowed; all allowed scopes when
@@ -227,10 +317,10 @@ fn granted_scope(client: &Client, requested: Option<&str>) -> Result<String, OAu
 
 /// `audience` (or RFC 8707 `resource`) narrows `aud` to one of the
 /// client's audiences; without it the token names all of them.
-fn granted_audience<'a>(
-    client: &'a Client,
+fn granted_audience(
+    client: &Client,
     params: &HashMap<String, String>,
-) -> Result<Audience<'a>, OAuthError> {
+) -> Result<Value, OAuthError> {
     let asked = match (params.get("audience"), params.get("resource")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
@@ -245,12 +335,12 @@ fn granted_audience<'a>(
         Some(a) => all
             .iter()
             .find(|x| *x == a)
-            .map(|x| Audience::One(x))
+            .map(|x| Value::String(x.clone()))
             .ok_or_else(|| {
                 OAuthError::invalid_target("that audience is not allowed for this client")
             }),
-        None if all.len() == 1 => Ok(Audience::One(&all[0])),
-        None => Ok(Audience::Many(all)),
+        None if all.len() == 1 => Ok(Value::String(all[0].clone())),
+        None => Ok(Value::from(all.clone())),
     }
 }
 
@@ -500,4 +590,17 @@ async fn user_assertion(
         return Err(bad("jti was already used"));
     }
     Ok((sub, passed))
+}
+
+/// A new refresh token (`tsr_` and 256 random bits) and its stored hash.
+fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
+    let token = zeroize::Zeroizing::new(format!("tsr_{}", crate::random_id(32)));
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// SHA-256 of a token, base64url: how refresh tokens are stored and found.
+pub(super) fn token_hash(token: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    tessera_jose::b64::encode(d.as_ref())
 }

@@ -177,3 +177,288 @@ async fn registration_rules_of_the_grant() {
         s.stop().await;
     }
 }
+
+/// A login backend that may refresh; returns (id, secret, key).
+async fn refreshing_backend(s: &TestServer) -> (String, String, Signer) {
+    let key = signer();
+    let public = serde_json::to_value(key.key().public_jwk().unwrap()).unwrap();
+    let (id, secret) = s
+        .basic_client(json!({
+            "grant_types": [JWT_BEARER, "refresh_token"],
+            "jwks": {"keys": [public]},
+            "assertion_claims": ["tenant_id"],
+            "audiences": ["orders-api"],
+            "scope": "orders:read orders:write",
+        }))
+        .await;
+    (id, secret, key)
+}
+
+static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Logs user-42 in; returns the token response.
+async fn login(s: &TestServer, id: &str, secret: &str, key: &Signer) -> Value {
+    let n = JTI.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let a = key
+        .sign(&json!({"iss": id, "sub": "user-42", "aud": format!("{ISSUER}/token"), "exp": s.now() + 60,
+                      "jti": format!("login-{n}"), "tenant_id": "acme"}))
+        .unwrap();
+    let resp = s
+        .token_basic(id, secret, &[("grant_type", JWT_BEARER), ("assertion", &a)])
+        .await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn refresh(s: &TestServer, id: &str, secret: &str, token: &str) -> reqwest::Response {
+    s.token_basic(
+        id,
+        secret,
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret, key) = refreshing_backend(&s).await;
+        let first = login(&s, &id, &secret, &key).await;
+        let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+        assert!(r1.starts_with("tsr_") && r1.len() >= 47, "{r1}");
+
+        let resp = refresh(&s, &id, &secret, &r1).await;
+        assert_eq!(resp.status(), 200, "{}", b.name);
+        let second: Value = resp.json().await.unwrap();
+        let r2 = second["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(r1, r2, "every use rotates");
+        let claims = verify(
+            second["access_token"].as_str().unwrap(),
+            &s.jwks().await,
+            "orders-api",
+            s.now(),
+        )
+        .unwrap();
+        assert_eq!(
+            (claims["sub"].as_str(), claims["tenant_id"].as_str()),
+            (Some("user-42"), Some("acme"))
+        );
+        assert_eq!(claims["scope"], "orders:read orders:write");
+
+        // Narrower scope on refresh: yes; wider: no.
+        let resp = s
+            .token_basic(
+                &id,
+                &secret,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &r2),
+                    ("scope", "orders:read admin"),
+                ],
+            )
+            .await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_scope".into()));
+
+        // r1 again: reuse. The family dies, r2 with it.
+        let resp = refresh(&s, &id, &secret, &r1).await;
+        assert_eq!(
+            oauth_error(resp).await,
+            (400, "invalid_grant".into()),
+            "{}: reuse",
+            b.name
+        );
+        let resp = refresh(&s, &id, &secret, &r2).await;
+        assert_eq!(
+            oauth_error(resp).await,
+            (400, "invalid_grant".into()),
+            "{}: family revoked",
+            b.name
+        );
+        let metrics = s
+            .http
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tessera_refresh_token_reuse_total 1"),
+            "{metrics}"
+        );
+
+        // Another client cannot use this user's token; an unknown one is refused.
+        let other = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (thief, thief_secret, _) = refreshing_backend(&s).await;
+        let resp = refresh(&s, &thief, &thief_secret, &other).await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_grant".into()));
+        let resp = refresh(&s, &id, &secret, "tsr_unknown").await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_grant".into()));
+        // The foreign attempt did not harm the owner's family.
+        assert_eq!(refresh(&s, &id, &secret, &other).await.status(), 200);
+
+        // Revoking a refresh token revokes its family.
+        let fresh = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let next: Value = refresh(&s, &id, &secret, &fresh)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let next = next["refresh_token"].as_str().unwrap().to_owned();
+        let resp = s
+            .http
+            .post(s.url("/revoke"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", fresh.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let resp = refresh(&s, &id, &secret, &next).await;
+        assert_eq!(
+            oauth_error(resp).await,
+            (400, "invalid_grant".into()),
+            "{}: revoked family",
+            b.name
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_when_idle_and_after_seven_days() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret, key) = refreshing_backend(&s).await;
+        // Idle: unused for over 3 days.
+        let idle = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Active: used every day.
+        let mut active = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for day in 1..=6 {
+            s.advance(std::time::Duration::from_secs(86_400)).await;
+            let resp = refresh(&s, &id, &secret, &active).await;
+            assert_eq!(resp.status(), 200, "{}: day {day}", b.name);
+            active = resp.json::<Value>().await.unwrap()["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            if day == 4 {
+                let resp = refresh(&s, &id, &secret, &idle).await;
+                assert_eq!(
+                    oauth_error(resp).await,
+                    (400, "invalid_grant".into()),
+                    "{}: idle token",
+                    b.name
+                );
+            }
+        }
+        // Day 7 and a bit: the family's absolute lifetime is over.
+        s.advance(std::time::Duration::from_secs(86_400 + 60)).await;
+        let resp = refresh(&s, &id, &secret, &active).await;
+        assert_eq!(
+            oauth_error(resp).await,
+            (400, "invalid_grant".into()),
+            "{}: absolute lifetime",
+            b.name
+        );
+        s.stop().await;
+    }
+}
+
+/// Many requests with the same refresh token at once: exactly one rotates.
+#[tokio::test]
+async fn concurrent_use_of_one_refresh_token_has_exactly_one_winner() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret, key) = refreshing_backend(&s).await;
+        let token = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut calls = Vec::new();
+        for _ in 0..16 {
+            let (http, url, id, secret, token) = (
+                s.http.clone(),
+                s.url("/token"),
+                id.clone(),
+                secret.clone(),
+                token.clone(),
+            );
+            calls.push(tokio::spawn(async move {
+                http.post(url)
+                    .basic_auth(id, Some(secret))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", token.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for c in calls {
+            statuses.push(c.await.unwrap());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{}: {statuses:?}",
+            b.name
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 400),
+            "{statuses:?}"
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn refresh_token_grant_rules_at_registration() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let resp = s
+            .admin_post(
+                "/admin/clients",
+                json!({"client_name": "x", "grant_types": ["client_credentials", "refresh_token"]}),
+            )
+            .await;
+        let status = resp.status();
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(status, 400, "{}", b.name);
+        assert!(
+            err["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("refresh_token"),
+            "{err}"
+        );
+        // A client_credentials client gets no refresh token.
+        let (id, secret) = s.basic_client(json!({})).await;
+        let body: Value = s
+            .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(body.get("refresh_token").is_none());
+        s.stop().await;
+    }
+}

@@ -123,7 +123,8 @@ async fn discovery_documents_carry_the_required_members() {
             oidc["grant_types_supported"],
             serde_json::json!([
                 "client_credentials",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "refresh_token"
             ])
         );
         let methods = oidc["token_endpoint_auth_methods_supported"]
