@@ -133,6 +133,9 @@ pub struct TokenSettings {
     pub refresh_token_ttl: Duration,
     /// A refresh token unused this long expires.
     pub refresh_idle_timeout: Duration,
+    /// Within this long after a refresh token is spent, presenting it again
+    /// returns the same successor instead of revoking the family.
+    pub refresh_reuse_interval: Duration,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -207,6 +210,8 @@ struct RawTokens {
     refresh_token_ttl: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     refresh_idle_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    refresh_reuse_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -448,6 +453,13 @@ impl Config {
                 "must be above zero and at most tokens.refresh_token_ttl",
             ));
         }
+        let refresh_reuse_interval = t.refresh_reuse_interval.unwrap_or(Duration::ZERO);
+        if refresh_reuse_interval > Duration::from_secs(10) {
+            return Err(ConfigError::new(
+                "tokens.refresh_reuse_interval",
+                "must be at most 10s: it only absorbs a client's concurrent retries",
+            ));
+        }
         let jwks_max_age = raw
             .jwks
             .max_age
@@ -491,6 +503,7 @@ impl Config {
                 default_audience,
                 refresh_token_ttl,
                 refresh_idle_timeout,
+                refresh_reuse_interval,
             },
             jwks_max_age,
             admin_token_file,

@@ -64,6 +64,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Discovery documents, built once.
     pub discovery: crate::http::Discovery,
+    /// The key-encryption key (seals refresh-token successors kept for the
+    /// reuse interval).
+    pub kek: Arc<Kek>,
     /// Woken when this node lists a revocation (long-polling feed readers).
     pub revocations: tokio::sync::Notify,
     /// Becomes true when the node stops: long polls end at once, so a
@@ -269,7 +272,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
     let kek = Arc::new(open_kek(&store, &config.keys.kek_file).await?);
     let lifecycle = Lifecycle::new(
         store.clone(),
-        kek,
+        Arc::clone(&kek),
         config.keys.clone(),
         Arc::clone(&options.clock),
     );
@@ -288,6 +291,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         metrics,
         clock: options.clock,
         discovery,
+        kek,
         revocations: tokio::sync::Notify::new(),
         stopping: tokio::sync::watch::Sender::new(false),
         reload: Mutex::new(()),

@@ -400,11 +400,14 @@ impl Store {
     ///
     /// # Errors
     /// On database failure.
+    #[allow(clippy::too_many_arguments)] // one transaction, all its inputs
     pub async fn rotate_refresh(
         &self,
         old_hash: &str,
         client_id: &str,
         new_hash: &str,
+        successor_sealed: Option<&str>,
+        reuse_interval: i64,
         now: i64,
         idle: i64,
     ) -> Result<RefreshOutcome, StoreError> {
@@ -423,18 +426,41 @@ impl Store {
         if row.revoked_at.is_some() {
             return Ok(RefreshOutcome::Revoked);
         }
+        let retry = |row: &RefreshRow| -> Option<RefreshOutcome> {
+            let spent = row.spent_at?;
+            let sealed = row.successor_sealed.clone()?;
+            (now.saturating_sub(spent) <= reuse_interval)
+                .then(|| RefreshOutcome::Retry(sealed, row.clone()))
+        };
         let spend = if row.spent_at.is_some() {
+            if let Some(again) = retry(&row) {
+                return Ok(again);
+            }
             0
         } else if now > row.expires_at || now > row.idle_until {
             return Ok(RefreshOutcome::Expired);
         } else {
-            sqlx::query("UPDATE refresh_tokens SET spent_at = $1 WHERE token_hash = $2 AND spent_at IS NULL AND revoked_at IS NULL")
+            sqlx::query("UPDATE refresh_tokens SET spent_at = $1, successor_sealed = $2 WHERE token_hash = $3 AND spent_at IS NULL AND revoked_at IS NULL")
                 .bind(now)
+                .bind(successor_sealed)
                 .bind(old_hash)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
         };
+        if spend != 1 && row.spent_at.is_none() && reuse_interval > 0 {
+            // PostgreSQL: a concurrent use committed first. Within the
+            // interval, answer with its successor.
+            if let Some(r) = sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
+                .bind(old_hash)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                if let Some(again) = retry(&refresh_row(&r)?) {
+                    return Ok(again);
+                }
+            }
+        }
         if spend != 1 {
             // Spent before (or, on PostgreSQL, by a concurrent use that
             // committed first): reuse. The whole family goes.
@@ -458,6 +484,7 @@ impl Store {
             idle_until: now.saturating_add(idle).min(row.expires_at),
             spent_at: None,
             revoked_at: None,
+            successor_sealed: None,
             ..row.clone()
         };
         insert_refresh(&mut *tx, new_hash, &next, now).await?;
@@ -633,6 +660,8 @@ pub struct RefreshRow {
     pub spent_at: Option<i64>,
     /// When its family was revoked.
     pub revoked_at: Option<i64>,
+    /// Its successor, sealed, kept for the reuse interval.
+    pub successor_sealed: Option<String>,
 }
 
 /// What presenting a refresh token did.
@@ -650,9 +679,11 @@ pub enum RefreshOutcome {
     Expired,
     /// Spent before: the family is now revoked.
     Reused,
+    /// Spent within the reuse interval: the same successor again (sealed).
+    Retry(String, RefreshRow),
 }
 
-const REFRESH_SELECT: &str = "SELECT family, client_id, subject, scope, audience, claims, expires_at, idle_until, spent_at, revoked_at FROM refresh_tokens";
+const REFRESH_SELECT: &str = "SELECT family, client_id, subject, scope, audience, claims, expires_at, idle_until, spent_at, revoked_at, successor_sealed FROM refresh_tokens";
 
 fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
     Ok(RefreshRow {
@@ -666,6 +697,7 @@ fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
         idle_until: r.try_get(7)?,
         spent_at: r.try_get(8)?,
         revoked_at: r.try_get(9)?,
+        successor_sealed: r.try_get(10)?,
     })
 }
 

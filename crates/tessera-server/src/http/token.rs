@@ -144,6 +144,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
                         .saturating_add(crate::clock::secs(st.config.tokens.refresh_idle_timeout)),
                     spent_at: None,
                     revoked_at: None,
+                    successor_sealed: None,
                 };
                 let row = crate::store::RefreshRow {
                     idle_until: row.idle_until.min(row.expires_at),
@@ -161,15 +162,45 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             let presented = params
                 .get("refresh_token")
                 .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-            let (token, hash) = new_refresh_token();
+            let (mut token, hash) = new_refresh_token();
             let idle = crate::clock::secs(st.config.tokens.refresh_idle_timeout);
+            let interval = crate::clock::secs(st.config.tokens.refresh_reuse_interval);
+            // Kept sealed for the reuse interval only when there is one.
+            let sealed = if interval > 0 {
+                Some(
+                    st.kek
+                        .seal("refresh-successor", token.as_bytes())
+                        .map_err(|e| OAuthError::internal(&e))?,
+                )
+            } else {
+                None
+            };
             let outcome = st
                 .store
-                .rotate_refresh(&token_hash(presented), &client.id, &hash, now, idle)
+                .rotate_refresh(
+                    &token_hash(presented),
+                    &client.id,
+                    &hash,
+                    sealed.as_deref(),
+                    interval,
+                    now,
+                    idle,
+                )
                 .await
                 .map_err(|e| OAuthError::internal(&e))?;
             let row = match outcome {
                 crate::store::RefreshOutcome::Rotated(row) => row,
+                crate::store::RefreshOutcome::Retry(sealed, row) => {
+                    // A retry within the reuse interval: the same successor.
+                    let plain = st
+                        .kek
+                        .open("refresh-successor", &sealed)
+                        .map_err(|e| OAuthError::internal(&e))?;
+                    let text =
+                        String::from_utf8(plain.to_vec()).map_err(|e| OAuthError::internal(&e))?;
+                    token = zeroize::Zeroizing::new(text);
+                    row
+                }
                 crate::store::RefreshOutcome::Reused => {
                     st.metrics.refresh_reuse.increment(1);
                     tracing::warn!(client_id = %client.id, "spent refresh token presented again: family revoked");

@@ -462,3 +462,65 @@ async fn refresh_token_grant_rules_at_registration() {
         s.stop().await;
     }
 }
+
+/// With a reuse interval, a client's concurrent retries get the same
+/// successor; after the interval, reuse still revokes the family.
+#[tokio::test]
+async fn the_reuse_interval_gives_retries_the_same_answer() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[("TESSERA_TOKENS_REFRESH_REUSE_INTERVAL", "5s")]).await;
+        let (id, secret, key) = refreshing_backend(&s).await;
+        let token = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut calls = Vec::new();
+        for _ in 0..8 {
+            let (http, url, id, secret, token) = (
+                s.http.clone(),
+                s.url("/token"),
+                id.clone(),
+                secret.clone(),
+                token.clone(),
+            );
+            calls.push(tokio::spawn(async move {
+                let resp = http
+                    .post(url)
+                    .basic_auth(id, Some(secret))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", token.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            }));
+        }
+        let mut successors = std::collections::BTreeSet::new();
+        for c in calls {
+            let (status, body) = c.await.unwrap();
+            assert_eq!(status, 200, "{}: {body}", b.name);
+            successors.insert(body["refresh_token"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(
+            successors.len(),
+            1,
+            "{}: one successor for all retries",
+            b.name
+        );
+        let successor = successors.into_iter().next().unwrap();
+        // Past the interval the old token is reuse again: the family dies.
+        s.advance(std::time::Duration::from_secs(6)).await;
+        let resp = refresh(&s, &id, &secret, &token).await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_grant".into()));
+        let resp = refresh(&s, &id, &secret, &successor).await;
+        assert_eq!(
+            oauth_error(resp).await,
+            (400, "invalid_grant".into()),
+            "{}: family revoked",
+            b.name
+        );
+        s.stop().await;
+    }
+}
