@@ -281,8 +281,8 @@ impl Registration {
             }
         }
         let token_format = self.token_format.unwrap_or_else(|| "jwt".to_owned());
-        if token_format != "jwt" {
-            return Err(bad("token_format: only \"jwt\" is available (opaque tokens come with the token-lifecycle release)"));
+        if token_format != "jwt" && token_format != "opaque" {
+            return Err(bad("token_format: \"jwt\" (default) or \"opaque\""));
         }
         Ok(Metadata {
             client_name,
@@ -504,7 +504,7 @@ mod tests {
                 "claims",
             ),
             (
-                serde_json::json!({"client_name": "x", "token_format": "opaque"}),
+                serde_json::json!({"client_name": "x", "token_format": "paseto"}),
                 "token_format",
             ),
         ];

@@ -102,7 +102,10 @@ impl AppState {
         // Deny-list entries and refresh tokens go once they have expired.
         let now = self.clock.now();
         let purged = match self.store.purge_revocations(now).await {
-            Ok(_) => self.store.purge_refresh(now).await.map(|_| ()),
+            Ok(_) => match self.store.purge_refresh(now).await {
+                Ok(_) => self.store.purge_opaque(now).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         }
         .map_err(StartError::from);

@@ -469,6 +469,10 @@ impl Store {
                 .bind(&row.family)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
+                .bind(&row.family)
+                .execute(&mut *tx)
+                .await?;
             audit(
                 &mut *tx,
                 now,
@@ -522,6 +526,10 @@ impl Store {
         .bind(&row.family)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
+            .bind(&row.family)
+            .execute(&mut *tx)
+            .await?;
         audit(
             &mut *tx,
             now,
@@ -541,6 +549,87 @@ impl Store {
     pub async fn purge_refresh(&self, now: i64) -> Result<u64, StoreError> {
         Ok(
             sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    // ---- opaque access tokens ----
+
+    /// Stores an opaque access token (its hash) with its claims.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn insert_opaque(
+        &self,
+        hash: &str,
+        client_id: &str,
+        family: Option<&str>,
+        claims: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO opaque_tokens (token_hash, client_id, family, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(hash)
+            .bind(client_id)
+            .bind(family)
+            .bind(claims)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// An opaque token's (client_id, claims JSON, expires_at).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn opaque(&self, hash: &str) -> Result<Option<(String, String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client_id, claims, expires_at FROM opaque_tokens WHERE token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+            None => None,
+        })
+    }
+
+    /// Deletes an opaque token if `client_id` owns it: None when unknown,
+    /// Some(false) when another client's.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_opaque(
+        &self,
+        hash: &str,
+        client_id: &str,
+    ) -> Result<Option<bool>, StoreError> {
+        let Some((owner, _, _)) = self.opaque(hash).await? else {
+            return Ok(None);
+        };
+        if owner != client_id {
+            return Ok(Some(false));
+        }
+        sqlx::query("DELETE FROM opaque_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(true))
+    }
+
+    /// Deletes expired opaque tokens.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn purge_opaque(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM opaque_tokens WHERE expires_at < $1")
                 .bind(now)
                 .execute(&self.pool)
                 .await?

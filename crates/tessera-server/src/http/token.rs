@@ -119,6 +119,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     // user a jwt-bearer assertion names (with the claims the client may
     // pass on); or the user of a refresh token, as first granted.
     let mut refresh_token = None;
+    let mut family: Option<String> = None;
     let (subject, user_claims, scope, audience) = match grant.as_str() {
         crate::clients::JWT_BEARER => {
             let (sub, claims) = user_assertion(st, &client, &params).await?;
@@ -132,7 +133,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             {
                 let (token, hash) = new_refresh_token();
                 let row = crate::store::RefreshRow {
-                    family: crate::random_id(16),
+                    family: family.insert(crate::random_id(16)).clone(),
                     client_id: client.id.clone(),
                     subject: sub.clone(),
                     scope: scope.clone(),
@@ -243,6 +244,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
                     asked.clone()
                 }
             };
+            family = Some(row.family.clone());
             (Some(row.subject), claims, scope, audience)
         }
         _ => {
@@ -272,6 +274,31 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         extra: &client.metadata.claims,
         user: &user_claims,
     };
+    if client.metadata.token_format == "opaque" {
+        // The Stripe model: a random handle; the claims stay here and are
+        // read through introspection.
+        let json = serde_json::to_string(&claims).map_err(|e| OAuthError::internal(&e))?;
+        let opaque = zeroize::Zeroizing::new(format!("tso_{}", crate::random_id(32)));
+        st.store
+            .insert_opaque(
+                &token_hash(&opaque),
+                &client.id,
+                family.as_deref(),
+                &json,
+                now,
+                claims.exp,
+            )
+            .await
+            .map_err(|e| OAuthError::internal(&e))?;
+        return Ok(token_response(
+            &client,
+            subject.is_some(),
+            opaque.to_string(),
+            ttl,
+            scope,
+            refresh_token,
+        ));
+    }
     let token = key
         .signer
         .sign(&claims)
@@ -284,7 +311,26 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             token.len()
         )));
     }
-    if subject.is_some() {
+    Ok(token_response(
+        &client,
+        subject.is_some(),
+        token,
+        ttl,
+        scope,
+        refresh_token,
+    ))
+}
+
+/// The token endpoint's success answer (RFC 6749 §5.1), counted.
+fn token_response(
+    client: &Client,
+    for_user: bool,
+    token: String,
+    ttl: i64,
+    scope: String,
+    refresh_token: Option<zeroize::Zeroizing<String>>,
+) -> Response {
+    if for_user {
         client.issued_for_users.increment(1);
     } else {
         client.issued.increment(1);
@@ -304,7 +350,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(resp)
+    resp
 }
 
 /// RFC 9068 §2.2 claims, then the client's static claims.

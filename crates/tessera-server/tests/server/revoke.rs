@@ -316,3 +316,139 @@ async fn introspection_answers_active_only_for_what_the_caller_may_see() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn opaque_tokens_live_only_through_introspection() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (app, app_secret) = s
+            .basic_client(json!({"token_format": "opaque", "audiences": ["orders-api"], "scope": "orders:read", "claims": {"tenant_id": "acme"}}))
+            .await;
+        let (rs, rs_secret) = s
+            .basic_client(json!({"introspection_audiences": ["orders-api"]}))
+            .await;
+        let (other, other_secret) = s.basic_client(json!({})).await;
+        let token = s.token(&app, &app_secret).await;
+        assert!(token.starts_with("tso_") && token.len() >= 47, "{token}");
+        assert!(
+            tessera_jose::decode_unverified(&token, 8192).is_err(),
+            "not a JWT"
+        );
+
+        let a = introspect(&s, &rs, &rs_secret, &token).await;
+        assert_eq!(a["active"], true, "{}: {a}", b.name);
+        assert_eq!(
+            (a["sub"].as_str(), a["client_id"].as_str()),
+            (Some(app.as_str()), Some(app.as_str()))
+        );
+        assert_eq!(
+            (
+                a["aud"].as_str(),
+                a["scope"].as_str(),
+                a["tenant_id"].as_str()
+            ),
+            (Some("orders-api"), Some("orders:read"), Some("acme"))
+        );
+        assert_eq!(
+            introspect(&s, &other, &other_secret, &token).await,
+            json!({"active": false})
+        );
+
+        // Revocation deletes it at once; only its owner may.
+        let resp = revoke(&s, &other, &other_secret, &[("token", &token)]).await;
+        assert_eq!(oauth_error(resp).await, (400, "unauthorized_client".into()));
+        assert_eq!(
+            revoke(&s, &app, &app_secret, &[("token", &token)])
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            introspect(&s, &rs, &rs_secret, &token).await,
+            json!({"active": false})
+        );
+        assert_eq!(
+            revoke(&s, &app, &app_secret, &[("token", &token)])
+                .await
+                .status(),
+            200,
+            "unknown now: still 200"
+        );
+
+        // Expiry.
+        let t2 = s.token(&app, &app_secret).await;
+        s.advance(Duration::from_secs(901)).await;
+        assert_eq!(
+            introspect(&s, &rs, &rs_secret, &t2).await,
+            json!({"active": false})
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn refresh_reuse_also_kills_the_familys_opaque_access_tokens() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let key = tessera_jose::Signer::new({
+            let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();
+            let kid = k.thumbprint();
+            k.with_kid(kid)
+        });
+        let public = serde_json::to_value(key.key().public_jwk().unwrap()).unwrap();
+        let jwt_bearer = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+        let (id, secret) = s
+            .basic_client(json!({"grant_types": [jwt_bearer, "refresh_token"], "jwks": {"keys": [public]}, "token_format": "opaque"}))
+            .await;
+        let a = key
+            .sign(&json!({"iss": id, "sub": "user-7", "aud": format!("{}/token", crate::common::ISSUER), "exp": s.now() + 60, "jti": "l-1"}))
+            .unwrap();
+        let body: Value = s
+            .token_basic(
+                &id,
+                &secret,
+                &[("grant_type", jwt_bearer), ("assertion", &a)],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let access = body["access_token"].as_str().unwrap().to_owned();
+        let r1 = body["refresh_token"].as_str().unwrap().to_owned();
+        assert_eq!(introspect(&s, &id, &secret, &access).await["sub"], "user-7");
+        let body: Value = s
+            .token_basic(
+                &id,
+                &secret,
+                &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let access2 = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(introspect(&s, &id, &secret, &access2).await["active"], true);
+        // Reuse of r1: the family goes, with both opaque access tokens.
+        let resp = s
+            .token_basic(
+                &id,
+                &secret,
+                &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+            )
+            .await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_grant".into()));
+        assert_eq!(
+            introspect(&s, &id, &secret, &access).await,
+            json!({"active": false}),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            introspect(&s, &id, &secret, &access2).await,
+            json!({"active": false}),
+            "{}",
+            b.name
+        );
+        s.stop().await;
+    }
+}
