@@ -41,7 +41,15 @@ impl AuthMethod {
 }
 
 /// The grants this server implements today.
-pub const GRANTS: [&str; 3] = ["client_credentials", JWT_BEARER, "refresh_token"];
+pub const GRANTS: [&str; 4] = [
+    "client_credentials",
+    JWT_BEARER,
+    "refresh_token",
+    TOKEN_EXCHANGE,
+];
+
+/// Token exchange (RFC 8693).
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// The JWT bearer grant (RFC 7523 §2.1): a trusted client's signed
 /// assertion names a user, who gets the token.

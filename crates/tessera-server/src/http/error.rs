@@ -36,6 +36,11 @@ impl OAuthError {
         e
     }
 
+    /// 400 `unsupported_token_type` (RFC 8693 §2.2.2, RFC 7009 §2.2.1).
+    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
+    }
+
     /// 400 `invalid_grant`.
     pub fn invalid_grant(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)

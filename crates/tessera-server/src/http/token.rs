@@ -120,6 +120,8 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     // pass on); or the user of a refresh token, as first granted.
     let mut refresh_token = None;
     let mut family: Option<String> = None;
+    // An exchanged token never outlives the token it was exchanged for.
+    let mut exp_cap: Option<i64> = None;
     let (subject, user_claims, scope, audience) = match grant.as_str() {
         crate::clients::JWT_BEARER => {
             let (sub, claims) = user_assertion(st, &client, &params).await?;
@@ -247,6 +249,11 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             family = Some(row.family.clone());
             (Some(row.subject), claims, scope, audience)
         }
+        crate::clients::TOKEN_EXCHANGE => {
+            let x = exchange(st, &client, &params, now).await?;
+            exp_cap = Some(x.exp);
+            (Some(x.subject), x.claims, x.scope, x.audience)
+        }
         _ => {
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
@@ -262,6 +269,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     // token never outlives the retired key that signed it.
     let max_ttl = st.config.tokens.max_access_token_ttl.as_secs();
     let ttl = i64::try_from(client.metadata.access_token_ttl.min(max_ttl)).unwrap_or(900);
+    let ttl = exp_cap.map_or(ttl, |cap| ttl.min(cap.saturating_sub(now)).max(0));
     let claims = AccessClaims {
         iss: &st.config.issuer,
         sub: subject.as_deref().unwrap_or(&client.id),
@@ -274,7 +282,9 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         extra: &client.metadata.claims,
         user: &user_claims,
     };
-    if client.metadata.token_format == "opaque" {
+    // Token exchange always answers with a JWT: that is what the phantom
+    // token pattern exchanges an opaque token for.
+    if client.metadata.token_format == "opaque" && exp_cap.is_none() {
         // The Stripe model: a random handle; the claims stay here and are
         // read through introspection.
         let json = serde_json::to_string(&claims).map_err(|e| OAuthError::internal(&e))?;
@@ -311,14 +321,27 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             token.len()
         )));
     }
-    Ok(token_response(
-        &client,
-        subject.is_some(),
-        token,
-        ttl,
-        scope,
-        refresh_token,
-    ))
+    let mut resp = token_response(&client, subject.is_some(), token, ttl, scope, refresh_token);
+    if exp_cap.is_some() {
+        // RFC 8693 §2.2.1: say what was issued.
+        resp = with_issued_token_type(resp).await;
+    }
+    Ok(resp)
+}
+
+async fn with_issued_token_type(resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.insert(
+            "issued_token_type".into(),
+            Value::String(ACCESS_TOKEN_TYPE.into()),
+        );
+    }
+    Response::from_parts(parts, axum::body::Body::from(v.to_string()))
 }
 
 /// The token endpoint's success answer (RFC 6749 §5.1), counted.
@@ -680,4 +703,231 @@ fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
 pub(super) fn token_hash(token: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     tessera_jose::b64::encode(d.as_ref())
+}
+
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// What a token exchange grants.
+struct Exchanged {
+    subject: String,
+    claims: Map<String, Value>,
+    scope: String,
+    audience: Value,
+    exp: i64,
+}
+
+/// A Tessera access token (JWT or opaque), valid and unrevoked: its claims.
+async fn own_access_token(
+    st: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<Option<Map<String, Value>>, OAuthError> {
+    if token.starts_with("tso_") {
+        let found = st
+            .store
+            .opaque(&token_hash(token))
+            .await
+            .map_err(|e| OAuthError::internal(&e))?;
+        return Ok(match found {
+            Some((_, claims, exp)) if exp > now => match serde_json::from_str(&claims) {
+                Ok(Value::Object(map)) => Some(map),
+                _ => None,
+            },
+            _ => None,
+        });
+    }
+    let validation = Validation::new()
+        .issuer(st.config.issuer.clone())
+        .ignore_audience()
+        .typ("at+jwt")
+        .leeway(std::time::Duration::ZERO);
+    let ring = st.ring.load();
+    let Ok(v) = tessera_jose::verify_at::<Value>(
+        token,
+        &ring.verify_keys,
+        &validation,
+        UnixTime::from_secs(now),
+    ) else {
+        return Ok(None);
+    };
+    if let Some(jti) = v.registered().jti.as_deref() {
+        if st
+            .store
+            .is_revoked(jti)
+            .await
+            .map_err(|e| OAuthError::internal(&e))?
+        {
+            return Ok(None);
+        }
+    }
+    Ok(match v.claims {
+        Value::Object(map) => Some(map),
+        _ => None,
+    })
+}
+
+fn audiences_of(aud: Option<&Value>) -> Vec<String> {
+    match aud {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// RFC 8693: a Tessera access token (JWT, or opaque: the phantom-token
+/// pattern) exchanged for a JWT with the same or a narrower audience and
+/// scope, never wider and never longer-lived; with an `actor_token` (the
+/// exchanging client's own access token) the new token names the actor in
+/// `act` (§4.1). The caller must be the token's client or a resource it was
+/// issued for (its `introspection_audiences`).
+async fn exchange(
+    st: &AppState,
+    client: &Client,
+    params: &HashMap<String, String>,
+    now: i64,
+) -> Result<Exchanged, OAuthError> {
+    let subject_token = params
+        .get("subject_token")
+        .ok_or_else(|| OAuthError::invalid_request("subject_token is missing"))?;
+    let kind = params
+        .get("subject_token_type")
+        .ok_or_else(|| OAuthError::invalid_request("subject_token_type is missing"))?;
+    if kind != ACCESS_TOKEN_TYPE {
+        return Err(OAuthError::unsupported_token_type(
+            "subject_token_type must be urn:ietf:params:oauth:token-type:access_token (a Tessera access token)",
+        ));
+    }
+    if let Some(t) = params.get("requested_token_type") {
+        if t != ACCESS_TOKEN_TYPE && t != "urn:ietf:params:oauth:token-type:jwt" {
+            return Err(OAuthError::invalid_request(
+                "requested_token_type: only access tokens (JWT) are issued",
+            ));
+        }
+    }
+    let mut claims = own_access_token(st, subject_token, now)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::invalid_request("subject_token is not a valid access token of this issuer")
+        })?;
+    let owner = claims
+        .get("client_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let granted_aud = audiences_of(claims.get("aud"));
+    let visible = owner == client.id
+        || granted_aud.iter().any(|a| {
+            client
+                .metadata
+                .introspection_audiences
+                .iter()
+                .any(|x| x == a)
+        });
+    if !visible {
+        return Err(OAuthError::invalid_grant(
+            "this client may not exchange that token",
+        ));
+    }
+    // Audience: one of the granted ones (never another).
+    let audience = match params.get("audience").or_else(|| params.get("resource")) {
+        Some(a) if granted_aud.contains(a) => Value::String(a.clone()),
+        Some(_) => {
+            return Err(OAuthError::invalid_target(
+                "an exchange cannot widen the audience",
+            ))
+        }
+        None => claims.get("aud").cloned().unwrap_or(Value::Null),
+    };
+    // Scope: a subset of the granted one.
+    let granted_scope = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let scope = match params.get("scope") {
+        None => granted_scope,
+        Some(asked) => {
+            let granted: Vec<&str> = granted_scope.split(' ').collect();
+            if asked
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .any(|s| !granted.contains(&s))
+            {
+                return Err(OAuthError::invalid_scope(
+                    "an exchange cannot widen the scope",
+                ));
+            }
+            asked.clone()
+        }
+    };
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+    // Delegation: the actor proves itself with its own access token.
+    let act = match (params.get("actor_token"), params.get("actor_token_type")) {
+        (None, None) => claims.get("act").cloned(),
+        (Some(actor), Some(t)) if t == ACCESS_TOKEN_TYPE => {
+            let actor_claims = own_access_token(st, actor, now).await?.ok_or_else(|| {
+                OAuthError::invalid_request(
+                    "actor_token is not a valid access token of this issuer",
+                )
+            })?;
+            if actor_claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
+                return Err(OAuthError::invalid_request(
+                    "actor_token must be the exchanging client's own token",
+                ));
+            }
+            let mut act = Map::new();
+            act.insert("sub".into(), Value::String(client.id.clone()));
+            if let Some(prior) = claims.get("act") {
+                act.insert("act".into(), prior.clone());
+            }
+            Some(Value::Object(act))
+        }
+        (Some(_), _) => {
+            return Err(OAuthError::unsupported_token_type(
+                "actor_token_type must be an access token",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "actor_token_type without actor_token",
+            ))
+        }
+    };
+    // Carry the user's claims; the server sets the registered ones anew.
+    for name in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+        "act",
+    ] {
+        claims.remove(name);
+    }
+    for name in client.metadata.claims.keys() {
+        claims.remove(name);
+    }
+    if let Some(act) = act {
+        claims.insert("act".into(), act);
+    }
+    Ok(Exchanged {
+        subject,
+        claims,
+        scope,
+        audience,
+        exp,
+    })
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod common;
+mod exchange;
 mod grants;
 mod lifecycle;
 mod revoke;

@@ -124,7 +124,8 @@ async fn discovery_documents_carry_the_required_members() {
             serde_json::json!([
                 "client_credentials",
                 "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                "refresh_token"
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
             ])
         );
         let methods = oidc["token_endpoint_auth_methods_supported"]
