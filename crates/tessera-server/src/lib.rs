@@ -19,6 +19,7 @@ pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod jwtcache;
 pub mod kek;
 pub mod lifecycle;
 pub mod server;

@@ -67,6 +67,8 @@ pub struct AppState {
     /// The key-encryption key (seals refresh-token successors kept for the
     /// reuse interval).
     pub kek: Arc<Kek>,
+    /// JWT access tokens this node has verified for introspection.
+    pub verified_jwts: crate::jwtcache::VerifiedJwts,
     /// Woken when this node lists a revocation (long-polling feed readers).
     pub revocations: tokio::sync::Notify,
     /// Becomes true when the node stops: long polls end at once, so a
@@ -295,6 +297,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         clock: options.clock,
         discovery,
         kek,
+        verified_jwts: crate::jwtcache::VerifiedJwts::new(100_000),
         revocations: tokio::sync::Notify::new(),
         stopping: tokio::sync::watch::Sender::new(false),
         reload: Mutex::new(()),

@@ -3,7 +3,7 @@
 mod admin;
 mod error;
 mod revoke;
-mod token;
+pub(crate) mod token;
 
 use std::sync::Arc;
 

@@ -273,20 +273,33 @@ async fn introspection(
         .typ("at+jwt")
         .leeway(std::time::Duration::ZERO);
     let ring = st.ring.load();
-    let Ok(verified) = tessera_jose::verify_at::<Value>(
-        token,
-        &ring.verify_keys,
-        &validation,
-        UnixTime::from_secs(now),
-    ) else {
-        return Ok(inactive);
+    // A JWT's signature is checked once per key set: resource servers
+    // introspect the same token again and again. The deny-list and the
+    // caller's right to see it are checked every time.
+    let key = crate::http::token::token_hash(token);
+    let claims = match st.verified_jwts.get(&key, now, &ring.etag) {
+        Some(claims) => claims,
+        None => {
+            let Ok(verified) = tessera_jose::verify_at::<Value>(
+                token,
+                &ring.verify_keys,
+                &validation,
+                UnixTime::from_secs(now),
+            ) else {
+                return Ok(inactive);
+            };
+            let exp = verified.registered().exp.map_or(now, UnixTime::secs);
+            let claims = Arc::new(verified.claims);
+            st.verified_jwts
+                .put(key, Arc::clone(&claims), exp, &ring.etag, now);
+            claims
+        }
     };
-    let reg = verified.registered();
-    let owner = verified.claims["client_id"].as_str().unwrap_or_default();
-    if !may_see(&client, owner, verified.claims.get("aud")) {
+    let owner = claims["client_id"].as_str().unwrap_or_default();
+    if !may_see(&client, owner, claims.get("aud")) {
         return Ok(inactive);
     }
-    if let Some(jti) = reg.jti.as_deref() {
+    if let Some(jti) = claims["jti"].as_str() {
         if st
             .store
             .is_revoked(jti)
@@ -296,7 +309,7 @@ async fn introspection(
             return Ok(inactive);
         }
     }
-    let mut answer = verified.claims.clone();
+    let mut answer = (*claims).clone();
     if let Some(map) = answer.as_object_mut() {
         map.insert("active".into(), json!(true));
         map.insert("token_type".into(), json!("Bearer"));

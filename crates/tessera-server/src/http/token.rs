@@ -700,7 +700,7 @@ fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
 }
 
 /// SHA-256 of a token, base64url: how refresh tokens are stored and found.
-pub(super) fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     tessera_jose::b64::encode(d.as_ref())
 }

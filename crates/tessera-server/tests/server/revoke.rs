@@ -452,3 +452,38 @@ async fn refresh_reuse_also_kills_the_familys_opaque_access_tokens() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn introspection_forgets_a_compromised_keys_tokens() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (app, app_secret) = s.basic_client(json!({})).await;
+        let token = s.token(&app, &app_secret).await;
+        assert_eq!(
+            introspect(&s, &app, &app_secret, &token).await["active"],
+            true
+        );
+        assert_eq!(
+            introspect(&s, &app, &app_secret, &token).await["active"],
+            true,
+            "now from the cache"
+        );
+        let kid = tessera_jose::decode_unverified(&token, 8192)
+            .unwrap()
+            .header["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let resp = s
+            .admin_post(&format!("/admin/keys/{kid}/compromised"), json!({}))
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            introspect(&s, &app, &app_secret, &token).await,
+            json!({"active": false}),
+            "{}",
+            b.name
+        );
+        s.stop().await;
+    }
+}
