@@ -54,6 +54,8 @@ pub struct Config {
     pub jwks_max_age: Duration,
     /// Where the admin token is written on first start.
     pub admin_token_file: PathBuf,
+    /// Upstream issuers for token-exchange federation.
+    pub federation: Vec<Upstream>,
     /// The issuer was derived from `listen` (no `issuer` setting).
     derived_issuer: bool,
     /// The default audience was derived from the issuer.
@@ -166,6 +168,25 @@ struct RawConfig {
     jwks: RawJwks,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    federation: Vec<Upstream>,
+}
+
+/// An upstream issuer whose tokens clients may exchange for Tessera tokens
+/// (RFC 8693 federation), as `[[federation]]` in the config file.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Its issuer URL (`iss` of its tokens; discovery is read from it
+    /// unless `jwks_url` is given).
+    pub issuer: String,
+    /// Its JWKS URL, if discovery is not to be used.
+    pub jwks_url: Option<String>,
+    /// The audience its tokens must carry to be exchanged here.
+    pub audience: String,
+    /// Upstream claim -> Tessera claim, copied into the exchanged token.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -507,6 +528,7 @@ impl Config {
             },
             jwks_max_age,
             admin_token_file,
+            federation: raw.federation,
             derived_issuer,
             derived_audience,
         })

@@ -42,6 +42,9 @@ pub enum StartError {
     /// A stored client no longer parses.
     #[error("{0}")]
     Client(String),
+    /// An upstream issuer for federation could not be reached or is unusable.
+    #[error("federation: {0}")]
+    Federation(String),
 }
 
 /// Everything the handlers share.
@@ -67,6 +70,9 @@ pub struct AppState {
     /// The key-encryption key (seals refresh-token successors kept for the
     /// reuse interval).
     pub kek: Arc<Kek>,
+    /// Upstream issuers for token-exchange federation, each with a verifier
+    /// that follows its key set.
+    pub upstreams: Vec<(crate::config::Upstream, Arc<tessera_verify::Verifier>)>,
     /// JWT access tokens this node has verified for introspection.
     pub verified_jwts: crate::jwtcache::VerifiedJwts,
     /// Woken when this node lists a revocation (long-polling feed readers).
@@ -275,6 +281,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         private_database_files(&config.data);
     }
     let kek = Arc::new(open_kek(&store, &config.keys.kek_file).await?);
+    let upstreams = federation(&config.federation).await?;
     let lifecycle = Lifecycle::new(
         store.clone(),
         Arc::clone(&kek),
@@ -298,6 +305,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         discovery,
         kek,
         verified_jwts: crate::jwtcache::VerifiedJwts::new(100_000),
+        upstreams,
         revocations: tokio::sync::Notify::new(),
         stopping: tokio::sync::watch::Sender::new(false),
         reload: Mutex::new(()),
@@ -375,6 +383,56 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// A verifier per upstream issuer: its keys (discovery, or `jwks_url`) and
+/// the policy its tokens must meet here (its issuer, our audience).
+async fn federation(
+    upstreams: &[crate::config::Upstream],
+) -> Result<Vec<(crate::config::Upstream, Arc<tessera_verify::Verifier>)>, StartError> {
+    let mut out = Vec::new();
+    for up in upstreams {
+        if up.audience.is_empty() {
+            return Err(StartError::Federation(format!(
+                "{}: audience must not be empty",
+                up.issuer
+            )));
+        }
+        for target in up.claims.values() {
+            if [
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "nbf",
+                "iat",
+                "jti",
+                "client_id",
+                "scope",
+                "act",
+            ]
+            .contains(&target.as_str())
+            {
+                return Err(StartError::Federation(format!(
+                    "{}: claims may not set {target:?}",
+                    up.issuer
+                )));
+            }
+        }
+        let builder = match &up.jwks_url {
+            Some(url) => {
+                tessera_verify::Verifier::from_jwks_url(url.clone()).issuer(up.issuer.clone())
+            }
+            None => tessera_verify::Verifier::from_issuer(up.issuer.clone()),
+        };
+        let verifier = builder
+            .audience(up.audience.clone())
+            .build()
+            .await
+            .map_err(|e| StartError::Federation(format!("{}: {e}", up.issuer)))?;
+        out.push((up.clone(), Arc::new(verifier)));
+    }
+    Ok(out)
 }
 
 /// The KEK, checked against the database before anything is written: a

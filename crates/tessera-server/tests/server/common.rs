@@ -84,9 +84,17 @@ fn random_suffix() -> String {
 }
 
 pub(crate) fn config(backend: &Backend, env: &[(&str, &str)]) -> Config {
+    config_file(backend, env, None)
+}
+
+pub(crate) fn config_file(
+    backend: &Backend,
+    env: &[(&str, &str)],
+    file: Option<&std::path::Path>,
+) -> Config {
     let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
     Config::load(
-        None,
+        file,
         env,
         &Overrides {
             data: Some(backend.data.path().to_path_buf()),
@@ -116,7 +124,10 @@ impl TestServer {
         env: &[(&str, &str)],
         clock: ManualClock,
     ) -> Self {
-        let config = config(backend, env);
+        Self::start_with(backend, config(backend, env), clock).await
+    }
+
+    pub(crate) async fn start_with(backend: &Backend, config: Config, clock: ManualClock) -> Self {
         let admin_file = config.admin_token_file.clone();
         let running = tessera_server::start(
             config,

@@ -237,3 +237,142 @@ async fn downscoping_delegation_and_phantom_tokens() {
         s.stop().await;
     }
 }
+
+/// Federation: an upstream issuer's token (its keys served over HTTP)
+/// exchanged for a Tessera token, with the claim mapping of the config.
+#[tokio::test]
+async fn federation_from_a_configured_upstream_issuer() {
+    // The upstream identity provider: one ES256 key behind a JWKS URL.
+    let idp_key = {
+        let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();
+        let kid = k.thumbprint();
+        tessera_jose::Signer::new(k.with_kid(kid))
+    };
+    let jwks =
+        json!({"keys": [serde_json::to_value(idp_key.key().public_jwk().unwrap()).unwrap()]})
+            .to_string();
+    let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { jwks }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let idp = "https://idp.example.test";
+    let now = tessera_jose::UnixTime::now().secs();
+    let upstream = |claims: Value, signer: &tessera_jose::Signer| {
+        let mut c = json!({"iss": idp, "sub": "alice", "aud": "tessera-federation", "exp": now + 300, "iat": now,
+                           "email": "alice@example.com", "groups": ["ops"], "password_hash": "x"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(claims.as_object().unwrap().clone());
+        signer.sign(&c).unwrap()
+    };
+
+    for b in backends().await {
+        let file = b.data.path().join("federation.toml");
+        std::fs::write(
+            &file,
+            format!("[[federation]]\nissuer = \"{idp}\"\njwks_url = \"{jwks_url}\"\naudience = \"tessera-federation\"\nclaims = {{ email = \"email\", groups = \"roles\" }}\n"),
+        )
+        .unwrap();
+        let config = crate::common::config_file(&b, &[], Some(&file));
+        let s = TestServer::start_with(
+            &b,
+            config,
+            tessera_server::ManualClock::new(crate::common::T0),
+        )
+        .await;
+        let (svc, svc_secret) = s
+            .basic_client(json!({"grant_types": [EXCHANGE], "audiences": ["orders-api"]}))
+            .await;
+        let jwt_type = "urn:ietf:params:oauth:token-type:jwt";
+
+        let good = upstream(json!({}), &idp_key);
+        let resp = exchange(
+            &s,
+            &svc,
+            &svc_secret,
+            &[("subject_token", &good), ("subject_token_type", jwt_type)],
+        )
+        .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{}: {body}", b.name);
+        let c = verify(
+            body["access_token"].as_str().unwrap(),
+            &s.jwks().await,
+            "orders-api",
+            s.now(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c["sub"].as_str(), c["client_id"].as_str()),
+            (Some("alice"), Some(svc.as_str()))
+        );
+        assert_eq!(
+            (c["email"].as_str(), c["roles"].clone()),
+            (Some("alice@example.com"), json!(["ops"]))
+        );
+        assert!(
+            c.get("password_hash").is_none() && c.get("groups").is_none(),
+            "only mapped claims: {c}"
+        );
+
+        let other_key = {
+            let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();
+            tessera_jose::Signer::new(k.with_kid(idp_key.key().kid().unwrap().to_owned()))
+        };
+        let unpublished = {
+            let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();
+            let kid = k.thumbprint();
+            tessera_jose::Signer::new(k.with_kid(kid))
+        };
+        let refusals = [
+            (
+                "wrong audience",
+                upstream(json!({"aud": "someone-else"}), &idp_key),
+                "audience_mismatch",
+            ),
+            (
+                "unconfigured issuer",
+                upstream(json!({"iss": "https://evil.test"}), &idp_key),
+                "issuer_mismatch",
+            ),
+            (
+                "expired",
+                upstream(json!({"exp": now - 3600}), &idp_key),
+                "expired",
+            ),
+            (
+                "forged under a published kid",
+                upstream(json!({}), &other_key),
+                "bad_signature",
+            ),
+            (
+                "key the upstream does not publish",
+                upstream(json!({}), &unpublished),
+                "unknown_kid",
+            ),
+        ];
+        for (what, token, code) in refusals {
+            let resp = exchange(
+                &s,
+                &svc,
+                &svc_secret,
+                &[("subject_token", &token), ("subject_token_type", jwt_type)],
+            )
+            .await;
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(
+                (status.as_u16(), body["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{}: {what}: {body}",
+                b.name
+            );
+            assert!(
+                body["error_description"].as_str().unwrap().contains(code),
+                "{what}: {body}"
+            );
+        }
+        s.stop().await;
+    }
+}
