@@ -70,6 +70,12 @@ pub struct GatewayConfig {
     /// Follow the issuer's deny-list feed as this client (id, secret read
     /// from a file), rejecting revoked tokens.
     pub revocations: Option<FeedClient>,
+    /// Phantom-token mode: exchange opaque `tso_` tokens at the issuer's
+    /// token endpoint (RFC 8693) as this client, for an internal JWT.
+    pub phantom: Option<FeedClient>,
+    /// How long an exchanged JWT is reused for the same opaque token
+    /// (never past its exp).
+    pub phantom_cache: Duration,
     /// What an unmatched path requires: the default audience.
     default_rule: Rule,
 }
@@ -123,6 +129,8 @@ struct RawConfig {
     connect_timeout: Option<String>,
     token_cache: Option<usize>,
     revocations: Option<RawFeed>,
+    phantom: Option<RawFeed>,
+    phantom_cache: Option<String>,
     #[serde(default)]
     routes: Vec<RawRoute>,
 }
@@ -144,6 +152,33 @@ struct RawRoute {
     audience: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
+}
+
+/// A `[revocations]` or `[phantom]` client: id, secret from a file, URL.
+fn client_of(
+    raw: Option<RawFeed>,
+    section: &str,
+    default_url: String,
+) -> Result<Option<FeedClient>, ConfigError> {
+    let Some(f) = raw else {
+        return Ok(None);
+    };
+    let setting = format!("{section}.client_secret_file");
+    let secret = std::fs::read_to_string(&f.client_secret_file).map_err(|e| {
+        err(
+            setting.clone(),
+            format!("{}: {e}", f.client_secret_file.display()),
+        )
+    })?;
+    let secret = secret.trim().to_owned();
+    if secret.is_empty() {
+        return Err(err(setting, "is empty"));
+    }
+    Ok(Some(FeedClient {
+        url: f.url.unwrap_or(default_url),
+        client_id: f.client_id,
+        client_secret: secret,
+    }))
 }
 
 fn duration(setting: &str, text: &str) -> Result<Duration, ConfigError> {
@@ -244,27 +279,16 @@ impl GatewayConfig {
         }
         // Longest prefix first.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        let revocations = match raw.revocations {
-            None => None,
-            Some(f) => {
-                let secret = std::fs::read_to_string(&f.client_secret_file).map_err(|e| {
-                    err(
-                        "revocations.client_secret_file",
-                        format!("{}: {e}", f.client_secret_file.display()),
-                    )
-                })?;
-                let secret = secret.trim().to_owned();
-                if secret.is_empty() {
-                    return Err(err("revocations.client_secret_file", "is empty"));
-                }
-                Some(FeedClient {
-                    url: f
-                        .url
-                        .unwrap_or_else(|| format!("{}/revocations", issuer.trim_end_matches('/'))),
-                    client_id: f.client_id,
-                    client_secret: secret,
-                })
-            }
+        let base = issuer.trim_end_matches('/').to_owned();
+        let revocations = client_of(
+            raw.revocations,
+            "revocations",
+            format!("{base}/revocations"),
+        )?;
+        let phantom = client_of(raw.phantom, "phantom", format!("{base}/token"))?;
+        let phantom_cache = match raw.phantom_cache {
+            Some(t) => duration("phantom_cache", &t)?,
+            None => Duration::from_secs(30),
         };
         Ok(Self {
             listen,
@@ -276,6 +300,8 @@ impl GatewayConfig {
             connect_timeout,
             token_cache: raw.token_cache.unwrap_or(10_000),
             revocations,
+            phantom,
+            phantom_cache,
             default_rule: Rule::Protected {
                 audience: audience.clone(),
                 scopes: Vec::new(),

@@ -11,6 +11,7 @@
 //! propagated; an upstream that is down answers 502, one that is slow 504.
 
 pub mod config;
+mod phantom;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -73,6 +74,7 @@ pub struct Gateway {
     verifiers: HashMap<String, Arc<Verifier>>,
     client: Client<HttpConnector, Body>,
     upstream: Uri,
+    phantom: Option<phantom::Phantom>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -156,11 +158,23 @@ impl Gateway {
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
+        let phantom = match &config.phantom {
+            Some(c) => Some(
+                phantom::Phantom::new(c.clone(), config.phantom_cache).map_err(|e| {
+                    ConfigError {
+                        setting: "phantom".into(),
+                        message: e.to_string(),
+                    }
+                })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             config,
             verifiers,
             client,
             upstream,
+            phantom,
         })
     }
 
@@ -252,8 +266,22 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
             tracing::error!(%audience, "no verifier for a configured audience");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "gateway misconfigured\n");
         };
-        let token = tessera_verify::bearer_token(req.headers()).map(str::to_owned);
+        let mut token = tessera_verify::bearer_token(req.headers()).map(str::to_owned);
         let raw = token.as_ref().ok().cloned();
+        // Phantom token: an opaque token becomes the internal JWT it is
+        // exchanged for, which is then verified like any other.
+        let mut internal = None;
+        if let (Some(phantom), Ok(t)) = (&gw.phantom, &token) {
+            if t.starts_with("tso_") {
+                match phantom.exchange(t).await {
+                    Some(jwt) => {
+                        internal = Some(jwt.clone());
+                        token = Ok(jwt);
+                    }
+                    None => return Refusal::InvalidToken("inactive").response("tessera", scopes),
+                }
+            }
+        }
         match tessera_verify::check(verifier, scopes, token).await {
             Ok(verified) => {
                 let sub = verified.claims["sub"]
@@ -270,6 +298,12 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
                 // The gateway consumed the token: the upstream gets the
                 // verified identity, and the token itself only when asked.
                 headers.remove(header::AUTHORIZATION);
+                if let Some(v) =
+                    internal.and_then(|jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok())
+                {
+                    // Phantom mode: the upstream sees the internal JWT.
+                    headers.insert(header::AUTHORIZATION, v);
+                }
                 if gw.config.forward_token {
                     if let Some(v) = raw.and_then(|t| HeaderValue::from_str(&t).ok()) {
                         headers.insert(TOKEN, v);

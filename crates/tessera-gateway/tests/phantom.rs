@@ -1,0 +1,185 @@
+//! Phantom-token mode against a real `tessera serve`: an opaque token at
+//! the edge, an internal JWT toward the upstream.
+#![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
+use tessera_server::{Config, Overrides, StartOptions};
+
+async fn register(
+    http: &reqwest::Client,
+    issuer: &str,
+    admin: &str,
+    meta: Value,
+) -> (String, String) {
+    let c: Value = http
+        .post(format!("{issuer}/admin/clients"))
+        .bearer_auth(admin)
+        .json(&meta)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        c["client_id"].as_str().unwrap().to_owned(),
+        c["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_opaque_token_reaches_the_upstream_as_an_internal_jwt() {
+    let data = tempfile::tempdir().unwrap();
+    let config = Config::load(
+        None,
+        Vec::new(),
+        &Overrides {
+            data: Some(data.path().to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let admin_file = config.admin_token_file.clone();
+    let running = tessera_server::start(
+        config,
+        StartOptions {
+            background: false,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let issuer = running.state.config.issuer.clone();
+    let admin = std::fs::read_to_string(admin_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let (app, app_secret) = register(
+        &http,
+        &issuer,
+        &admin,
+        json!({"client_name": "app", "token_format": "opaque", "audiences": ["orders-api"]}),
+    )
+    .await;
+    let (gw_id, gw_secret) = register(
+        &http,
+        &issuer,
+        &admin,
+        json!({"client_name": "gateway", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "introspection_audiences": ["orders-api"]}),
+    )
+    .await;
+
+    // The upstream echoes what it was given.
+    let app_router = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let get = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        json!({"authorization": get("authorization"), "subject": get("x-tessera-subject")})
+            .to_string()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app_router).await });
+
+    let secret_file = data.path().join("gw.secret");
+    std::fs::write(&secret_file, &gw_secret).unwrap();
+    let gw_file = data.path().join("gw.toml");
+    std::fs::write(
+        &gw_file,
+        format!("phantom_cache = \"1s\"\n[phantom]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{}\"\n", secret_file.display()),
+    )
+    .unwrap();
+    let gw_config = GatewayConfig::load(
+        Some(&gw_file),
+        &GatewayOverrides {
+            listen: Some("127.0.0.1:0".into()),
+            upstream: Some(upstream),
+            issuer: Some(issuer.clone()),
+            audience: Some("orders-api".into()),
+            ..GatewayOverrides::default()
+        },
+    )
+    .unwrap();
+    let (addr, _task) = Gateway::new(gw_config)
+        .await
+        .unwrap()
+        .serve(std::future::pending())
+        .await
+        .unwrap();
+
+    let body: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(&app, Some(&app_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let opaque = body["access_token"].as_str().unwrap().to_owned();
+    assert!(opaque.starts_with("tso_"));
+
+    let resp = http
+        .get(format!("http://{addr}/orders"))
+        .bearer_auth(&opaque)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let internal = seen["authorization"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+    assert!(
+        internal.starts_with("eyJ"),
+        "the upstream got a JWT, not the opaque token: {seen}"
+    );
+    assert_eq!(seen["subject"], app.as_str());
+    let claims = tessera_jose::decode_unverified(&internal, 8192)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], app.as_str());
+
+    // Unknown opaque tokens are refused; a revoked one is after the cache.
+    let resp = http
+        .get(format!("http://{addr}/orders"))
+        .bearer_auth("tso_unknown")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("inactive"));
+    let resp = http
+        .post(format!("{issuer}/revoke"))
+        .basic_auth(&app, Some(&app_secret))
+        .form(&[("token", opaque.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let resp = http
+        .get(format!("http://{addr}/orders"))
+        .bearer_auth(&opaque)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "revoked opaque token still admitted");
+    running.stop().await.unwrap();
+}
