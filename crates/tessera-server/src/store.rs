@@ -464,21 +464,12 @@ impl Store {
         if spend != 1 {
             // Spent before (or, on PostgreSQL, by a concurrent use that
             // committed first): reuse. The whole family goes.
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(&row.family)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
-                .bind(&row.family)
-                .execute(&mut *tx)
-                .await?;
-            audit(
-                &mut *tx,
-                now,
+            revoke_family(
+                &mut tx,
+                &row.family,
                 client_id,
                 "refresh_reuse_family_revoked",
-                &row.family,
+                now,
             )
             .await?;
             tx.commit().await?;
@@ -519,23 +510,12 @@ impl Store {
         if row.client_id != client_id {
             return Ok(Some(false));
         }
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&row.family)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
-            .bind(&row.family)
-            .execute(&mut *tx)
-            .await?;
-        audit(
-            &mut *tx,
-            now,
+        revoke_family(
+            &mut tx,
+            &row.family,
             client_id,
             "refresh_family_revoked",
-            &row.family,
+            now,
         )
         .await?;
         tx.commit().await?;
@@ -788,6 +768,29 @@ fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
         revoked_at: r.try_get(9)?,
         successor_sealed: r.try_get(10)?,
     })
+}
+
+/// Revokes every refresh token of `family` and deletes its opaque access
+/// tokens, inside the caller's transaction, and records why.
+async fn revoke_family(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    family: &str,
+    actor: &str,
+    action: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(family)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
+        .bind(family)
+        .execute(&mut **tx)
+        .await?;
+    audit(&mut **tx, now, actor, action, family).await
 }
 
 async fn insert_refresh<'e, E>(

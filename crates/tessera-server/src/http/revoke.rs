@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use tessera_jose::{UnixTime, Validation};
+use tessera_jose::UnixTime;
 
 use super::token::{authenticate, parse_form};
 use super::OAuthError;
@@ -56,12 +56,7 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
             .delete_opaque(&super::token::token_hash(token), &client.id)
             .await
             .map_err(|e| OAuthError::internal(&e))?;
-        return match done {
-            Some(false) => Err(OAuthError::unauthorized_client(
-                "the token was not issued to this client",
-            )),
-            _ => Ok(()),
-        };
+        return owned(done);
     }
     if token.starts_with("tsr_") {
         let done = st
@@ -69,18 +64,9 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
             .revoke_refresh_family(&super::token::token_hash(token), &client.id, now)
             .await
             .map_err(|e| OAuthError::internal(&e))?;
-        return match done {
-            Some(false) => Err(OAuthError::unauthorized_client(
-                "the token was not issued to this client",
-            )),
-            _ => Ok(()),
-        };
+        return owned(done);
     }
-    let validation = Validation::new()
-        .issuer(st.config.issuer.clone())
-        .ignore_audience()
-        .typ("at+jwt")
-        .leeway(st.config.tokens.leeway);
+    let validation = super::token::own_token_validation(st, st.config.tokens.leeway);
     let ring = st.ring.load();
     let Ok(verified) = tessera_jose::verify_at::<Value>(
         token,
@@ -92,9 +78,7 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
         return Ok(());
     };
     if verified.claims["client_id"].as_str() != Some(client.id.as_str()) {
-        return Err(OAuthError::unauthorized_client(
-            "the token was not issued to this client",
-        ));
+        return Err(not_issued_to_caller());
     }
     let reg = verified.registered();
     let (Some(jti), Some(exp)) = (reg.jti.as_deref(), reg.exp) else {
@@ -267,11 +251,7 @@ async fn introspection(
         claims.insert("token_type".into(), json!("Bearer"));
         return Ok(Value::Object(claims));
     }
-    let validation = Validation::new()
-        .issuer(st.config.issuer.clone())
-        .ignore_audience()
-        .typ("at+jwt")
-        .leeway(std::time::Duration::ZERO);
+    let validation = super::token::own_token_validation(st, std::time::Duration::ZERO);
     let ring = st.ring.load();
     // A JWT's signature is checked once per key set: resource servers
     // introspect the same token again and again. The deny-list and the
@@ -332,4 +312,17 @@ fn may_see(client: &crate::clients::Client, owner: &str, aud: Option<&Value>) ->
             .any(|a| allowed.iter().any(|x| x == a)),
         _ => false,
     }
+}
+
+/// RFC 7009 §2.1: a client may revoke only its own tokens. `done` is what
+/// the store said: None unknown (fine, §2.2), Some(false) another client's.
+fn owned(done: Option<bool>) -> Result<(), OAuthError> {
+    match done {
+        Some(false) => Err(not_issued_to_caller()),
+        _ => Ok(()),
+    }
+}
+
+fn not_issued_to_caller() -> OAuthError {
+    OAuthError::unauthorized_client("the token was not issued to this client")
 }

@@ -230,22 +230,11 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             };
             let audience: Value = serde_json::from_str(&row.audience).unwrap_or(Value::Null);
             // A refresh may ask for less than was granted, never more.
-            let scope = match params.get("scope") {
-                None => row.scope.clone(),
-                Some(asked) => {
-                    let granted: Vec<&str> = row.scope.split(' ').collect();
-                    if asked
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .any(|s| !granted.contains(&s))
-                    {
-                        return Err(OAuthError::invalid_scope(
-                            "a refresh cannot widen the scope first granted",
-                        ));
-                    }
-                    asked.clone()
-                }
-            };
+            let scope = narrowed_scope(
+                &row.scope,
+                params.get("scope"),
+                "a refresh cannot widen the scope first granted",
+            )?;
             family = Some(row.family.clone());
             (Some(row.subject), claims, scope, audience)
         }
@@ -585,13 +574,7 @@ async fn private_key_jwt(
             ))
         }
     };
-    let validation = Validation::new()
-        .issuer(iss.clone())
-        .audience(st.config.token_endpoint())
-        .audience(st.config.issuer.clone())
-        .require(Claim::Sub)
-        .require(Claim::Jti)
-        .leeway(st.config.tokens.leeway);
+    let validation = assertion_validation(st, &iss);
     let now = st.clock.now();
     let verified =
         tessera_jose::verify_at::<Value>(assertion, keys, &validation, UnixTime::from_secs(now))
@@ -654,13 +637,7 @@ async fn user_assertion(
         .assertion_keys
         .as_ref()
         .ok_or_else(|| bad("the client has no registered keys"))?;
-    let validation = Validation::new()
-        .issuer(client.id.clone())
-        .audience(st.config.token_endpoint())
-        .audience(st.config.issuer.clone())
-        .require(Claim::Sub)
-        .require(Claim::Jti)
-        .leeway(st.config.tokens.leeway);
+    let validation = assertion_validation(st, &client.id);
     let now = st.clock.now();
     let verified =
         tessera_jose::verify_at::<Value>(assertion, keys, &validation, UnixTime::from_secs(now))
@@ -746,11 +723,7 @@ async fn own_access_token(
             _ => None,
         });
     }
-    let validation = Validation::new()
-        .issuer(st.config.issuer.clone())
-        .ignore_audience()
-        .typ("at+jwt")
-        .leeway(std::time::Duration::ZERO);
+    let validation = own_token_validation(st, std::time::Duration::ZERO);
     let ring = st.ring.load();
     let Ok(v) = tessera_jose::verify_at::<Value>(
         token,
@@ -858,22 +831,11 @@ async fn exchange(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let scope = match params.get("scope") {
-        None => granted_scope,
-        Some(asked) => {
-            let granted: Vec<&str> = granted_scope.split(' ').collect();
-            if asked
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .any(|s| !granted.contains(&s))
-            {
-                return Err(OAuthError::invalid_scope(
-                    "an exchange cannot widen the scope",
-                ));
-            }
-            asked.clone()
-        }
-    };
+    let scope = narrowed_scope(
+        &granted_scope,
+        params.get("scope"),
+        "an exchange cannot widen the scope",
+    )?;
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -991,4 +953,47 @@ async fn federated(
         )));
     }
     Ok((sub, claims))
+}
+
+/// The scope asked for when it is within `granted` (all of `granted` when
+/// none is asked for); `invalid_scope` with `refusal` otherwise.
+fn narrowed_scope(
+    granted: &str,
+    asked: Option<&String>,
+    refusal: &str,
+) -> Result<String, OAuthError> {
+    let Some(asked) = asked else {
+        return Ok(granted.to_owned());
+    };
+    let granted: Vec<&str> = granted.split(' ').collect();
+    if asked
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .any(|s| !granted.contains(&s))
+    {
+        return Err(OAuthError::invalid_scope(refusal));
+    }
+    Ok(asked.clone())
+}
+
+/// The policy of a client's own assertion (RFC 7523 §3): issued by the
+/// client, for the token endpoint or the issuer, with `sub` and `jti`.
+fn assertion_validation(st: &AppState, client_id: &str) -> Validation {
+    Validation::new()
+        .issuer(client_id.to_owned())
+        .audience(st.config.token_endpoint())
+        .audience(st.config.issuer.clone())
+        .require(Claim::Sub)
+        .require(Claim::Jti)
+        .leeway(st.config.tokens.leeway)
+}
+
+/// The policy that recognises this issuer's own access tokens, whatever
+/// their audience (revocation, introspection, exchange).
+pub(crate) fn own_token_validation(st: &AppState, leeway: std::time::Duration) -> Validation {
+    Validation::new()
+        .issuer(st.config.issuer.clone())
+        .ignore_audience()
+        .typ("at+jwt")
+        .leeway(leeway)
 }
