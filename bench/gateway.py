@@ -13,14 +13,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import ROOT, wait_ready, wrk  # noqa: E402
+from server import ROOT, interleaved, report, wait_ready  # noqa: E402
 
 
 NGINX_CONF = """
@@ -97,20 +96,8 @@ def main():
             ("gateway, verify + token cache (token reused)", "http://127.0.0.1:18282/x", bearer),
             ("gateway, verify every request (no cache)", "http://127.0.0.1:18283/x", bearer),
         ]
-        for name, url, s in rows:
-            print(f"warm-up {name}", file=sys.stderr)
-            wrk(url, args.warmup, args.connections, s, env)
-        results = {name: [] for name, _, _ in rows}
-        for r in range(args.rounds):
-            for name, url, s in rows:
-                results[name].append(wrk(url, args.duration, args.connections, s, env))
-                print(f"round {r + 1} {name}: {results[name][-1][0]:.0f}/s", file=sys.stderr)
-        med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in results.items()}
-        print(f"\nwrk -t2 -c{args.connections}, keep-alive, {args.warmup} s warm-up, median of {args.rounds} interleaved runs of {args.duration} s\n")
-        print("| row | requests/s | p50 ms | p99 ms | all runs (req/s) |")
-        print("|---|---|---|---|---|")
-        for n, v in results.items():
-            print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {', '.join(f'{x[0]:.0f}' for x in v)} |")
+        rows = [(name, url, script, env) for name, url, script in rows]
+        med = report(interleaved(rows, args, args.connections), args, args.connections)
         direct = med["direct to upstream"][0]
         proxy = med["gateway, no verification (public route)"][0]
         cached = med["gateway, verify + token cache (token reused)"][0]

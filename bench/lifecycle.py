@@ -10,14 +10,13 @@ import argparse
 import base64
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import ROOT, wait_ready, wrk  # noqa: E402
+from server import ROOT, interleaved, report, wait_ready  # noqa: E402
 
 BASE = "http://127.0.0.1:18480"
 
@@ -62,22 +61,12 @@ def main():
         script = os.path.join(ROOT, "bench", "wrk", "introspect.lua")
         rows = [("introspect JWT access token", token(*jwt_app)), ("introspect opaque access token", token(*opq_app))]
         envs = {n: dict(os.environ, TOKEN=t, BASIC=basic(*rs)) for n, t in rows}
-        for n, _ in rows:
-            check = call("/introspect", f"token={dict(rows)[n]}".encode(),
+        for n, t in rows:
+            check = call("/introspect", f"token={t}".encode(),
                          {"Authorization": "Basic " + basic(*rs), "Content-Type": "application/x-www-form-urlencoded"})
             assert check["active"] is True, check
-            wrk(BASE + "/introspect", args.warmup, 64, script, envs[n])
-        results = {n: [] for n, _ in rows}
-        for r in range(args.rounds):
-            for n, _ in rows:
-                results[n].append(wrk(BASE + "/introspect", args.duration, 64, script, envs[n]))
-                print(f"round {r + 1} {n}: {results[n][-1][0]:.0f}/s", file=sys.stderr)
-        print(f"\nwrk -t2 -c64, keep-alive, {args.warmup} s warm-up, median of {args.rounds} interleaved runs of {args.duration} s (SQLite)\n")
-        print("| row | requests/s | p50 ms | p99 ms | all runs (req/s) |")
-        print("|---|---|---|---|---|")
-        for n, v in results.items():
-            med = [statistics.median(x[i] for x in v) for i in range(3)]
-            print(f"| {n} | {med[0]:.0f} | {med[1]:.2f} | {med[2]:.2f} | {', '.join(f'{x[0]:.0f}' for x in v)} |")
+        measured = [(n, BASE + "/introspect", script, envs[n]) for n, _ in rows]
+        report(interleaved(measured, args, 64), args, 64, " (SQLite)")
     finally:
         proc.terminate()
         proc.wait()

@@ -59,6 +59,34 @@ def wrk(url, seconds, connections, script=None, env=None):
     return rps, p50, p99
 
 
+def interleaved(rows, args, connections):
+    """Warms each row up once, then measures rounds with the rows
+    interleaved. rows: (name, url, script, env). Returns name -> [(rps,
+    p50, p99)] per round."""
+    for name, url, script, env in rows:
+        print(f"warm-up {name} ({args.warmup} s)", file=sys.stderr)
+        wrk(url, args.warmup, connections, script, env)
+    results = {name: [] for name, _, _, _ in rows}
+    for r in range(args.rounds):
+        for name, url, script, env in rows:
+            results[name].append(wrk(url, args.duration, connections, script, env))
+            print(f"round {r + 1} {name}: {results[name][-1][0]:.0f}/s", file=sys.stderr)
+    return results
+
+
+def report(results, args, connections, note=""):
+    """Prints the markdown table of medians; returns name -> (rps, p50, p99)."""
+    med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in results.items()}
+    print(f"\nwrk -t2 -c{connections}, keep-alive, {args.warmup} s warm-up, "
+          f"median of {args.rounds} interleaved runs of {args.duration} s{note}\n")
+    print("| row | requests/s | p50 ms | p99 ms | all runs (req/s) |")
+    print("|---|---|---|---|---|")
+    for n, v in results.items():
+        runs = ", ".join(f"{x[0]:.0f}" for x in v)
+        print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {runs} |")
+    return med
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -87,26 +115,12 @@ def main():
         env = dict(os.environ, BASIC=base64.b64encode(creds.encode()).decode())
         script = os.path.join(ROOT, "bench", "wrk", "token.lua")
         rows = [
-            ("bare token (ceiling)", "http://127.0.0.1:18181/token", script),
-            ("tessera token", "http://127.0.0.1:18180/token", script),
-            ("bare 300-byte GET (ceiling)", "http://127.0.0.1:18181/fixed", None),
-            ("tessera JWKS", "http://127.0.0.1:18180/.well-known/jwks.json", None),
+            ("bare token (ceiling)", "http://127.0.0.1:18181/token", script, env),
+            ("tessera token", "http://127.0.0.1:18180/token", script, env),
+            ("bare 300-byte GET (ceiling)", "http://127.0.0.1:18181/fixed", None, env),
+            ("tessera JWKS", "http://127.0.0.1:18180/.well-known/jwks.json", None, env),
         ]
-        for name, url, s in rows:
-            print(f"warm-up {name} ({args.warmup} s)", file=sys.stderr)
-            wrk(url, args.warmup, args.connections, s, env)
-        results = {name: [] for name, _, _ in rows}
-        for r in range(args.rounds):
-            for name, url, s in rows:
-                results[name].append(wrk(url, args.duration, args.connections, s, env))
-                print(f"round {r + 1} {name}: {results[name][-1][0]:.0f}/s", file=sys.stderr)
-        med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in results.items()}
-        print(f"\nwrk -t2 -c{args.connections}, keep-alive, {args.warmup} s warm-up, median of {args.rounds} interleaved runs of {args.duration} s\n")
-        print("| row | requests/s | p50 ms | p99 ms | all runs (req/s) |")
-        print("|---|---|---|---|---|")
-        for n, v in results.items():
-            runs = ", ".join(f"{x[0]:.0f}" for x in v)
-            print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {runs} |")
+        med = report(interleaved(rows, args, args.connections), args, args.connections)
         tok = med["bare token (ceiling)"][0] / med["tessera token"][0]
         get = med["bare 300-byte GET (ceiling)"][0] / med["tessera JWKS"][0]
         print(f"\nceiling / tessera: token {tok:.2f}x, JWKS {get:.2f}x")
