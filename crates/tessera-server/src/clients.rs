@@ -189,10 +189,12 @@ impl Registration {
             }
         }
         if grant_types.iter().any(|g| g == "refresh_token")
-            && !grant_types.iter().any(|g| g == JWT_BEARER)
+            && !grant_types
+                .iter()
+                .any(|g| g == JWT_BEARER || g == TOKEN_EXCHANGE)
         {
             return Err(bad(
-                "grant_types: refresh_token needs a grant that acts for a user (urn:ietf:params:oauth:grant-type:jwt-bearer); client_credentials gets no refresh tokens (RFC 6749 §4.4.3)",
+                "grant_types: refresh_token needs a grant that acts for a user (urn:ietf:params:oauth:grant-type:jwt-bearer, or token-exchange from a federated issuer); client_credentials gets no refresh tokens (RFC 6749 §4.4.3)",
             ));
         }
         let method = match self.token_endpoint_auth_method.as_deref() {

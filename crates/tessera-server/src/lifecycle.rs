@@ -389,6 +389,12 @@ impl Lifecycle {
         // retries, so a successor is never forgotten.
         expect(tx.compromise(kid, key.state, now).await?)?;
         tx.audit(now, actor, "key_compromised", kid).await?;
+        // Its tokens go on the deny-list feed too, for as long as any could
+        // be live (the grace period covers the longest token and leeway):
+        // followers refuse them within a second, not at their next key-set
+        // refresh.
+        tx.revoke_kid(kid, actor, now.saturating_add(secs(self.settings.grace)), now)
+            .await?;
         let mut successor = None;
         if key.state == KeyState::Active && self.settings.algorithms.contains(&key.alg) {
             let pending = keys

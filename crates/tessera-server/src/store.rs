@@ -13,6 +13,10 @@ use sqlx::{AnyPool, Row as _};
 
 use crate::lifecycle::{KeyRow, KeyState};
 
+mod revocations;
+
+pub use revocations::{Derived, FeedEntry, RevokedAll, RuleKind, TokenFacts};
+
 /// A database failure. The detail is for the log, never for a client.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -239,145 +243,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    // ---- revocations (the deny-list feed) ----
-
-    /// Puts `jti` on the deny-list until `expires_at`; returns its sequence
-    /// number (the existing one when the jti is already listed).
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn revoke_jti(
-        &self,
-        jti: &str,
-        client_id: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        if let Some(row) = sqlx::query("SELECT seq FROM revocations WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            return Ok(row.try_get(0)?);
-        }
-        let seq: i64 = sqlx::query(
-            "UPDATE sequences SET value = value + 1 WHERE name = 'revocations' RETURNING value",
-        )
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let inserted = sqlx::query("INSERT INTO revocations (seq, jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(seq)
-            .bind(jti)
-            .bind(client_id)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = inserted {
-            let e = StoreError::from(e);
-            if !e.is_conflict() {
-                return Err(e);
-            }
-            // Another node listed the same jti first: its entry stands (and
-            // the sequence number taken here rolls back with this transaction).
-            drop(tx);
-            let row = sqlx::query("SELECT seq FROM revocations WHERE jti = $1")
-                .bind(jti)
-                .fetch_one(&self.pool)
-                .await?;
-            return Ok(row.try_get(0)?);
-        }
-        audit(&mut *tx, now, client_id, "jti_revoked", jti).await?;
-        tx.commit().await?;
-        Ok(seq)
-    }
-
-    /// Whether `jti` is on the deny-list.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT seq FROM revocations WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
-    }
-
-    /// Removes entries whose token has expired, remembering the highest
-    /// sequence number removed (a follower behind it needs a snapshot).
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let max: Option<i64> =
-            sqlx::query("SELECT MAX(seq) FROM revocations WHERE expires_at < $1")
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-        let Some(max) = max else {
-            return Ok(0);
-        };
-        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE sequences SET value = $1 WHERE name = 'revocations_purged' AND value < $1",
-        )
-        .bind(max)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    /// The feed after `since`: (latest sequence, whether `since` is older
-    /// than the purge horizon, entries (seq, jti, expires_at) in order).
-    /// From `since` 0 this is every live entry: a full snapshot.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn revocations_since(
-        &self,
-        since: i64,
-        limit: i64,
-    ) -> Result<(i64, bool, Vec<(i64, String, i64)>), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let latest: i64 = sqlx::query("SELECT value FROM sequences WHERE name = 'revocations'")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        let purged: i64 =
-            sqlx::query("SELECT value FROM sequences WHERE name = 'revocations_purged'")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-        // Entries are only ever purged once their tokens have expired, so
-        // a follower behind the purge horizon lost nothing it needs: every
-        // live entry newer than `since` follows, and `snapshot` tells it
-        // that what it holds older than the horizon may be dropped.
-        let snapshot = since < purged;
-        let from = since;
-        let rows = sqlx::query(
-            "SELECT seq, jti, expires_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(from)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let entries = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok((latest, snapshot, entries))
-    }
-
     // ---- refresh tokens ----
 
     /// Stores a new refresh token (its hash) in `family`.
@@ -589,6 +454,7 @@ impl Store {
         &self,
         hash: &str,
         client_id: &str,
+        now: i64,
     ) -> Result<Option<bool>, StoreError> {
         let Some((owner, _, _)) = self.opaque(hash).await? else {
             return Ok(None);
@@ -596,10 +462,19 @@ impl Store {
         if owner != client_id {
             return Ok(Some(false));
         }
-        sqlx::query("DELETE FROM opaque_tokens WHERE token_hash = $1")
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM opaque_tokens WHERE token_hash = $1")
             .bind(hash)
-            .execute(&self.pool)
-            .await?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 1 {
+            // Internal JWTs exchanged from it (the phantom-token pattern)
+            // go on the deny-list.
+            revocations::revoke_derived(&mut tx, vec![revocations::opaque_parent(hash)], now)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(Some(true))
     }
 
@@ -771,14 +646,15 @@ fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
 }
 
 /// Revokes every refresh token of `family` and deletes its opaque access
-/// tokens, inside the caller's transaction, and records why.
+/// tokens (listing what was exchanged from them), inside the caller's
+/// transaction, and records why. Returns how many opaque tokens went.
 async fn revoke_family(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     family: &str,
     actor: &str,
     action: &str,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
     )
@@ -786,11 +662,21 @@ async fn revoke_family(
     .bind(family)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
+    let parents: Vec<String> = sqlx::query("SELECT token_hash FROM opaque_tokens WHERE family = $1")
+        .bind(family)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok::<_, StoreError>(revocations::opaque_parent(&r.try_get::<String, _>(0)?)))
+        .collect::<Result<_, _>>()?;
+    let deleted = sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
         .bind(family)
         .execute(&mut **tx)
-        .await?;
-    audit(&mut **tx, now, actor, action, family).await
+        .await?
+        .rows_affected();
+    revocations::revoke_derived(tx, parents, now).await?;
+    audit(&mut **tx, now, actor, action, family).await?;
+    Ok(deleted)
 }
 
 async fn insert_refresh<'e, E>(
@@ -955,6 +841,35 @@ impl KeyTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Lists every token signed by `kid` on the deny-list until
+    /// `expires_at` (followers refuse them at once, without waiting for
+    /// their key set to drop the key), with every token exchanged from
+    /// them; returns the entry's sequence number.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revoke_kid(
+        &mut self,
+        kid: &str,
+        actor: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let (seq, _) = revocations::list(
+            &mut self.tx,
+            RuleKind::Kid,
+            kid,
+            actor,
+            None,
+            expires_at,
+            now,
+        )
+        .await?;
+        let parents = revocations::derived_by(&mut self.tx, "parent_kid", kid).await?;
+        revocations::revoke_derived(&mut self.tx, parents, now).await?;
+        Ok(seq)
     }
 
     /// Appends to the audit log inside the transaction.

@@ -1,6 +1,8 @@
 //! Following an authority's deny-list feed (`GET /revocations?since=SEQ`,
 //! long-polled): revoked jtis are rejected with `revoked` until their
-//! tokens expire.
+//! tokens expire, and so are tokens a rule covers: every token of a
+//! subject or client issued before a time (logout everywhere), or every
+//! token signed by a key (compromise).
 //!
 //! Memory stays bounded: an entry lives only until its token's `exp` (plus
 //! the issuer's leeway), and is kept as a 64-bit keyed hash of the jti and
@@ -24,6 +26,11 @@ use crate::BuildError;
 /// The followed deny-list.
 pub struct DenyList {
     entries: RwLock<HashMap<u64, i64>>,
+    /// Rules, by the keyed hash of their kind and target: few, so kept
+    /// apart from the jtis (which stay 16 bytes each), and skipped
+    /// altogether while there are none.
+    rules: RwLock<HashMap<u64, Rule>>,
+    rule_count: std::sync::atomic::AtomicUsize,
     hasher: RandomState,
     seq: AtomicI64,
     /// Feed requests that failed.
@@ -48,11 +55,50 @@ struct FeedPage {
     entries: Vec<FeedEntry>,
 }
 
+/// One entry: exactly one of jti, sub, client_id or kid.
 #[derive(Deserialize)]
 struct FeedEntry {
     seq: i64,
-    jti: String,
     exp: i64,
+    jti: Option<String>,
+    sub: Option<String>,
+    client_id: Option<String>,
+    kid: Option<String>,
+    not_before: Option<i64>,
+}
+
+/// What a rule covers (the feed's names: `sub`, `client_id`, `kid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    /// Every token of a subject issued before the rule's `not_before`.
+    Subject,
+    /// Every token of a client (its `client_id` claim) issued before the
+    /// rule's `not_before`.
+    Client,
+    /// Every token signed by a key (its header `kid`).
+    Kid,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    /// Tokens whose `iat` is before this (i64::MAX: every token).
+    not_before: i64,
+    exp: i64,
+}
+
+/// What the deny-list reads of a verified token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenFacts<'a> {
+    /// `jti`.
+    pub jti: Option<&'a str>,
+    /// `sub`.
+    pub sub: Option<&'a str>,
+    /// `client_id`.
+    pub client_id: Option<&'a str>,
+    /// The header's `kid`.
+    pub kid: Option<&'a str>,
+    /// `iat` (a token without one is covered by any subject or client rule).
+    pub iat: Option<i64>,
 }
 
 impl Default for DenyList {
@@ -67,6 +113,8 @@ impl DenyList {
     pub fn new() -> Self {
         Self {
             entries: RwLock::new(HashMap::new()),
+            rules: RwLock::new(HashMap::new()),
+            rule_count: std::sync::atomic::AtomicUsize::new(0),
             hasher: RandomState::new(),
             seq: AtomicI64::new(0),
             failures: AtomicU64::new(0),
@@ -85,6 +133,24 @@ impl DenyList {
         }
     }
 
+    fn rule_key(&self, kind: RuleKind, target: &str) -> u64 {
+        self.hasher.hash_one((kind, target))
+    }
+
+    /// Lists a rule until `exp`: tokens of `kind` `target` (with an `iat`
+    /// before `not_before`, for subject and client rules; `None` covers
+    /// every token). A rule listed again takes the new bounds.
+    pub fn insert_rule(&self, kind: RuleKind, target: &str, not_before: Option<i64>, exp: i64) {
+        if let Ok(mut map) = self.rules.write() {
+            let rule = Rule {
+                not_before: not_before.unwrap_or(i64::MAX),
+                exp,
+            };
+            map.insert(self.rule_key(kind, target), rule);
+            self.rule_count.store(map.len(), Ordering::Release);
+        }
+    }
+
     /// Whether `jti` is listed (and not yet expired at `now`).
     pub fn contains(&self, jti: &str, now: i64) -> bool {
         self.entries
@@ -93,9 +159,43 @@ impl DenyList {
             .unwrap_or(true) // a poisoned lock fails closed
     }
 
-    /// Entries held.
+    /// Whether the list refuses a token: its jti is listed, or a rule
+    /// covers its subject, client or key. `client_id` is asked for only
+    /// while a client rule may apply (it is not a registered claim, so a
+    /// caller may have to parse it out).
+    pub fn refuses(&self, token: TokenFacts<'_>, now: i64) -> bool {
+        if token.jti.is_some_and(|jti| self.contains(jti, now)) {
+            return true;
+        }
+        if self.rule_count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let Ok(rules) = self.rules.read() else {
+            return true; // a poisoned lock fails closed
+        };
+        let iat = token.iat.unwrap_or(i64::MIN);
+        let covers = |kind: RuleKind, target: Option<&str>| {
+            target.is_some_and(|t| {
+                rules
+                    .get(&self.rule_key(kind, t))
+                    .is_some_and(|r| r.exp >= now && iat < r.not_before)
+            })
+        };
+        covers(RuleKind::Kid, token.kid)
+            || covers(RuleKind::Subject, token.sub)
+            || covers(RuleKind::Client, token.client_id)
+    }
+
+    /// Whether any rule is listed (so a caller knows it needs the token's
+    /// `client_id` for [`DenyList::refuses`]).
+    pub fn has_rules(&self) -> bool {
+        self.rule_count.load(Ordering::Acquire) > 0
+    }
+
+    /// Entries held (jtis and rules).
     pub fn len(&self) -> usize {
         self.entries.read().map(|m| m.len()).unwrap_or(0)
+            + self.rule_count.load(Ordering::Acquire)
     }
 
     /// Whether nothing is listed.
@@ -113,6 +213,10 @@ impl DenyList {
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, exp| *exp >= now);
         }
+        if let Ok(mut map) = self.rules.write() {
+            map.retain(|_, r| r.exp >= now);
+            self.rule_count.store(map.len(), Ordering::Release);
+        }
     }
 
     fn apply(&self, page: &FeedPage) {
@@ -122,7 +226,24 @@ impl DenyList {
         // Nothing is cleared on a snapshot: entries older than the purge
         // horizon expire here by their own exp (see `purge`).
         for e in &page.entries {
-            map.insert(self.key(&e.jti), e.exp);
+            if let Some(jti) = &e.jti {
+                map.insert(self.key(jti), e.exp);
+            }
+        }
+        drop(map);
+        for e in &page.entries {
+            let rule = [
+                (RuleKind::Subject, &e.sub),
+                (RuleKind::Client, &e.client_id),
+                (RuleKind::Kid, &e.kid),
+            ]
+            .into_iter()
+            .find_map(|(kind, t)| t.as_deref().map(|t| (kind, t)));
+            if let Some((kind, target)) = rule {
+                // A subject or client rule without a bound covers every
+                // token: the safe reading of a malformed entry.
+                self.insert_rule(kind, target, e.not_before, e.exp);
+            }
         }
         let last = page.entries.last().map_or(page.seq, |e| e.seq);
         let next = if page.more { last } else { page.seq.max(last) };

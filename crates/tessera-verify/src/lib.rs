@@ -35,7 +35,7 @@ mod layer;
 pub mod remote;
 mod verifier;
 
-pub use denylist::DenyList;
+pub use denylist::{DenyList, RuleKind, TokenFacts};
 pub use extract::Claims;
 pub use layer::{bearer_token, check, Refusal, VerifiedToken, VerifyLayer, VerifyService};
 pub use remote::{RemoteKeySet, RemoteOptions, Stats};

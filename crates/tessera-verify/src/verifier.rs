@@ -8,7 +8,13 @@ use serde::de::DeserializeOwned;
 use tessera_jose::{Algorithm, Claim, ErrorKind, JwkSet, KeySet, Validation, Verified};
 
 use crate::cache::{self, TokenCache};
-use crate::denylist::DenyList;
+use crate::denylist::{DenyList, TokenFacts};
+
+/// The one unregistered claim the deny-list reads.
+#[derive(serde::Deserialize)]
+struct ClientIdClaim {
+    client_id: Option<String>,
+}
 use crate::layer::VerifiedToken;
 use crate::remote::{self, RemoteKeySet, RemoteOptions};
 use crate::BuildError;
@@ -110,8 +116,24 @@ impl Verifier {
     ) -> tessera_jose::Result<Verified<T>> {
         let verified = self.verify_signature::<T>(token).await?;
         if let Some(list) = &self.denylist {
-            let jti = verified.registered().jti;
-            if jti.is_some_and(|j| list.contains(&j, tessera_jose::UnixTime::now().secs())) {
+            let reg = verified.registered();
+            // client_id is not a registered claim: read only while a rule
+            // could need it.
+            let client_id = if list.has_rules() {
+                serde_json::from_str::<ClientIdClaim>(verified.payload_json())
+                    .ok()
+                    .and_then(|c| c.client_id)
+            } else {
+                None
+            };
+            let facts = TokenFacts {
+                jti: reg.jti.as_deref(),
+                sub: reg.sub.as_deref(),
+                client_id: client_id.as_deref(),
+                kid: verified.header.kid.as_deref(),
+                iat: reg.iat.map(tessera_jose::UnixTime::secs),
+            };
+            if list.refuses(facts, tessera_jose::UnixTime::now().secs()) {
                 return Err(tessera_jose::Error::revoked());
             }
         }
@@ -158,8 +180,15 @@ impl Verifier {
         let generation = self.generation();
         if let Some(hit) = cache.get(&key, now, generation) {
             // A cached token is still checked against the deny-list.
-            if let (Some(list), Some(jti)) = (&self.denylist, hit.claims["jti"].as_str()) {
-                if list.contains(jti, now) {
+            if let Some(list) = &self.denylist {
+                let facts = TokenFacts {
+                    jti: hit.claims["jti"].as_str(),
+                    sub: hit.claims["sub"].as_str(),
+                    client_id: hit.claims["client_id"].as_str(),
+                    kid: hit.header.kid.as_deref(),
+                    iat: hit.claims["iat"].as_i64(),
+                };
+                if list.refuses(facts, now) {
                     return Err(tessera_jose::Error::revoked());
                 }
             }

@@ -29,10 +29,30 @@ pub(crate) enum Command {
     /// Register, list and delete the clients of a running authority.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Revoke everything of a user (logout everywhere) or a client, or every
+    /// token a key signed, on a running authority.
+    Revoke(RevokeArgs),
     /// Run the token authority.
     Serve(ServeArgs),
     /// Run the verifying reverse proxy in front of a service.
     Gateway(GatewayArgs),
+}
+
+/// `tessera revoke`: exactly one of --sub, --client, --kid.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["sub", "client", "kid"])))]
+pub(crate) struct RevokeArgs {
+    /// Every token, refresh token and session of this user (`sub`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) sub: Option<String>,
+    /// Everything issued to this client.
+    #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
+    pub(crate) client: Option<String>,
+    /// Every token this key signed: the key is marked compromised.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) kid: Option<String>,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
 }
 
 /// `tessera gateway`: flags win over the config file.

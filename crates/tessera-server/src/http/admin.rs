@@ -1,5 +1,6 @@
 //! The admin API, behind the admin bearer token (compared as SHA-256 in
-//! constant time): clients and keys.
+//! constant time): clients, keys, and revoking everything of a subject,
+//! client or key.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use tessera_jose::Algorithm;
 use super::OAuthError;
 use crate::clients::{Metadata, Registration};
 use crate::lifecycle::LifecycleError;
+use crate::store::RuleKind;
 use crate::server::AppState;
 
 const ACTOR: &str = "admin";
@@ -124,6 +126,8 @@ pub(super) async fn delete_client(
     st.reload_clients()
         .await
         .map_err(|e| OAuthError::internal(&e))?;
+    // A deleted client's tokens stop working now, not at their exp.
+    revoke_everything(&st, RuleKind::Client, &id).await?;
     tracing::info!(client_id = %id, "client deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -228,6 +232,83 @@ pub(super) async fn compromised(
     st.reload_keys()
         .await
         .map_err(|e| OAuthError::internal(&e))?;
+    st.revocations.notify_waiters();
     tracing::warn!(kid = %kid, successor = ?successor, "key marked compromised");
     Ok(Json(json!({ "kid": kid, "state": "compromised", "successor": successor })).into_response())
+}
+
+/// `POST /admin/revoke` names exactly one of these.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    sub: Option<String>,
+    client_id: Option<String>,
+    kid: Option<String>,
+}
+
+/// `POST /admin/revoke`: everything of a subject (logout everywhere) or a
+/// client, or every token a key signed (the key is marked compromised).
+pub(super) async fn revoke_all(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    authorize(&st, &headers)?;
+    let req: RevokeRequest = serde_json::from_slice(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("body: {}", describe(&e))))?;
+    let named: Vec<(RuleKind, String)> = [
+        (RuleKind::Subject, req.sub),
+        (RuleKind::Client, req.client_id),
+        (RuleKind::Kid, req.kid),
+    ]
+    .into_iter()
+    .filter_map(|(kind, v)| v.map(|v| (kind, v)))
+    .collect();
+    let [(kind, target)] = &named[..] else {
+        return Err(OAuthError::invalid_request(
+            "name exactly one of sub, client_id or kid",
+        ));
+    };
+    if target.is_empty() {
+        return Err(OAuthError::invalid_request(format!(
+            "{} is empty",
+            kind.name()
+        )));
+    }
+    if *kind == RuleKind::Kid {
+        return compromised(State(st), headers, Path(target.clone())).await;
+    }
+    let done = revoke_everything(&st, *kind, target).await?;
+    Ok(Json(done).into_response())
+}
+
+/// Revokes everything of a subject or client; the answer says what went.
+async fn revoke_everything(
+    st: &AppState,
+    kind: RuleKind,
+    target: &str,
+) -> Result<Value, OAuthError> {
+    let now = st.clock.now();
+    // Every token issued up to this second, and for as long as the longest
+    // of them can live. A token issued later in the same second is covered
+    // too: iat has one-second resolution, and this errs on the safe side.
+    let not_before = now.saturating_add(1);
+    let until = now
+        .saturating_add(crate::clock::secs(st.config.tokens.max_access_token_ttl))
+        .saturating_add(crate::clock::secs(st.config.tokens.leeway));
+    let done = st
+        .store
+        .revoke_all(kind, target, not_before, until, ACTOR, now)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    st.revocations.notify_waiters();
+    tracing::warn!(kind = kind.name(), target, seq = done.seq, families = done.families, "everything revoked");
+    Ok(json!({
+        kind.name(): target,
+        "seq": done.seq,
+        "not_before": not_before,
+        "refresh_families": done.families,
+        "opaque_tokens": done.opaque_tokens,
+        "exchanged_tokens": done.exchanged_tokens,
+    }))
 }

@@ -51,6 +51,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/keys", get(admin::list_keys))
         .route("/admin/keys/rotate", post(admin::rotate))
         .route("/admin/keys/{kid}/compromised", post(admin::compromised))
+        .route("/admin/revoke", post(admin::revoke_all))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -53,7 +53,7 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
     if token.starts_with("tso_") {
         let done = st
             .store
-            .delete_opaque(&super::token::token_hash(token), &client.id)
+            .delete_opaque(&super::token::token_hash(token), &client.id, now)
             .await
             .map_err(|e| OAuthError::internal(&e))?;
         return owned(done);
@@ -152,7 +152,17 @@ pub(super) async fn feed(
             let more = i64::try_from(entries.len()).unwrap_or(i64::MAX) == limit;
             let entries: Vec<Value> = entries
                 .into_iter()
-                .map(|(seq, jti, exp)| json!({"seq": seq, "jti": jti, "exp": exp}))
+                .map(|e| {
+                    // The kind's name is the member that carries the target:
+                    // {"jti"}, or a rule: {"sub"} or {"client_id"} with
+                    // not_before (tokens whose iat is before it), {"kid"}.
+                    let mut entry = json!({"seq": e.seq, "exp": e.expires_at});
+                    entry[e.kind.name()] = Value::String(e.target);
+                    if let Some(nbf) = e.not_before {
+                        entry["not_before"] = json!(nbf);
+                    }
+                    entry
+                })
                 .collect();
             let mut resp = axum::Json(json!({
                 "seq": latest,
@@ -247,6 +257,9 @@ async fn introspection(
         if exp <= now || !may_see(&client, &owner, claims.get("aud")) {
             return Ok(inactive);
         }
+        if refused(st, &claims).await? {
+            return Ok(inactive);
+        }
         claims.insert("active".into(), json!(true));
         claims.insert("token_type".into(), json!("Bearer"));
         return Ok(Value::Object(claims));
@@ -279,15 +292,9 @@ async fn introspection(
     if !may_see(&client, owner, claims.get("aud")) {
         return Ok(inactive);
     }
-    if let Some(jti) = claims["jti"].as_str() {
-        if st
-            .store
-            .is_revoked(jti)
-            .await
-            .map_err(|e| OAuthError::internal(&e))?
-        {
-            return Ok(inactive);
-        }
+    match claims.as_object() {
+        Some(map) if !refused(st, map).await? => {}
+        _ => return Ok(inactive),
     }
     let mut answer = (*claims).clone();
     if let Some(map) = answer.as_object_mut() {
@@ -295,6 +302,18 @@ async fn introspection(
         map.insert("token_type".into(), json!("Bearer"));
     }
     Ok(answer)
+}
+
+/// Whether the deny-list refuses a token with these claims (its jti, or a
+/// revocation of everything of its subject or client).
+pub(super) async fn refused(
+    st: &AppState,
+    claims: &serde_json::Map<String, Value>,
+) -> Result<bool, OAuthError> {
+    st.store
+        .is_refused(crate::store::TokenFacts::of(claims))
+        .await
+        .map_err(|e| OAuthError::internal(&e))
 }
 
 /// A caller may introspect its own tokens, and tokens for an audience in its

@@ -122,42 +122,18 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let mut family: Option<String> = None;
     // An exchanged token never outlives the token it was exchanged for.
     let mut exp_cap: Option<i64> = None;
+    // The subject token an exchange was granted on.
+    let mut parent: Option<OwnToken> = None;
     let (subject, user_claims, scope, audience) = match grant.as_str() {
         crate::clients::JWT_BEARER => {
             let (sub, claims) = user_assertion(st, &client, &params).await?;
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
-            if client
-                .metadata
-                .grant_types
-                .iter()
-                .any(|g| g == "refresh_token")
+            if let Some((token, id)) =
+                new_family(st, &client, &sub, &scope, &audience, &claims, now).await?
             {
-                let (token, hash) = new_refresh_token();
-                let row = crate::store::RefreshRow {
-                    family: family.insert(crate::random_id(16)).clone(),
-                    client_id: client.id.clone(),
-                    subject: sub.clone(),
-                    scope: scope.clone(),
-                    audience: audience.to_string(),
-                    claims: Value::Object(claims.clone()).to_string(),
-                    expires_at: now
-                        .saturating_add(crate::clock::secs(st.config.tokens.refresh_token_ttl)),
-                    idle_until: now
-                        .saturating_add(crate::clock::secs(st.config.tokens.refresh_idle_timeout)),
-                    spent_at: None,
-                    revoked_at: None,
-                    successor_sealed: None,
-                };
-                let row = crate::store::RefreshRow {
-                    idle_until: row.idle_until.min(row.expires_at),
-                    ..row
-                };
-                st.store
-                    .insert_refresh(&hash, &row, now)
-                    .await
-                    .map_err(|e| OAuthError::internal(&e))?;
                 refresh_token = Some(token);
+                family = Some(id);
             }
             (Some(sub), claims, scope, audience)
         }
@@ -244,13 +220,22 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             let (sub, claims) = federated(st, &params).await?;
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
-            // Not capped by the upstream token: a Tessera token of its own.
+            // Not capped by the upstream token: a Tessera token of its own,
+            // with a refresh token when the client may have one (RFC 8693
+            // §2.2.1): the upstream login becomes a Tessera session.
             exp_cap = Some(i64::MAX);
+            if let Some((token, id)) =
+                new_family(st, &client, &sub, &scope, &audience, &claims, now).await?
+            {
+                refresh_token = Some(token);
+                family = Some(id);
+            }
             (Some(sub), claims, scope, audience)
         }
         crate::clients::TOKEN_EXCHANGE => {
             let x = exchange(st, &client, &params, now).await?;
             exp_cap = Some(x.exp);
+            parent = Some(x.parent);
             (Some(x.subject), x.claims, x.scope, x.audience)
         }
         _ => {
@@ -319,6 +304,34 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             "the access token would be {} bytes, over the server's {budget}-byte budget; ask for fewer scopes or one audience",
             token.len()
         )));
+    }
+    if let Some(parent) = &parent {
+        // Revoking the subject token (or everything of its client or key)
+        // reaches this one through the deny-list feed.
+        let derived = crate::store::Derived {
+            jti: &claims.jti,
+            expires_at: claims
+                .exp
+                .saturating_add(crate::clock::secs(st.config.tokens.leeway)),
+            parent: parent.key.clone(),
+            parent_client: parent
+                .claims
+                .get("client_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            parent_kid: parent.kid.as_deref(),
+        };
+        let recorded = st
+            .store
+            .record_derived(&derived, crate::store::TokenFacts::of(&parent.claims))
+            .await
+            .map_err(|e| OAuthError::internal(&e))?;
+        if !recorded {
+            // Revoked between the check and now.
+            return Err(OAuthError::invalid_request(
+                "subject_token is not a valid access token of this issuer",
+            ));
+        }
     }
     let mut resp = token_response(&client, subject.is_some(), token, ttl, scope, refresh_token);
     if exp_cap.is_some() {
@@ -680,6 +693,48 @@ async fn user_assertion(
 }
 
 /// A new refresh token (`tsr_` and 256 random bits) and its stored hash.
+/// A new refresh-token family for a user, when the client's grant types
+/// include `refresh_token`: (the token, the family id).
+async fn new_family(
+    st: &AppState,
+    client: &Client,
+    sub: &str,
+    scope: &str,
+    audience: &Value,
+    claims: &Map<String, Value>,
+    now: i64,
+) -> Result<Option<(zeroize::Zeroizing<String>, String)>, OAuthError> {
+    if !client
+        .metadata
+        .grant_types
+        .iter()
+        .any(|g| g == "refresh_token")
+    {
+        return Ok(None);
+    }
+    let (token, hash) = new_refresh_token();
+    let expires_at = now.saturating_add(crate::clock::secs(st.config.tokens.refresh_token_ttl));
+    let idle_until = now.saturating_add(crate::clock::secs(st.config.tokens.refresh_idle_timeout));
+    let row = crate::store::RefreshRow {
+        family: crate::random_id(16),
+        client_id: client.id.clone(),
+        subject: sub.to_owned(),
+        scope: scope.to_owned(),
+        audience: audience.to_string(),
+        claims: Value::Object(claims.clone()).to_string(),
+        expires_at,
+        idle_until: idle_until.min(expires_at),
+        spent_at: None,
+        revoked_at: None,
+        successor_sealed: None,
+    };
+    st.store
+        .insert_refresh(&hash, &row, now)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    Ok(Some((token, row.family)))
+}
+
 fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
     let token = zeroize::Zeroizing::new(format!("tsr_{}", crate::random_id(32)));
     let hash = token_hash(&token);
@@ -701,52 +756,67 @@ struct Exchanged {
     scope: String,
     audience: Value,
     exp: i64,
+    /// The subject token, recorded as the new token's parent.
+    parent: OwnToken,
 }
 
-/// A Tessera access token (JWT or opaque), valid and unrevoked: its claims.
+/// A Tessera access token (JWT or opaque), valid and unrevoked.
+struct OwnToken {
+    claims: Map<String, Value>,
+    /// Its jti, or `tso:` and the hash of an opaque token: what tokens
+    /// exchanged from it are recorded under.
+    key: String,
+    /// The key that signed it (none for an opaque token).
+    kid: Option<String>,
+}
+
 async fn own_access_token(
     st: &AppState,
     token: &str,
     now: i64,
-) -> Result<Option<Map<String, Value>>, OAuthError> {
-    if token.starts_with("tso_") {
-        let found = st
+) -> Result<Option<OwnToken>, OAuthError> {
+    let found = if token.starts_with("tso_") {
+        let hash = token_hash(token);
+        let row = st
             .store
-            .opaque(&token_hash(token))
+            .opaque(&hash)
             .await
             .map_err(|e| OAuthError::internal(&e))?;
-        return Ok(match found {
+        match row {
             Some((_, claims, exp)) if exp > now => match serde_json::from_str(&claims) {
-                Ok(Value::Object(map)) => Some(map),
+                Ok(Value::Object(claims)) => Some(OwnToken {
+                    claims,
+                    key: format!("tso:{hash}"),
+                    kid: None,
+                }),
                 _ => None,
             },
             _ => None,
-        });
-    }
-    let validation = own_token_validation(st, std::time::Duration::ZERO);
-    let ring = st.ring.load();
-    let Ok(v) = tessera_jose::verify_at::<Value>(
-        token,
-        &ring.verify_keys,
-        &validation,
-        UnixTime::from_secs(now),
-    ) else {
-        return Ok(None);
-    };
-    if let Some(jti) = v.registered().jti.as_deref() {
-        if st
-            .store
-            .is_revoked(jti)
-            .await
-            .map_err(|e| OAuthError::internal(&e))?
-        {
-            return Ok(None);
         }
+    } else {
+        let validation = own_token_validation(st, std::time::Duration::ZERO);
+        let ring = st.ring.load();
+        match tessera_jose::verify_at::<Value>(
+            token,
+            &ring.verify_keys,
+            &validation,
+            UnixTime::from_secs(now),
+        ) {
+            Ok(v) => match (v.registered().jti.map(|j| j.into_owned()), v.claims) {
+                (Some(jti), Value::Object(claims)) => Some(OwnToken {
+                    claims,
+                    key: jti,
+                    kid: v.header.kid.as_deref().map(str::to_owned),
+                }),
+                _ => None,
+            },
+            Err(_) => None,
+        }
+    };
+    match found {
+        Some(t) if !super::revoke::refused(st, &t.claims).await? => Ok(Some(t)),
+        _ => Ok(None),
     }
-    Ok(match v.claims {
-        Value::Object(map) => Some(map),
-        _ => None,
-    })
 }
 
 fn audiences_of(aud: Option<&Value>) -> Vec<String> {
@@ -791,11 +861,12 @@ async fn exchange(
             ));
         }
     }
-    let mut claims = own_access_token(st, subject_token, now)
+    let parent = own_access_token(st, subject_token, now)
         .await?
         .ok_or_else(|| {
             OAuthError::invalid_request("subject_token is not a valid access token of this issuer")
         })?;
+    let mut claims = parent.claims.clone();
     let owner = claims
         .get("client_id")
         .and_then(Value::as_str)
@@ -846,11 +917,14 @@ async fn exchange(
     let act = match (params.get("actor_token"), params.get("actor_token_type")) {
         (None, None) => claims.get("act").cloned(),
         (Some(actor), Some(t)) if t == ACCESS_TOKEN_TYPE => {
-            let actor_claims = own_access_token(st, actor, now).await?.ok_or_else(|| {
-                OAuthError::invalid_request(
-                    "actor_token is not a valid access token of this issuer",
-                )
-            })?;
+            let actor_claims = own_access_token(st, actor, now)
+                .await?
+                .ok_or_else(|| {
+                    OAuthError::invalid_request(
+                        "actor_token is not a valid access token of this issuer",
+                    )
+                })?
+                .claims;
             if actor_claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
                 return Err(OAuthError::invalid_request(
                     "actor_token must be the exchanging client's own token",
@@ -901,6 +975,7 @@ async fn exchange(
         scope,
         audience,
         exp,
+        parent,
     })
 }
 

@@ -45,6 +45,23 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<u8> {
     }
 }
 
+/// `tessera revoke --sub | --client | --kid`: `POST /admin/revoke`.
+pub(crate) fn revoke(args: crate::cli::RevokeArgs) -> Result<u8> {
+    let (name, target) = match (args.sub, args.client, args.kid) {
+        (Some(sub), _, _) => ("sub", sub),
+        (_, Some(client), _) => ("client_id", client),
+        (_, _, Some(kid)) => ("kid", kid),
+        (None, None, None) => anyhow::bail!("name one of --sub, --client or --kid"),
+    };
+    let mut request = Map::new();
+    request.insert(name.into(), target.into());
+    Admin::connect(&args.server)?.call(
+        Method::POST,
+        &["admin", "revoke"],
+        Some(&Value::Object(request)),
+    )
+}
+
 fn generate(alg: Algorithm, kid: Option<String>, out: Option<PathBuf>) -> Result<u8> {
     let key = SigningKey::generate(alg).context("generating the key")?;
     let kid = kid.unwrap_or_else(|| key.thumbprint());

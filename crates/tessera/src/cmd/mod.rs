@@ -17,6 +17,7 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Token(cmd) => token::run(cmd),
         Command::Clients(cmd) => clients::run(cmd),
+        Command::Revoke(args) => keys::revoke(args),
         Command::Serve(args) => serve::run(args),
         Command::Gateway(args) => gateway::run(args),
     }

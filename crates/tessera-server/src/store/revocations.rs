@@ -1,0 +1,503 @@
+//! The deny-list behind `GET /revocations`: revoked jtis, and rules that
+//! revoke many tokens at once (everything of a subject, of a client, or
+//! signed by a key), plus the record of tokens exchanged from other tokens
+//! so that revoking a token reaches what was exchanged from it.
+//!
+//! Every entry takes its sequence number from one row updated with
+//! `RETURNING`. That row stays locked until the transaction commits, so
+//! entries become visible in sequence order on every node, and a token
+//! exchange that records a derived token serialises with revocations (see
+//! [`Store::record_derived`]).
+
+use sqlx::Row as _;
+
+use super::{audit, Store, StoreError};
+
+/// What a deny-list entry covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// One token, by jti.
+    Jti,
+    /// Every token of a subject issued before `not_before`.
+    Subject,
+    /// Every token of a client issued before `not_before`.
+    Client,
+    /// Every token signed by a key.
+    Kid,
+}
+
+impl RuleKind {
+    /// The name stored and served in the feed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jti => "jti",
+            Self::Subject => "sub",
+            Self::Client => "client_id",
+            Self::Kid => "kid",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self, StoreError> {
+        Ok(match name {
+            "jti" => Self::Jti,
+            "sub" => Self::Subject,
+            "client_id" => Self::Client,
+            "kid" => Self::Kid,
+            other => return Err(StoreError::Corrupt(format!("revocation kind {other:?}"))),
+        })
+    }
+}
+
+/// One entry of the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Its sequence number.
+    pub seq: i64,
+    /// What it covers.
+    pub kind: RuleKind,
+    /// The jti, subject, client id or kid.
+    pub target: String,
+    /// For subject and client rules: tokens whose `iat` is before this.
+    pub not_before: Option<i64>,
+    /// When the last token it covers has expired.
+    pub expires_at: i64,
+}
+
+/// The token facts the server's own deny-list check reads.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFacts<'a> {
+    /// `jti`.
+    pub jti: Option<&'a str>,
+    /// `sub`.
+    pub sub: Option<&'a str>,
+    /// `client_id`.
+    pub client_id: Option<&'a str>,
+    /// `iat` (a token without one counts as issued at 0).
+    pub iat: Option<i64>,
+}
+
+impl<'a> TokenFacts<'a> {
+    /// The facts of a token's claims.
+    pub fn of(claims: &'a serde_json::Map<String, serde_json::Value>) -> Self {
+        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        Self {
+            jti: text("jti"),
+            sub: text("sub"),
+            client_id: text("client_id"),
+            iat: claims.get("iat").and_then(serde_json::Value::as_i64),
+        }
+    }
+}
+
+/// What revoking everything of a subject or client did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevokedAll {
+    /// The rule's sequence number in the feed.
+    pub seq: i64,
+    /// Refresh-token families revoked.
+    pub families: u64,
+    /// Opaque access tokens deleted.
+    pub opaque_tokens: u64,
+    /// Exchanged tokens listed by jti (their subject or client differs).
+    pub exchanged_tokens: u64,
+}
+
+/// A token exchanged from another, as recorded at the exchange.
+#[derive(Debug, Clone)]
+pub struct Derived<'a> {
+    /// The new token's jti.
+    pub jti: &'a str,
+    /// The new token's exp.
+    pub expires_at: i64,
+    /// The subject token: its jti, or `tso:` and the hash of an opaque one.
+    pub parent: String,
+    /// The subject token's client.
+    pub parent_client: &'a str,
+    /// The key that signed the subject token (none for an opaque one).
+    pub parent_kid: Option<&'a str>,
+}
+
+impl Store {
+    /// Puts `jti` on the deny-list until `expires_at`, with every token
+    /// exchanged from it; returns its sequence number (the existing one
+    /// when the jti is already listed).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let (seq, new) = list(&mut tx, RuleKind::Jti, jti, client_id, None, expires_at, now).await?;
+        if new {
+            audit(&mut *tx, now, client_id, "jti_revoked", jti).await?;
+            revoke_derived(&mut tx, vec![jti.to_owned()], now).await?;
+        }
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Revokes everything of a subject or a client (`kind`): a rule that
+    /// lists its tokens issued before `not_before` until `expires_at`, its
+    /// refresh-token families, its opaque access tokens (a client's are
+    /// deleted; a subject's are refused by the rule), and tokens exchanged
+    /// from a client's tokens.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revoke_all(
+        &self,
+        kind: RuleKind,
+        target: &str,
+        not_before: i64,
+        expires_at: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<RevokedAll, StoreError> {
+        let column = match kind {
+            RuleKind::Subject => "subject",
+            RuleKind::Client => "client_id",
+            RuleKind::Jti | RuleKind::Kid => {
+                return Err(StoreError::Corrupt(format!(
+                    "revoke_all for {}",
+                    kind.name()
+                )))
+            }
+        };
+        let mut tx = self.write_tx().await?;
+        let (seq, _) = list(
+            &mut tx,
+            kind,
+            target,
+            actor,
+            Some(not_before),
+            expires_at,
+            now,
+        )
+        .await?;
+        let families: Vec<String> = sqlx::query(&format!(
+            "SELECT DISTINCT family FROM refresh_tokens WHERE {column} = $1 AND revoked_at IS NULL"
+        ))
+        .bind(target)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+        let mut out = RevokedAll {
+            seq,
+            families: families.len() as u64,
+            ..RevokedAll::default()
+        };
+        for family in &families {
+            out.opaque_tokens += super::revoke_family(
+                &mut tx,
+                family,
+                actor,
+                "refresh_family_revoked",
+                now,
+            )
+            .await?;
+        }
+        if kind == RuleKind::Client {
+            let hashes: Vec<String> =
+                sqlx::query("SELECT token_hash FROM opaque_tokens WHERE client_id = $1")
+                    .bind(target)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+            out.opaque_tokens += sqlx::query("DELETE FROM opaque_tokens WHERE client_id = $1")
+                .bind(target)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let mut parents: Vec<String> = hashes.iter().map(|h| opaque_parent(h)).collect();
+            parents.extend(derived_by(&mut tx, "parent_client", target).await?);
+            out.exchanged_tokens = revoke_derived(&mut tx, parents, now).await?;
+        }
+        let action = match kind {
+            RuleKind::Subject => "subject_revoked",
+            _ => "client_revoked",
+        };
+        audit(&mut *tx, now, actor, action, target).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Whether the deny-list refuses a token: its jti is listed, or a rule
+    /// for its subject or client covers its `iat`.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn is_refused(&self, token: TokenFacts<'_>) -> Result<bool, StoreError> {
+        let iat = token.iat.unwrap_or(0);
+        Ok(sqlx::query(
+            "SELECT seq FROM revocations WHERE (kind = 'jti' AND target = $1) OR (kind = 'sub' AND target = $2 AND not_before > $4) OR (kind = 'client_id' AND target = $3 AND not_before > $4) LIMIT 1",
+        )
+        .bind(token.jti.unwrap_or_default())
+        .bind(token.sub.unwrap_or_default())
+        .bind(token.client_id.unwrap_or_default())
+        .bind(iat)
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some())
+    }
+
+    /// Records a token issued by exchange from `parent`, so that revoking
+    /// the parent (or everything of its client or key) lists it too. It
+    /// takes the revocation sequence's lock first and then checks the
+    /// parent again: a revocation either committed before (and the
+    /// exchange is refused: false) or starts after (and sees this row).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn record_derived(
+        &self,
+        derived: &Derived<'_>,
+        parent: TokenFacts<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE sequences SET value = value WHERE name = 'revocations'")
+            .execute(&mut *tx)
+            .await?;
+        let iat = parent.iat.unwrap_or(0);
+        let refused = sqlx::query(
+            "SELECT seq FROM revocations WHERE (kind = 'jti' AND target = $1) OR (kind = 'sub' AND target = $2 AND not_before > $4) OR (kind = 'client_id' AND target = $3 AND not_before > $4) OR (kind = 'kid' AND target = $5) LIMIT 1",
+        )
+        .bind(parent.jti.unwrap_or_default())
+        .bind(parent.sub.unwrap_or_default())
+        .bind(parent.client_id.unwrap_or_default())
+        .bind(iat)
+        .bind(derived.parent_kid.unwrap_or_default())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        let opaque_gone = match derived.parent.strip_prefix("tso:") {
+            Some(hash) => sqlx::query("SELECT client_id FROM opaque_tokens WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none(),
+            None => false,
+        };
+        if refused || opaque_gone {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO derived_tokens (jti, parent, parent_client, parent_kid, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(derived.jti)
+            .bind(&derived.parent)
+            .bind(derived.parent_client)
+            .bind(derived.parent_kid)
+            .bind(derived.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes entries whose tokens have all expired, remembering the
+    /// highest sequence number removed (a follower behind it needs a
+    /// snapshot), and the record of expired exchanged tokens.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM derived_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let max: Option<i64> =
+            sqlx::query("SELECT MAX(seq) FROM revocations WHERE expires_at < $1")
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        let Some(max) = max else {
+            tx.commit().await?;
+            return Ok(0);
+        };
+        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE sequences SET value = $1 WHERE name = 'revocations_purged' AND value < $1",
+        )
+        .bind(max)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The feed after `since`: (latest sequence, whether `since` is older
+    /// than the purge horizon, entries in order). From `since` 0 this is
+    /// every live entry: a full snapshot.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn revocations_since(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> Result<(i64, bool, Vec<FeedEntry>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let latest: i64 = sqlx::query("SELECT value FROM sequences WHERE name = 'revocations'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let purged: i64 =
+            sqlx::query("SELECT value FROM sequences WHERE name = 'revocations_purged'")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        // Entries are only ever purged once their tokens have expired, so
+        // a follower behind the purge horizon lost nothing it needs: every
+        // live entry newer than `since` follows, and `snapshot` tells it
+        // that what it holds older than the horizon may be dropped.
+        let snapshot = since < purged;
+        let rows = sqlx::query(
+            "SELECT seq, kind, target, not_before, expires_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let entries = rows
+            .iter()
+            .map(|r| {
+                let kind: String = r.try_get(1)?;
+                Ok(FeedEntry {
+                    seq: r.try_get(0)?,
+                    kind: RuleKind::parse(&kind)?,
+                    target: r.try_get(2)?,
+                    not_before: r.try_get(3)?,
+                    expires_at: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((latest, snapshot, entries))
+    }
+}
+
+/// The `parent` of tokens exchanged from the opaque token with this hash.
+pub(super) fn opaque_parent(hash: &str) -> String {
+    format!("tso:{hash}")
+}
+
+/// Adds an entry inside the caller's transaction: (its sequence number,
+/// whether it is new). A jti listed before keeps its entry; a rule listed
+/// again moves to a new sequence number with the new bounds, so followers
+/// learn of them.
+pub(super) async fn list(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    kind: RuleKind,
+    target: &str,
+    actor: &str,
+    not_before: Option<i64>,
+    expires_at: i64,
+    now: i64,
+) -> Result<(i64, bool), StoreError> {
+    if kind == RuleKind::Jti {
+        if let Some(row) =
+            sqlx::query("SELECT seq FROM revocations WHERE kind = 'jti' AND target = $1")
+                .bind(target)
+                .fetch_optional(&mut **tx)
+                .await?
+        {
+            return Ok((row.try_get(0)?, false));
+        }
+    }
+    let seq: i64 = sqlx::query(
+        "UPDATE sequences SET value = value + 1 WHERE name = 'revocations' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?;
+    // The sequence row's lock is held from here to commit, so another
+    // node's listing of the same target waits and then sees this one (a
+    // jti: nothing to do; a rule: it moves on with newer bounds).
+    let on_conflict = if kind == RuleKind::Jti {
+        "DO NOTHING"
+    } else {
+        "DO UPDATE SET seq = excluded.seq, client_id = excluded.client_id, not_before = excluded.not_before, expires_at = excluded.expires_at, revoked_at = excluded.revoked_at"
+    };
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO revocations (seq, kind, target, client_id, not_before, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, target) {on_conflict}"
+    ))
+    .bind(seq)
+    .bind(kind.name())
+    .bind(target)
+    .bind(actor)
+    .bind(not_before)
+    .bind(expires_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        let row = sqlx::query("SELECT seq FROM revocations WHERE kind = $1 AND target = $2")
+            .bind(kind.name())
+            .bind(target)
+            .fetch_one(&mut **tx)
+            .await?;
+        return Ok((row.try_get(0)?, false));
+    }
+    Ok((seq, true))
+}
+
+/// The distinct parents of tokens exchanged from tokens whose `column`
+/// (parent_client or parent_kid) is `value`: where a walk that lists them
+/// starts.
+pub(super) async fn derived_by(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    column: &str,
+    value: &str,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT DISTINCT parent FROM derived_tokens WHERE {column} = $1"
+    ))
+    .bind(value)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| Ok(r.try_get(0)?))
+    .collect()
+}
+
+/// Lists every token exchanged from `parents`, and from those, and so on;
+/// returns how many were newly listed.
+pub(super) async fn revoke_derived(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    mut parents: Vec<String>,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut listed = 0;
+    while let Some(parent) = parents.pop() {
+        let rows = sqlx::query(
+            "SELECT jti, parent_client, expires_at FROM derived_tokens WHERE parent = $1",
+        )
+        .bind(&parent)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in &rows {
+            let jti: String = r.try_get(0)?;
+            let client: String = r.try_get(1)?;
+            let exp: i64 = r.try_get(2)?;
+            let (_, new) = list(tx, RuleKind::Jti, &jti, &client, None, exp, now).await?;
+            if new {
+                listed += 1;
+                parents.push(jti);
+            }
+        }
+    }
+    Ok(listed)
+}
