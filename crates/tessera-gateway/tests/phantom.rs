@@ -95,7 +95,13 @@ async fn an_opaque_token_reaches_the_upstream_as_an_internal_jwt() {
     let gw_file = data.path().join("gw.toml");
     std::fs::write(
         &gw_file,
-        format!("phantom_cache = \"1s\"\n[phantom]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{}\"\n", secret_file.display()),
+        // A phantom cache far longer than the test: revocation reaches the
+        // cached internal JWT through the feed, not through the cache
+        // lapsing.
+        format!(
+            "phantom_cache = \"30s\"\n[phantom]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{0}\"\n[revocations]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{0}\"\n",
+            secret_file.display()
+        ),
     )
     .unwrap();
     let gw_config = GatewayConfig::load(
@@ -173,13 +179,24 @@ async fn an_opaque_token_reaches_the_upstream_as_an_internal_jwt() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let resp = http
-        .get(format!("http://{addr}/orders"))
-        .bearer_auth(&opaque)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401, "revoked opaque token still admitted");
+    let started = std::time::Instant::now();
+    loop {
+        let resp = http
+            .get(format!("http://{addr}/orders"))
+            .bearer_auth(&opaque)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 401 {
+            let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+            assert!(challenge.contains("revoked"), "{challenge}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "revoked opaque token still admitted after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     running.stop().await.unwrap();
 }

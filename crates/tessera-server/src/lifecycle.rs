@@ -393,8 +393,13 @@ impl Lifecycle {
         // be live (the grace period covers the longest token and leeway):
         // followers refuse them within a second, not at their next key-set
         // refresh.
-        tx.revoke_kid(kid, actor, now.saturating_add(secs(self.settings.grace)), now)
-            .await?;
+        tx.revoke_kid(
+            kid,
+            actor,
+            now.saturating_add(secs(self.settings.grace)),
+            now,
+        )
+        .await?;
         let mut successor = None;
         if key.state == KeyState::Active && self.settings.algorithms.contains(&key.alg) {
             let pending = keys

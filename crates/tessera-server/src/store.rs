@@ -662,13 +662,14 @@ async fn revoke_family(
     .bind(family)
     .execute(&mut **tx)
     .await?;
-    let parents: Vec<String> = sqlx::query("SELECT token_hash FROM opaque_tokens WHERE family = $1")
-        .bind(family)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| Ok::<_, StoreError>(revocations::opaque_parent(&r.try_get::<String, _>(0)?)))
-        .collect::<Result<_, _>>()?;
+    let parents: Vec<String> =
+        sqlx::query("SELECT token_hash FROM opaque_tokens WHERE family = $1")
+            .bind(family)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| Ok::<_, StoreError>(revocations::opaque_parent(&r.try_get::<String, _>(0)?)))
+            .collect::<Result<_, _>>()?;
     let deleted = sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
         .bind(family)
         .execute(&mut **tx)

@@ -194,8 +194,7 @@ impl DenyList {
 
     /// Entries held (jtis and rules).
     pub fn len(&self) -> usize {
-        self.entries.read().map(|m| m.len()).unwrap_or(0)
-            + self.rule_count.load(Ordering::Acquire)
+        self.entries.read().map(|m| m.len()).unwrap_or(0) + self.rule_count.load(Ordering::Acquire)
     }
 
     /// Whether nothing is listed.
@@ -347,5 +346,113 @@ impl Follower {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token<'a>(sub: &'a str, client: &'a str, kid: &'a str, iat: i64) -> TokenFacts<'a> {
+        TokenFacts {
+            jti: Some("j-1"),
+            sub: Some(sub),
+            client_id: Some(client),
+            kid: Some(kid),
+            iat: Some(iat),
+        }
+    }
+
+    #[test]
+    fn rules_cover_tokens_issued_before_their_bound_until_they_expire() {
+        let list = DenyList::new();
+        assert!(!list.refuses(token("alice", "web", "k1", 100), 150));
+        list.insert_rule(RuleKind::Subject, "alice", Some(101), 4000);
+        assert!(list.refuses(token("alice", "web", "k1", 100), 150));
+        assert!(
+            !list.refuses(token("alice", "web", "k1", 101), 150),
+            "issued after"
+        );
+        assert!(
+            !list.refuses(token("bob", "web", "k1", 100), 150),
+            "another subject"
+        );
+        assert!(
+            !list.refuses(token("alice", "web", "k1", 100), 4001),
+            "rule expired"
+        );
+        let no_iat = TokenFacts {
+            iat: None,
+            ..token("alice", "web", "k1", 0)
+        };
+        assert!(list.refuses(no_iat, 150), "no iat: covered");
+
+        list.insert_rule(RuleKind::Client, "web", Some(200), 4000);
+        assert!(list.refuses(token("bob", "web", "k1", 199), 250));
+        assert!(!list.refuses(token("bob", "mobile", "k1", 199), 250));
+        // A subject's name that equals a client id is another target.
+        assert!(!list.refuses(token("web", "mobile", "k1", 150), 250));
+
+        list.insert_rule(RuleKind::Kid, "k1", None, 4000);
+        assert!(
+            list.refuses(token("bob", "mobile", "k1", 3000), 3500),
+            "every token of the key"
+        );
+        assert!(!list.refuses(token("bob", "mobile", "k2", 3000), 3500));
+
+        // Listed again: the new bound stands.
+        list.insert_rule(RuleKind::Subject, "alice", Some(500), 5000);
+        assert!(list.refuses(token("alice", "mobile", "k2", 400), 450));
+        assert_eq!(list.len(), 3);
+        list.purge(4500);
+        assert_eq!(list.len(), 1);
+        assert!(!list.refuses(token("bob", "web", "k1", 199), 4500));
+    }
+
+    #[test]
+    fn feed_pages_carry_jtis_and_rules() {
+        let list = DenyList::new();
+        let page: FeedPage = serde_json::from_value(serde_json::json!({
+            "seq": 4, "more": false, "snapshot": false,
+            "entries": [
+                {"seq": 1, "jti": "j-1", "exp": 900},
+                {"seq": 2, "sub": "alice", "not_before": 101, "exp": 900},
+                {"seq": 3, "client_id": "web", "not_before": 101, "exp": 900},
+                {"seq": 4, "kid": "k9", "exp": 900},
+            ]
+        }))
+        .unwrap();
+        list.apply(&page);
+        assert_eq!((list.seq(), list.len()), (4, 4));
+        let quiet = |jti| TokenFacts {
+            jti: Some(jti),
+            sub: Some("bob"),
+            client_id: Some("mobile"),
+            kid: Some("k1"),
+            iat: Some(100),
+        };
+        assert!(list.refuses(quiet("j-1"), 200));
+        assert!(!list.refuses(quiet("j-2"), 200));
+        assert!(list.refuses(
+            TokenFacts {
+                sub: Some("alice"),
+                ..quiet("j-2")
+            },
+            200
+        ));
+        assert!(list.refuses(
+            TokenFacts {
+                client_id: Some("web"),
+                ..quiet("j-2")
+            },
+            200
+        ));
+        assert!(list.refuses(
+            TokenFacts {
+                kid: Some("k9"),
+                ..quiet("j-2")
+            },
+            200
+        ));
     }
 }

@@ -16,8 +16,8 @@ use tessera_jose::Algorithm;
 use super::OAuthError;
 use crate::clients::{Metadata, Registration};
 use crate::lifecycle::LifecycleError;
-use crate::store::RuleKind;
 use crate::server::AppState;
+use crate::store::RuleKind;
 
 const ACTOR: &str = "admin";
 
@@ -302,7 +302,13 @@ async fn revoke_everything(
         .await
         .map_err(|e| OAuthError::internal(&e))?;
     st.revocations.notify_waiters();
-    tracing::warn!(kind = kind.name(), target, seq = done.seq, families = done.families, "everything revoked");
+    tracing::warn!(
+        kind = kind.name(),
+        target,
+        seq = done.seq,
+        families = done.families,
+        "everything revoked"
+    );
     Ok(json!({
         kind.name(): target,
         "seq": done.seq,

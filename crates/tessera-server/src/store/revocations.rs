@@ -132,7 +132,16 @@ impl Store {
         now: i64,
     ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let (seq, new) = list(&mut tx, RuleKind::Jti, jti, client_id, None, expires_at, now).await?;
+        let (seq, new) = list(
+            &mut tx,
+            RuleKind::Jti,
+            jti,
+            client_id,
+            None,
+            expires_at,
+            now,
+        )
+        .await?;
         if new {
             audit(&mut *tx, now, client_id, "jti_revoked", jti).await?;
             revoke_derived(&mut tx, vec![jti.to_owned()], now).await?;
@@ -194,14 +203,8 @@ impl Store {
             ..RevokedAll::default()
         };
         for family in &families {
-            out.opaque_tokens += super::revoke_family(
-                &mut tx,
-                family,
-                actor,
-                "refresh_family_revoked",
-                now,
-            )
-            .await?;
+            out.opaque_tokens +=
+                super::revoke_family(&mut tx, family, actor, "refresh_family_revoked", now).await?;
         }
         if kind == RuleKind::Client {
             let hashes: Vec<String> =

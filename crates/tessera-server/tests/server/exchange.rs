@@ -315,6 +315,56 @@ async fn federation_from_a_configured_upstream_issuer() {
             c.get("password_hash").is_none() && c.get("groups").is_none(),
             "only mapped claims: {c}"
         );
+        assert!(
+            body.get("refresh_token").is_none(),
+            "no refresh_token grant, no refresh token: {body}"
+        );
+
+        // A client that may have refresh tokens gets one with the federated
+        // token: the upstream login becomes a Tessera session, refreshed
+        // with the mapped claims long after the upstream token expired.
+        let (app, app_secret) = s
+            .basic_client(
+                json!({"grant_types": [EXCHANGE, "refresh_token"], "audiences": ["orders-api"]}),
+            )
+            .await;
+        let resp = exchange(
+            &s,
+            &app,
+            &app_secret,
+            &[("subject_token", &good), ("subject_token_type", jwt_type)],
+        )
+        .await;
+        let body: Value = resp.json().await.unwrap();
+        let refresh = body["refresh_token"].as_str().unwrap_or_default();
+        assert!(refresh.starts_with("tsr_"), "{}: {body}", b.name);
+        s.advance(std::time::Duration::from_secs(3600)).await;
+        let resp = s
+            .token_basic(
+                &app,
+                &app_secret,
+                &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+            )
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{}: {body}", b.name);
+        let c = verify(
+            body["access_token"].as_str().unwrap(),
+            &s.jwks().await,
+            "orders-api",
+            s.now(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c["sub"].as_str(),
+                c["email"].as_str(),
+                c["client_id"].as_str()
+            ),
+            (Some("alice"), Some("alice@example.com"), Some(app.as_str()))
+        );
+        assert_ne!(body["refresh_token"].as_str(), Some(refresh), "rotated");
 
         let other_key = {
             let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();

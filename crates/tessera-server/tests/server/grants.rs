@@ -6,9 +6,9 @@ use tessera_jose::{Algorithm, Signer, SigningKey};
 
 use crate::common::{backends, oauth_error, verify, TestServer, ISSUER};
 
-const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-fn signer() -> Signer {
+pub(crate) fn signer() -> Signer {
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let kid = key.thumbprint();
     Signer::new(key.with_kid(kid))

@@ -8,5 +8,6 @@ mod exchange;
 mod grants;
 mod lifecycle;
 mod revoke;
+mod revoke_all;
 mod surface;
 mod token;

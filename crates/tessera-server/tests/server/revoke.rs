@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::common::{backends, oauth_error, TestServer};
 
-async fn revoke(
+pub(crate) async fn revoke(
     s: &TestServer,
     id: &str,
     secret: &str,
@@ -21,7 +21,7 @@ async fn revoke(
         .unwrap()
 }
 
-async fn feed(s: &TestServer, id: &str, secret: &str, since: i64) -> Value {
+pub(crate) async fn feed(s: &TestServer, id: &str, secret: &str, since: i64) -> Value {
     let resp = s
         .http
         .get(s.url(&format!("/revocations?since={since}")))
@@ -33,7 +33,7 @@ async fn feed(s: &TestServer, id: &str, secret: &str, since: i64) -> Value {
     resp.json().await.unwrap()
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     Value::Object(tessera_jose::decode_unverified(token, 8192).unwrap().claims)
 }
 
@@ -228,7 +228,7 @@ async fn nodes_share_one_sequence() {
     }
 }
 
-async fn introspect(s: &TestServer, id: &str, secret: &str, token: &str) -> Value {
+pub(crate) async fn introspect(s: &TestServer, id: &str, secret: &str, token: &str) -> Value {
     let resp = s
         .http
         .post(s.url("/introspect"))

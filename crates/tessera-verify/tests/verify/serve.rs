@@ -73,15 +73,19 @@ impl Authority {
     }
 
     async fn admin(&self, path: &str) -> Value {
+        self.admin_json(path, json!({})).await
+    }
+
+    async fn admin_json(&self, path: &str, body: Value) -> Value {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
             .bearer_auth(&self.admin)
-            .json(&json!({}))
+            .json(&body)
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
         resp.json().await.unwrap()
     }
 }
@@ -216,4 +220,98 @@ async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
         ErrorKind::Revoked
     );
     assert_eq!(list.len(), 1);
+}
+
+/// Polls until `token` is refused as `revoked`, within a second.
+async fn refused_within_a_second(v: &Verifier, token: &str) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        match v.verify_token(token).await {
+            Err(e) if e.kind() == ErrorKind::Revoked => return started.elapsed(),
+            _ if started.elapsed() > Duration::from_secs(1) => {
+                panic!("not revoked within a second")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// The feed's rules reach a follower: a subject's logout everywhere, a
+/// client's revocation, and a compromised key, each within a second and
+/// from the verified-token cache too, while other tokens stay valid.
+#[tokio::test]
+async fn revoking_everything_of_a_subject_client_or_key_reaches_a_follower() {
+    let auth = Authority::start().await;
+    let issuer = auth.running.state.config.issuer.clone();
+    let list = tessera_verify::DenyList::follow(
+        &format!("{}/revocations", auth.base),
+        &auth.client.0,
+        &auth.client.1,
+        &RemoteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let v = Verifier::from_issuer(issuer.clone())
+        .audience(issuer.clone())
+        .cache(100)
+        .revocations(Arc::clone(&list))
+        .build()
+        .await
+        .unwrap();
+    let other = auth
+        .admin_json("/admin/clients", json!({"client_name": "other"}))
+        .await;
+    let other = (
+        other["client_id"].as_str().unwrap().to_owned(),
+        other["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let other_token = || async {
+        let resp = auth
+            .http
+            .post(format!("{}/token", auth.base))
+            .basic_auth(&other.0, Some(&other.1))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        resp.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mine = auth.token().await;
+    let theirs = other_token().await;
+    v.verify_token(&mine).await.unwrap(); // now cached
+    v.verify_token(&theirs).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The subject (a client_credentials token's sub is its client).
+    auth.admin_json("/admin/revoke", json!({"sub": auth.client.0}))
+        .await;
+    refused_within_a_second(&v, &mine).await;
+    v.verify_token(&theirs).await.unwrap();
+
+    // The other client, by client_id.
+    auth.admin_json("/admin/revoke", json!({"client_id": other.0}))
+        .await;
+    refused_within_a_second(&v, &theirs).await;
+
+    // A token issued after those (a second later: iat has one-second
+    // resolution) is not covered; then its key is compromised. The
+    // verifier still holds that key in its cached key set: the feed, not
+    // the key set, refuses the token.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let later = other_token().await;
+    v.verify_token(&later).await.unwrap();
+    auth.admin_json("/admin/revoke", json!({"kid": kid(&later)}))
+        .await;
+    let took = refused_within_a_second(&v, &later).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(
+        v.verify::<Value>(&later).await.unwrap_err().kind(),
+        ErrorKind::Revoked,
+        "without the cache too"
+    );
+    assert_eq!(list.len(), 3, "three rules, no jtis");
+    auth.running.stop().await.unwrap();
 }

@@ -1,6 +1,6 @@
-//! `tessera clients ...` and `tessera keys list | rotate | compromised`
-//! against a real `tessera serve` on a free loopback port, and `tessera
-//! serve`'s refusal of bad settings.
+//! `tessera clients ...`, `tessera keys list | rotate | compromised` and
+//! `tessera revoke` against a real `tessera serve` on a free loopback port,
+//! and `tessera serve`'s refusal of bad settings.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -486,6 +486,53 @@ fn keys_compromised_removes_the_key_from_the_jwks() {
         .refused("not_found");
     server.admin(&["keys", "compromised"]).usage();
     assert_eq!(server.jwks_kids(), [successor]);
+}
+
+// ---------------------------------------------------------------------------
+// revoke --sub | --client | --kid
+// ---------------------------------------------------------------------------
+
+// revoke --client makes the client's tokens inactive at once; --kid marks
+// the key compromised; exactly one target must be named.
+#[test]
+fn revoke_everything_of_a_client_or_key() {
+    let server = Server::start();
+    let client = server.create_client("orders", &[]);
+    let (id, secret) = (
+        str_of(&client, "client_id"),
+        str_of(&client, "client_secret"),
+    );
+    let (status, body) = server.token(id, secret);
+    assert_eq!(status, 200, "{body:#}");
+    let token = str_of(&body, "access_token");
+    let active = || {
+        http()
+            .post(format!("{}/introspect", server.url))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .unwrap()
+            .json_value()["active"]
+            .clone()
+    };
+    assert_eq!(active(), true);
+
+    let out = server.admin(&["revoke", "--client", id]).valid();
+    assert_eq!(out["client_id"], id);
+    assert!(out["seq"].as_i64().unwrap() > 0, "{out:#}");
+    assert_eq!(active(), false);
+
+    let kid = server.kid_in("active");
+    let out = server.admin(&["revoke", "--kid", &kid]).valid();
+    assert_eq!(out["state"], "compromised");
+    assert_ne!(server.kid_in("active"), kid);
+    server
+        .admin(&["revoke", "--kid", "no-such-kid"])
+        .refused("not_found");
+    server.admin(&["revoke"]).usage();
+    server
+        .admin(&["revoke", "--sub", "alice", "--client", id])
+        .usage();
 }
 
 // ---------------------------------------------------------------------------

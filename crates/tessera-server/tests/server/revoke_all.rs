@@ -1,0 +1,433 @@
+//! Revoking everything at once (admin: a subject's logout everywhere, a
+//! client, a key) and tokens exchanged from a revoked token: through the
+//! deny-list feed, introspection, exchange and refresh.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tessera_jose::Signer;
+
+use crate::common::{backends, oauth_error, TestServer};
+use crate::grants::{signer, JWT_BEARER};
+use crate::revoke::{claims, feed, introspect, revoke};
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// A login backend whose users get refresh tokens, in `format` (jwt or
+/// opaque): (id, secret, assertion key).
+async fn login_backend(s: &TestServer, format: &str) -> (String, String, Signer) {
+    let key = signer();
+    let public = serde_json::to_value(key.key().public_jwk().unwrap()).unwrap();
+    let (id, secret) = s
+        .basic_client(json!({
+            "grant_types": [JWT_BEARER, "refresh_token"],
+            "jwks": {"keys": [public]},
+            "audiences": ["orders-api"],
+            "token_format": format,
+        }))
+        .await;
+    (id, secret, key)
+}
+
+static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `sub` logs in through the backend: (access token, refresh token).
+async fn login(s: &TestServer, backend: &(String, String, Signer), sub: &str) -> (String, String) {
+    let (id, secret, key) = backend;
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let assertion = key
+        .sign(
+            &json!({"iss": id, "sub": sub, "aud": format!("{}/token", crate::common::ISSUER),
+                      "exp": s.now() + 60, "jti": format!("login-{n}")}),
+        )
+        .unwrap();
+    let resp = s
+        .token_basic(
+            id,
+            secret,
+            &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
+        )
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn refresh(
+    s: &TestServer,
+    backend: &(String, String, Signer),
+    token: &str,
+) -> reqwest::Response {
+    s.token_basic(
+        &backend.0,
+        &backend.1,
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+    .await
+}
+
+async fn exchange(s: &TestServer, id: &str, secret: &str, subject: &str) -> reqwest::Response {
+    s.token_basic(
+        id,
+        secret,
+        &[
+            ("grant_type", EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", AT),
+        ],
+    )
+    .await
+}
+
+async fn active(s: &TestServer, who: &(String, String), token: &str) -> bool {
+    let answer = introspect(s, &who.0, &who.1, token).await;
+    answer["active"] == true
+}
+
+#[tokio::test]
+async fn logout_everywhere_revokes_every_token_of_a_subject() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let web = login_backend(&s, "jwt").await;
+        let mobile = login_backend(&s, "opaque").await;
+        let rs = s
+            .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
+            .await;
+        let (alice_web, alice_web_refresh) = login(&s, &web, "alice").await;
+        let (alice_mobile, alice_mobile_refresh) = login(&s, &mobile, "alice").await;
+        let (bob_web, bob_web_refresh) = login(&s, &web, "bob").await;
+        // A token a resource exchanged from Alice's, before the logout.
+        let resp = exchange(&s, &rs.0, &rs.1, &alice_web).await;
+        let body: Value = resp.json().await.unwrap();
+        let alice_exchanged = body["access_token"].as_str().unwrap().to_owned();
+        for t in [&alice_web, &alice_mobile, &bob_web, &alice_exchanged] {
+            assert!(active(&s, &rs, t).await, "{}", b.name);
+        }
+
+        let resp = s.admin_post("/admin/revoke", json!({"sub": "alice"})).await;
+        assert_eq!(resp.status(), 200, "{}", b.name);
+        let done: Value = resp.json().await.unwrap();
+        assert_eq!(done["sub"], "alice");
+        assert_eq!(done["refresh_families"], 2, "{}: {done}", b.name);
+        assert_eq!(done["not_before"], s.now() + 1);
+
+        // Every kind of token of hers is dead, at once; Bob's live on.
+        for t in [&alice_web, &alice_mobile, &alice_exchanged] {
+            assert_eq!(
+                introspect(&s, &rs.0, &rs.1, t).await,
+                json!({"active": false}),
+                "{}",
+                b.name
+            );
+        }
+        assert!(active(&s, &rs, &bob_web).await);
+        for (backend, r) in [(&web, &alice_web_refresh), (&mobile, &alice_mobile_refresh)] {
+            let resp = refresh(&s, backend, r).await;
+            assert_eq!(
+                oauth_error(resp).await,
+                (400, "invalid_grant".into()),
+                "{}",
+                b.name
+            );
+        }
+        assert_eq!(refresh(&s, &web, &bob_web_refresh).await.status(), 200);
+        let resp = exchange(&s, &rs.0, &rs.1, &alice_web).await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
+
+        // Followers learn it from the feed: one rule, bounded by the
+        // longest token life plus leeway.
+        let f = feed(&s, &rs.0, &rs.1, 0).await;
+        assert_eq!(
+            f["entries"],
+            json!([{"seq": done["seq"], "sub": "alice", "not_before": s.now() + 1,
+                    "exp": s.now() + 3600 + 60}]),
+            "{}",
+            b.name
+        );
+
+        // She logs in again a second later: the rule does not cover it.
+        s.advance(Duration::from_secs(1)).await;
+        let (again, _) = login(&s, &web, "alice").await;
+        assert!(active(&s, &rs, &again).await, "{}", b.name);
+
+        // A second logout moves the rule on (a new sequence number and
+        // bound), and once every token it covers has expired, it is purged.
+        let resp = s.admin_post("/admin/revoke", json!({"sub": "alice"})).await;
+        let second: Value = resp.json().await.unwrap();
+        assert!(second["seq"].as_i64() > done["seq"].as_i64());
+        assert!(!active(&s, &rs, &again).await);
+        let f = feed(&s, &rs.0, &rs.1, done["seq"].as_i64().unwrap()).await;
+        assert_eq!(f["entries"][0]["not_before"], s.now() + 1);
+        s.advance(Duration::from_secs(3600 + 62)).await;
+        let f = feed(&s, &rs.0, &rs.1, 0).await;
+        assert_eq!(f["entries"], json!([]), "{}: {f}", b.name);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_client_revokes_what_it_was_issued() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let app = s.basic_client(json!({"audiences": ["orders-api"]})).await;
+        let other = s.basic_client(json!({"audiences": ["orders-api"]})).await;
+        let opaque = login_backend(&s, "opaque").await;
+        let rs = s
+            .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
+            .await;
+        let app_token = s.token(&app.0, &app.1).await;
+        let other_token = s.token(&other.0, &other.1).await;
+        let (opaque_token, opaque_refresh) = login(&s, &opaque, "carol").await;
+        // Exchanged by the resource: its client_id is the resource's, so
+        // only the record of its parent reaches it.
+        let body: Value = exchange(&s, &rs.0, &rs.1, &app_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let exchanged = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&exchanged)["client_id"], rs.0.as_str());
+
+        let resp = s
+            .admin_post("/admin/revoke", json!({"client_id": app.0}))
+            .await;
+        assert_eq!(resp.status(), 200);
+        let done: Value = resp.json().await.unwrap();
+        assert_eq!(done["exchanged_tokens"], 1, "{}: {done}", b.name);
+        assert!(!active(&s, &rs, &app_token).await, "{}", b.name);
+        assert!(!active(&s, &rs, &exchanged).await, "{}", b.name);
+        assert!(active(&s, &rs, &other_token).await);
+        let f = feed(&s, &rs.0, &rs.1, 0).await;
+        let entries = f["entries"].as_array().unwrap();
+        assert!(entries
+            .iter()
+            .any(|e| e["client_id"] == app.0.as_str() && e["not_before"] == s.now() + 1));
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["jti"] == claims(&exchanged)["jti"]),
+            "{f}"
+        );
+
+        // The opaque client: its tokens are deleted, its families revoked.
+        let resp = s
+            .admin_post("/admin/revoke", json!({"client_id": opaque.0}))
+            .await;
+        let done: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (
+                done["refresh_families"].as_u64(),
+                done["opaque_tokens"].as_u64()
+            ),
+            (Some(1), Some(1)),
+            "{}: {done}",
+            b.name
+        );
+        assert!(!active(&s, &rs, &opaque_token).await);
+        let resp = refresh(&s, &opaque, &opaque_refresh).await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_grant".into()));
+
+        // Deleting a client revokes what it was issued, too.
+        let resp = s
+            .http
+            .delete(s.url(&format!("/admin/clients/{}", other.0)))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+        assert!(!active(&s, &rs, &other_token).await, "{}", b.name);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_token_reaches_the_tokens_exchanged_from_it() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let opaque = login_backend(&s, "opaque").await;
+        // The gateway's phantom client, and a service further in.
+        let edge = s
+            .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
+            .await;
+        let (handle, _) = login(&s, &opaque, "dave").await;
+        let body: Value = exchange(&s, &edge.0, &edge.1, &handle)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let phantom = body["access_token"].as_str().unwrap().to_owned();
+        // And from the phantom JWT, a downscoped one (a chain).
+        let body: Value = exchange(&s, &edge.0, &edge.1, &phantom)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let downscoped = body["access_token"].as_str().unwrap().to_owned();
+        assert!(active(&s, &edge, &phantom).await && active(&s, &edge, &downscoped).await);
+
+        // The opaque token's owner revokes it (RFC 7009): both JWTs go on
+        // the deny-list, so followers refuse them too.
+        let resp = revoke(&s, &opaque.0, &opaque.1, &[("token", &handle)]).await;
+        assert_eq!(resp.status(), 200);
+        let f = feed(&s, &edge.0, &edge.1, 0).await;
+        let listed: Vec<&Value> = f["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["jti"])
+            .collect();
+        for t in [&phantom, &downscoped] {
+            let c = claims(t);
+            assert!(listed.contains(&&c["jti"]), "{}: {f}", b.name);
+            assert!(!active(&s, &edge, t).await);
+        }
+        let entry = f["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["jti"] == claims(&phantom)["jti"])
+            .unwrap();
+        assert_eq!(
+            entry["exp"],
+            claims(&phantom)["exp"].as_i64().unwrap() + 60,
+            "until exp plus leeway"
+        );
+        // A revoked token cannot be exchanged any more.
+        let resp = exchange(&s, &edge.0, &edge.1, &handle).await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
+
+        // Revoking a JWT lists what was exchanged from it, not its parent.
+        let (handle2, _) = login(&s, &opaque, "erin").await;
+        let body: Value = exchange(&s, &edge.0, &edge.1, &handle2)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let phantom2 = body["access_token"].as_str().unwrap().to_owned();
+        let body: Value = exchange(&s, &edge.0, &edge.1, &phantom2)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let child = body["access_token"].as_str().unwrap().to_owned();
+        revoke(&s, &edge.0, &edge.1, &[("token", &phantom2)]).await;
+        assert!(!active(&s, &edge, &child).await, "{}", b.name);
+        assert!(
+            active(&s, &opaque_owner(&opaque), &handle2).await,
+            "the parent lives on"
+        );
+        s.stop().await;
+    }
+}
+
+fn opaque_owner(backend: &(String, String, Signer)) -> (String, String) {
+    (backend.0.clone(), backend.1.clone())
+}
+
+#[tokio::test]
+async fn revoking_a_keys_tokens_compromises_it_and_lists_it_in_the_feed() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let app = s.basic_client(json!({"audiences": ["orders-api"]})).await;
+        let rs = s
+            .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
+            .await;
+        let token = s.token(&app.0, &app.1).await;
+        let body: Value = exchange(&s, &rs.0, &rs.1, &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let exchanged = body["access_token"].as_str().unwrap().to_owned();
+        let kid = tessera_jose::decode_unverified(&token, 8192)
+            .unwrap()
+            .header["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let resp = s.admin_post("/admin/revoke", json!({"kid": kid})).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{}: {body}", b.name);
+        assert_eq!(body["state"], "compromised");
+        let successor = body["successor"].as_str().unwrap().to_owned();
+        assert_ne!(successor, kid);
+        let f = feed(&s, &rs.0, &rs.1, 0).await;
+        let entries = f["entries"].as_array().unwrap();
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["kid"] == kid.as_str() && e.get("not_before").is_none()),
+            "{}: {f}",
+            b.name
+        );
+        // The token exchanged from one the key signed is signed by the same
+        // key here; what matters is that it is listed, so a follower
+        // refuses it whichever key signed it.
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["jti"] == claims(&exchanged)["jti"]),
+            "{f}"
+        );
+        assert!(!active(&s, &rs, &token).await);
+        // New tokens are signed by the successor and live.
+        let fresh = s.token(&app.0, &app.1).await;
+        assert!(active(&s, &rs, &fresh).await, "{}", b.name);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn admin_revoke_refusals() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let resp = s
+            .http
+            .post(s.url("/admin/revoke"))
+            .json(&json!({"sub": "alice"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{}", b.name);
+        let refusals = [
+            (json!({}), 400, "invalid_request"),
+            (
+                json!({"sub": "alice", "client_id": "x"}),
+                400,
+                "invalid_request",
+            ),
+            (json!({"sub": ""}), 400, "invalid_request"),
+            (json!({"user": "alice"}), 400, "invalid_request"),
+            (json!({"sub": 7}), 400, "invalid_request"),
+            (json!({"kid": "no-such-key"}), 404, "not_found"),
+        ];
+        for (body, status, code) in refusals {
+            let resp = s.admin_post("/admin/revoke", body.clone()).await;
+            assert_eq!(
+                oauth_error(resp).await,
+                (status, code.into()),
+                "{}: {body}",
+                b.name
+            );
+        }
+        let resp = s
+            .http
+            .post(s.url("/admin/revoke"))
+            .bearer_auth(&s.admin)
+            .body("not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
+        // Nothing was listed by any of them.
+        let rs = s.basic_client(json!({})).await;
+        assert_eq!(feed(&s, &rs.0, &rs.1, 0).await["seq"], 0, "{}", b.name);
+        s.stop().await;
+    }
+}
