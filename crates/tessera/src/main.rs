@@ -1,9 +1,9 @@
 //! `tessera`: the token authority's command line.
 //!
 //! The offline tools `tessera keys generate | public` and `tessera token`,
-//! the authority `tessera serve`, and the clients of its admin API
-//! (`tessera clients ...`, `tessera keys list | rotate | compromised`).
-//! The gateway comes with a later issue.
+//! the authority `tessera serve`, the clients of its admin API (`tessera
+//! clients ...`, `tessera keys list | rotate | compromised`, `tessera
+//! revoke`), and the verifying gateway `tessera gateway`.
 
 mod cli;
 mod cmd;
