@@ -130,11 +130,14 @@ impl Gateway {
                     Some(k) => Verifier::from_remote(Arc::clone(k)),
                     None => Verifier::from_issuer(config.issuer.clone()),
                 };
-                let v = builder
-                    .issuer(config.issuer.clone())
-                    .audience(audience.clone())
-                    .build()
-                    .await?;
+                // The same deny-list and token cache as the first.
+                let v = cached(
+                    builder
+                        .issuer(config.issuer.clone())
+                        .audience(audience.clone()),
+                )
+                .build()
+                .await?;
                 verifiers.insert(audience.clone(), Arc::new(v));
             }
         }

@@ -45,8 +45,11 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
     let gw_file = data.path().join("gw.toml");
     std::fs::write(
         &gw_file,
+        // The route names its own audience: its verifier, not the default
+        // one, must follow the feed too (the phantom test covers the
+        // default one).
         format!(
-            "[revocations]\nclient_id = \"{id}\"\nclient_secret_file = \"{}\"\n",
+            "[revocations]\nclient_id = \"{id}\"\nclient_secret_file = \"{}\"\n[[routes]]\nprefix = \"/orders\"\naudience = \"{issuer}\"\n",
             secret_file.display()
         ),
     )
@@ -57,7 +60,7 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
             listen: Some("127.0.0.1:0".into()),
             upstream: Some(upstream),
             issuer: Some(issuer.clone()),
-            audience: Some(issuer.clone()),
+            audience: Some("some-other-api".into()),
             ..GatewayOverrides::default()
         },
     )

@@ -13,7 +13,16 @@ use serde_json::Value;
 
 const SHARDS: usize = 16;
 
-type Entry = (Arc<Value>, i64, HeaderValue);
+/// A verified token: its claims and the kid of the key that signed it.
+#[derive(Debug)]
+pub struct OwnJwt {
+    /// The verified claims.
+    pub claims: Value,
+    /// The header's kid.
+    pub kid: Option<Arc<str>>,
+}
+
+type Entry = (Arc<OwnJwt>, i64, HeaderValue);
 
 /// The cache, keyed by the token's SHA-256 (base64url).
 pub struct VerifiedJwts {
@@ -41,15 +50,15 @@ impl VerifiedJwts {
         &self.shards[i]
     }
 
-    /// The claims of a token verified under `etag`, if still before its exp.
-    pub fn get(&self, key: &str, now: i64, etag: &HeaderValue) -> Option<Arc<Value>> {
+    /// A token verified under `etag`, if still before its exp.
+    pub fn get(&self, key: &str, now: i64, etag: &HeaderValue) -> Option<Arc<OwnJwt>> {
         let shard = self.shard(key).lock().ok()?;
         let (claims, exp, tag) = shard.get(key)?;
         (*exp > now && tag == etag).then(|| Arc::clone(claims))
     }
 
     /// Remembers a verified token.
-    pub fn put(&self, key: String, claims: Arc<Value>, exp: i64, etag: &HeaderValue, now: i64) {
+    pub fn put(&self, key: String, claims: Arc<OwnJwt>, exp: i64, etag: &HeaderValue, now: i64) {
         let Ok(mut shard) = self.shard(&key).lock() else {
             return;
         };

@@ -328,9 +328,26 @@ impl Store {
         }
         if spend != 1 {
             // Spent before (or, on PostgreSQL, by a concurrent use that
-            // committed first): reuse. The whole family goes.
+            // committed first, or revoked meanwhile). Nothing was written
+            // here: the family is revoked in a transaction of its own, which
+            // takes the revocation lock before any token row.
+            let revoked =
+                sqlx::query("SELECT revoked_at FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(old_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get::<Option<i64>, _>(0))
+                    .transpose()?
+                    .flatten();
+            drop(tx);
+            if revoked.is_some() {
+                return Ok(RefreshOutcome::Revoked);
+            }
+            let mut tx = self.write_tx().await?;
+            revocations::lock_revocations(&mut tx).await?;
             revoke_family(
                 &mut tx,
+                self.sqlite,
                 &row.family,
                 client_id,
                 "refresh_reuse_family_revoked",
@@ -375,8 +392,10 @@ impl Store {
         if row.client_id != client_id {
             return Ok(Some(false));
         }
+        revocations::lock_revocations(&mut tx).await?;
         revoke_family(
             &mut tx,
+            self.sqlite,
             &row.family,
             client_id,
             "refresh_family_revoked",
@@ -463,6 +482,7 @@ impl Store {
             return Ok(Some(false));
         }
         let mut tx = self.write_tx().await?;
+        revocations::lock_revocations(&mut tx).await?;
         let deleted = sqlx::query("DELETE FROM opaque_tokens WHERE token_hash = $1")
             .bind(hash)
             .execute(&mut *tx)
@@ -650,11 +670,21 @@ fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
 /// transaction, and records why. Returns how many opaque tokens went.
 async fn revoke_family(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
     family: &str,
     actor: &str,
     action: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
+    if !sqlite {
+        // PostgreSQL: wait for a rotation in flight, so that the UPDATE
+        // below (a statement of its own, reading what committed since)
+        // also finds the successor it inserted. SQLite has one writer.
+        sqlx::query("SELECT token_hash FROM refresh_tokens WHERE family = $1 FOR UPDATE")
+            .bind(family)
+            .fetch_all(&mut **tx)
+            .await?;
+    }
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
     )
@@ -662,19 +692,17 @@ async fn revoke_family(
     .bind(family)
     .execute(&mut **tx)
     .await?;
+    // Exactly the rows deleted (a token exchange recording a derived
+    // token holds its opaque parent until it commits).
     let parents: Vec<String> =
-        sqlx::query("SELECT token_hash FROM opaque_tokens WHERE family = $1")
+        sqlx::query("DELETE FROM opaque_tokens WHERE family = $1 RETURNING token_hash")
             .bind(family)
             .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| Ok::<_, StoreError>(revocations::opaque_parent(&r.try_get::<String, _>(0)?)))
             .collect::<Result<_, _>>()?;
-    let deleted = sqlx::query("DELETE FROM opaque_tokens WHERE family = $1")
-        .bind(family)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let deleted = parents.len() as u64;
     revocations::revoke_derived(tx, parents, now).await?;
     audit(&mut **tx, now, actor, action, family).await?;
     Ok(deleted)

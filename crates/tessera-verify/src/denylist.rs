@@ -55,7 +55,9 @@ struct FeedPage {
     entries: Vec<FeedEntry>,
 }
 
-/// One entry: exactly one of jti, sub, client_id or kid.
+/// One entry: exactly one of jti, sub, client_id or kid. An entry naming
+/// none of them (a kind a later authority may add) is skipped, so the
+/// follower keeps following instead of failing every page.
 #[derive(Deserialize)]
 struct FeedEntry {
     seq: i64,

@@ -110,6 +110,20 @@ pub(super) async fn delete_client(
     Path(id): Path<String>,
 ) -> Result<Response, OAuthError> {
     authorize(&st, &headers)?;
+    if !st.clients.load().contains_key(&id) {
+        // Perhaps registered on another node since this one last looked.
+        st.reload_clients()
+            .await
+            .map_err(|e| OAuthError::internal(&e))?;
+        if !st.clients.load().contains_key(&id) {
+            return Err(OAuthError::not_found("no client with that id"));
+        }
+    }
+    // Its tokens stop working first, all of them: client ids are never
+    // reused, so the rule has no bound and also covers tokens other nodes
+    // issue before they reload their clients. A failure here leaves the
+    // client in place for a retry.
+    revoke_everything(&st, RuleKind::Client, &id, None).await?;
     let deleted = st
         .store
         .delete_client(&id)
@@ -126,8 +140,6 @@ pub(super) async fn delete_client(
     st.reload_clients()
         .await
         .map_err(|e| OAuthError::internal(&e))?;
-    // A deleted client's tokens stop working now, not at their exp.
-    revoke_everything(&st, RuleKind::Client, &id).await?;
     tracing::info!(client_id = %id, "client deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -278,24 +290,28 @@ pub(super) async fn revoke_all(
     if *kind == RuleKind::Kid {
         return compromised(State(st), headers, Path(target.clone())).await;
     }
-    let done = revoke_everything(&st, *kind, target).await?;
+    let done = revoke_everything(&st, *kind, target, Some(st.clock.now())).await?;
     Ok(Json(done).into_response())
 }
 
-/// Revokes everything of a subject or client; the answer says what went.
+/// Revokes everything of a subject or client issued up to and including
+/// the second `up_to` (None: ever); the answer says what went.
 async fn revoke_everything(
     st: &AppState,
     kind: RuleKind,
     target: &str,
+    up_to: Option<i64>,
 ) -> Result<Value, OAuthError> {
     let now = st.clock.now();
-    // Every token issued up to this second, and for as long as the longest
-    // of them can live. A token issued later in the same second is covered
-    // too: iat has one-second resolution, and this errs on the safe side.
-    let not_before = now.saturating_add(1);
+    // A token issued later in the same second is covered too: iat has
+    // one-second resolution, and this errs on the safe side. The rule
+    // lasts as long as the longest token it covers can (other nodes may
+    // issue until they next reload).
+    let not_before = up_to.map_or(i64::MAX, |t| t.saturating_add(1));
     let until = now
         .saturating_add(crate::clock::secs(st.config.tokens.max_access_token_ttl))
-        .saturating_add(crate::clock::secs(st.config.tokens.leeway));
+        .saturating_add(crate::clock::secs(st.config.tokens.leeway))
+        .saturating_add(crate::clock::secs(st.config.keys.refresh_interval));
     let done = st
         .store
         .revoke_all(kind, target, not_before, until, ACTOR, now)

@@ -270,8 +270,8 @@ async fn introspection(
     // introspect the same token again and again. The deny-list and the
     // caller's right to see it are checked every time.
     let key = crate::http::token::token_hash(token);
-    let claims = match st.verified_jwts.get(&key, now, &ring.etag) {
-        Some(claims) => claims,
+    let jwt = match st.verified_jwts.get(&key, now, &ring.etag) {
+        Some(jwt) => jwt,
         None => {
             let Ok(verified) = tessera_jose::verify_at::<Value>(
                 token,
@@ -282,21 +282,27 @@ async fn introspection(
                 return Ok(inactive);
             };
             let exp = verified.registered().exp.map_or(now, UnixTime::secs);
-            let claims = Arc::new(verified.claims);
+            let jwt = Arc::new(crate::jwtcache::OwnJwt {
+                kid: verified.header.kid.clone(),
+                claims: verified.claims,
+            });
             st.verified_jwts
-                .put(key, Arc::clone(&claims), exp, &ring.etag, now);
-            claims
+                .put(key, Arc::clone(&jwt), exp, &ring.etag, now);
+            jwt
         }
     };
+    let claims = &jwt.claims;
     let owner = claims["client_id"].as_str().unwrap_or_default();
     if !may_see(&client, owner, claims.get("aud")) {
         return Ok(inactive);
     }
+    // The key too: another node may list a compromised key before this
+    // one reloads its key set.
     match claims.as_object() {
-        Some(map) if !refused(st, map).await? => {}
+        Some(map) if !refused_signed(st, map, jwt.kid.as_deref()).await? => {}
         _ => return Ok(inactive),
     }
-    let mut answer = (*claims).clone();
+    let mut answer = claims.clone();
     if let Some(map) = answer.as_object_mut() {
         map.insert("active".into(), json!(true));
         map.insert("token_type".into(), json!("Bearer"));
@@ -310,8 +316,17 @@ pub(super) async fn refused(
     st: &AppState,
     claims: &serde_json::Map<String, Value>,
 ) -> Result<bool, OAuthError> {
+    refused_signed(st, claims, None).await
+}
+
+/// [`refused`] for a JWT signed by `kid` (a compromised key's tokens too).
+pub(super) async fn refused_signed(
+    st: &AppState,
+    claims: &serde_json::Map<String, Value>,
+    kid: Option<&str>,
+) -> Result<bool, OAuthError> {
     st.store
-        .is_refused(crate::store::TokenFacts::of(claims))
+        .is_refused(crate::store::TokenFacts::of(claims).signed_by(kid))
         .await
         .map_err(|e| OAuthError::internal(&e))
 }

@@ -814,7 +814,9 @@ async fn own_access_token(
         }
     };
     match found {
-        Some(t) if !super::revoke::refused(st, &t.claims).await? => Ok(Some(t)),
+        Some(t) if !super::revoke::refused_signed(st, &t.claims, t.kid.as_deref()).await? => {
+            Ok(Some(t))
+        }
         _ => Ok(None),
     }
 }
@@ -1013,6 +1015,25 @@ async fn federated(
     if sub.is_empty() {
         return Err(OAuthError::invalid_request(
             "subject_token: missing_claim (sub)",
+        ));
+    }
+    // An upstream token issued before its subject was signed out everywhere
+    // here does not sign them back in.
+    let facts = crate::store::TokenFacts {
+        jti: None,
+        sub: Some(&sub),
+        client_id: None,
+        iat: verified.registered().iat.map(UnixTime::secs),
+        kid: None,
+    };
+    if st
+        .store
+        .is_refused(facts)
+        .await
+        .map_err(|e| OAuthError::internal(&e))?
+    {
+        return Err(OAuthError::invalid_request(
+            "subject_token: revoked (issued before its subject's tokens were revoked)",
         ));
     }
     let mut claims = Map::new();

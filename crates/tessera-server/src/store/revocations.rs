@@ -5,9 +5,13 @@
 //!
 //! Every entry takes its sequence number from one row updated with
 //! `RETURNING`. That row stays locked until the transaction commits, so
-//! entries become visible in sequence order on every node, and a token
-//! exchange that records a derived token serialises with revocations (see
-//! [`Store::record_derived`]).
+//! entries become visible in sequence order on every node.
+//!
+//! Lock order: a transaction that revokes anything locks that row first
+//! ([`lock_revocations`]), before any token row, so two revocations never
+//! deadlock; a token exchange that records a derived token holds it shared
+//! ([`Store::record_derived`]), so it either sees a revocation that
+//! committed first or is seen by one that starts after.
 
 use sqlx::Row as _;
 
@@ -74,10 +78,12 @@ pub struct TokenFacts<'a> {
     pub client_id: Option<&'a str>,
     /// `iat` (a token without one counts as issued at 0).
     pub iat: Option<i64>,
+    /// The key that signed it.
+    pub kid: Option<&'a str>,
 }
 
 impl<'a> TokenFacts<'a> {
-    /// The facts of a token's claims.
+    /// The facts of a token's claims (and no kid).
     pub fn of(claims: &'a serde_json::Map<String, serde_json::Value>) -> Self {
         let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
         Self {
@@ -85,8 +91,29 @@ impl<'a> TokenFacts<'a> {
             sub: text("sub"),
             client_id: text("client_id"),
             iat: claims.get("iat").and_then(serde_json::Value::as_i64),
+            kid: None,
         }
     }
+
+    /// With the kid of the key that signed the token.
+    pub fn signed_by(self, kid: Option<&'a str>) -> Self {
+        Self { kid, ..self }
+    }
+}
+
+/// Whether an entry refuses a token: its jti, its key, or a subject or
+/// client rule whose bound is after its iat.
+const REFUSED: &str = "SELECT seq FROM revocations WHERE (kind = 'jti' AND target = $1) OR (kind = 'sub' AND target = $2 AND not_before > $4) OR (kind = 'client_id' AND target = $3 AND not_before > $4) OR (kind = 'kid' AND target = $5) LIMIT 1";
+
+fn refused_query(
+    token: TokenFacts<'_>,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(REFUSED)
+        .bind(token.jti.unwrap_or_default())
+        .bind(token.sub.unwrap_or_default())
+        .bind(token.client_id.unwrap_or_default())
+        .bind(token.iat.unwrap_or(0))
+        .bind(token.kid.unwrap_or_default())
 }
 
 /// What revoking everything of a subject or client did.
@@ -115,6 +142,17 @@ pub struct Derived<'a> {
     pub parent_client: &'a str,
     /// The key that signed the subject token (none for an opaque one).
     pub parent_kid: Option<&'a str>,
+}
+
+/// Locks the revocation sequence for this transaction (the first lock any
+/// revoking transaction takes; see the module notes).
+pub(super) async fn lock_revocations(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sequences SET value = value WHERE name = 'revocations'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 impl Store {
@@ -203,23 +241,26 @@ impl Store {
             ..RevokedAll::default()
         };
         for family in &families {
-            out.opaque_tokens +=
-                super::revoke_family(&mut tx, family, actor, "refresh_family_revoked", now).await?;
+            out.opaque_tokens += super::revoke_family(
+                &mut tx,
+                self.sqlite,
+                family,
+                actor,
+                "refresh_family_revoked",
+                now,
+            )
+            .await?;
         }
         if kind == RuleKind::Client {
             let hashes: Vec<String> =
-                sqlx::query("SELECT token_hash FROM opaque_tokens WHERE client_id = $1")
+                sqlx::query("DELETE FROM opaque_tokens WHERE client_id = $1 RETURNING token_hash")
                     .bind(target)
                     .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(|r| r.try_get(0))
                     .collect::<Result<_, _>>()?;
-            out.opaque_tokens += sqlx::query("DELETE FROM opaque_tokens WHERE client_id = $1")
-                .bind(target)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            out.opaque_tokens += hashes.len() as u64;
             let mut parents: Vec<String> = hashes.iter().map(|h| opaque_parent(h)).collect();
             parents.extend(derived_by(&mut tx, "parent_client", target).await?);
             out.exchanged_tokens = revoke_derived(&mut tx, parents, now).await?;
@@ -233,30 +274,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether the deny-list refuses a token: its jti is listed, or a rule
-    /// for its subject or client covers its `iat`.
+    /// Whether the deny-list refuses a token: its jti or its key is
+    /// listed, or a rule for its subject or client covers its `iat`.
     ///
     /// # Errors
     /// On database failure.
     pub async fn is_refused(&self, token: TokenFacts<'_>) -> Result<bool, StoreError> {
-        let iat = token.iat.unwrap_or(0);
-        Ok(sqlx::query(
-            "SELECT seq FROM revocations WHERE (kind = 'jti' AND target = $1) OR (kind = 'sub' AND target = $2 AND not_before > $4) OR (kind = 'client_id' AND target = $3 AND not_before > $4) LIMIT 1",
-        )
-        .bind(token.jti.unwrap_or_default())
-        .bind(token.sub.unwrap_or_default())
-        .bind(token.client_id.unwrap_or_default())
-        .bind(iat)
-        .fetch_optional(&self.pool)
-        .await?
-        .is_some())
+        Ok(refused_query(token)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
     }
 
     /// Records a token issued by exchange from `parent`, so that revoking
-    /// the parent (or everything of its client or key) lists it too. It
-    /// takes the revocation sequence's lock first and then checks the
-    /// parent again: a revocation either committed before (and the
-    /// exchange is refused: false) or starts after (and sees this row).
+    /// the parent (or everything of its client or key) lists it too, and
+    /// checks the parent again under the revocation lock: a revocation
+    /// either committed before (and the exchange is refused: false) or
+    /// starts after and sees this row. On PostgreSQL the lock is shared, so
+    /// exchanges do not wait for one another; SQLite has one writer anyway.
     ///
     /// # Errors
     /// On database failure.
@@ -266,27 +301,26 @@ impl Store {
         parent: TokenFacts<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE sequences SET value = value WHERE name = 'revocations'")
-            .execute(&mut *tx)
-            .await?;
-        let iat = parent.iat.unwrap_or(0);
-        let refused = sqlx::query(
-            "SELECT seq FROM revocations WHERE (kind = 'jti' AND target = $1) OR (kind = 'sub' AND target = $2 AND not_before > $4) OR (kind = 'client_id' AND target = $3 AND not_before > $4) OR (kind = 'kid' AND target = $5) LIMIT 1",
-        )
-        .bind(parent.jti.unwrap_or_default())
-        .bind(parent.sub.unwrap_or_default())
-        .bind(parent.client_id.unwrap_or_default())
-        .bind(iat)
-        .bind(derived.parent_kid.unwrap_or_default())
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+        let shared = if self.sqlite { "" } else { " FOR SHARE" };
+        sqlx::query(&format!(
+            "SELECT value FROM sequences WHERE name = 'revocations'{shared}"
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+        let refused = refused_query(parent.signed_by(derived.parent_kid))
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        // An opaque parent is held too, so that deleting it waits for this
+        // record and then lists what it finds.
         let opaque_gone = match derived.parent.strip_prefix("tso:") {
-            Some(hash) => sqlx::query("SELECT client_id FROM opaque_tokens WHERE token_hash = $1")
-                .bind(hash)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_none(),
+            Some(hash) => sqlx::query(&format!(
+                "SELECT client_id FROM opaque_tokens WHERE token_hash = $1{shared}"
+            ))
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none(),
             None => false,
         };
         if refused || opaque_gone {
@@ -431,7 +465,12 @@ pub(super) async fn list(
     let on_conflict = if kind == RuleKind::Jti {
         "DO NOTHING"
     } else {
-        "DO UPDATE SET seq = excluded.seq, client_id = excluded.client_id, not_before = excluded.not_before, expires_at = excluded.expires_at, revoked_at = excluded.revoked_at"
+        // Listed again, a rule only ever widens (a node whose clock is
+        // behind, or a lowered maximum token life, must not narrow it).
+        "DO UPDATE SET seq = excluded.seq, client_id = excluded.client_id, \
+         not_before = CASE WHEN excluded.not_before > revocations.not_before THEN excluded.not_before ELSE revocations.not_before END, \
+         expires_at = CASE WHEN excluded.expires_at > revocations.expires_at THEN excluded.expires_at ELSE revocations.expires_at END, \
+         revoked_at = excluded.revoked_at"
     };
     let inserted = sqlx::query(&format!(
         "INSERT INTO revocations (seq, kind, target, client_id, not_before, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, target) {on_conflict}"

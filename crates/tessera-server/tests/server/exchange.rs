@@ -366,6 +366,40 @@ async fn federation_from_a_configured_upstream_issuer() {
         );
         assert_ne!(body["refresh_token"].as_str(), Some(refresh), "rotated");
 
+        // Alice is signed out everywhere: an upstream token issued before
+        // that does not sign her back in; one issued after does.
+        let resp = s.admin_post("/admin/revoke", json!({"sub": "alice"})).await;
+        assert_eq!(resp.status(), 200);
+        let before = upstream(json!({"iat": s.now() - 10}), &idp_key);
+        let resp = exchange(
+            &s,
+            &app,
+            &app_secret,
+            &[("subject_token", &before), ("subject_token_type", jwt_type)],
+        )
+        .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{}: {body}",
+            b.name
+        );
+        assert!(body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"));
+        let after = upstream(json!({"iat": s.now() + 1}), &idp_key);
+        let resp = exchange(
+            &s,
+            &app,
+            &app_secret,
+            &[("subject_token", &after), ("subject_token_type", jwt_type)],
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{}", b.name);
+
         let other_key = {
             let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();
             tessera_jose::Signer::new(k.with_kid(idp_key.key().kid().unwrap().to_owned()))

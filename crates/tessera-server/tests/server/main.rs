@@ -7,6 +7,7 @@ mod common;
 mod exchange;
 mod grants;
 mod lifecycle;
+mod races;
 mod revoke;
 mod revoke_all;
 mod surface;

@@ -138,12 +138,13 @@ async fn logout_everywhere_revokes_every_token_of_a_subject() {
         assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
 
         // Followers learn it from the feed: one rule, bounded by the
-        // longest token life plus leeway.
+        // longest token life plus leeway, plus the time other nodes may
+        // take to reload (keys.refresh_interval).
         let f = feed(&s, &rs.0, &rs.1, 0).await;
         assert_eq!(
             f["entries"],
             json!([{"seq": done["seq"], "sub": "alice", "not_before": s.now() + 1,
-                    "exp": s.now() + 3600 + 60}]),
+                    "exp": s.now() + 3600 + 60 + 10}]),
             "{}",
             b.name
         );
@@ -161,7 +162,7 @@ async fn logout_everywhere_revokes_every_token_of_a_subject() {
         assert!(!active(&s, &rs, &again).await);
         let f = feed(&s, &rs.0, &rs.1, done["seq"].as_i64().unwrap()).await;
         assert_eq!(f["entries"][0]["not_before"], s.now() + 1);
-        s.advance(Duration::from_secs(3600 + 62)).await;
+        s.advance(Duration::from_secs(3600 + 60 + 10 + 2)).await;
         let f = feed(&s, &rs.0, &rs.1, 0).await;
         assert_eq!(f["entries"], json!([]), "{}: {f}", b.name);
         s.stop().await;
@@ -240,6 +241,25 @@ async fn revoking_a_client_revokes_what_it_was_issued() {
             .unwrap();
         assert_eq!(resp.status(), 204);
         assert!(!active(&s, &rs, &other_token).await, "{}", b.name);
+        // Client ids are never reused: the rule covers every token, also
+        // those another node issues before it reloads its clients.
+        let f = feed(&s, &rs.0, &rs.1, 0).await;
+        let rule = f["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["client_id"] == other.0.as_str())
+            .cloned()
+            .unwrap();
+        assert_eq!(rule["not_before"], i64::MAX, "{rule}");
+        let resp = s
+            .http
+            .delete(s.url(&format!("/admin/clients/{}", other.0)))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(resp).await, (404, "not_found".into()));
         s.stop().await;
     }
 }
@@ -429,5 +449,90 @@ async fn admin_revoke_refusals() {
         let rs = s.basic_client(json!({})).await;
         assert_eq!(feed(&s, &rs.0, &rs.1, 0).await["seq"], 0, "{}", b.name);
         s.stop().await;
+    }
+}
+
+/// A rule listed again never narrows: an admin node whose clock is behind
+/// leaves the later bound and the longer life in place.
+#[tokio::test]
+async fn a_rule_listed_again_only_widens() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let rs = s.basic_client(json!({})).await;
+        let store = &s.running.state.store;
+        let now = s.now();
+        store
+            .revoke_all(
+                tessera_server::store::RuleKind::Subject,
+                "alice",
+                now + 100,
+                now + 5000,
+                "admin",
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .revoke_all(
+                tessera_server::store::RuleKind::Subject,
+                "alice",
+                now + 10,
+                now + 900,
+                "admin",
+                now,
+            )
+            .await
+            .unwrap();
+        let f = feed(&s, &rs.0, &rs.1, 0).await;
+        assert_eq!(
+            f["entries"],
+            json!([{"seq": 2, "sub": "alice", "not_before": now + 100, "exp": now + 5000}]),
+            "{}",
+            b.name
+        );
+        s.stop().await;
+    }
+}
+
+/// A key compromised on one node: another node that has not reloaded its
+/// key set yet already refuses the key's tokens at introspection and
+/// exchange, from the deny-list.
+#[tokio::test]
+async fn another_node_refuses_a_compromised_keys_tokens_before_it_reloads() {
+    for b in backends().await {
+        let clock = tessera_server::ManualClock::new(crate::common::T0);
+        let a = TestServer::start_at(&b, &[], clock.clone()).await;
+        let c = TestServer::start_at(&b, &[], clock.clone()).await;
+        let app = a.basic_client(json!({"audiences": ["orders-api"]})).await;
+        let rs = a
+            .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
+            .await;
+        c.running.state.reload_clients().await.unwrap();
+        let token = a.token(&app.0, &app.1).await;
+        assert!(active(&c, &rs, &token).await, "{}", b.name);
+        let kid = tessera_jose::decode_unverified(&token, 8192)
+            .unwrap()
+            .header["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let resp = a.admin_post("/admin/revoke", json!({"kid": kid})).await;
+        assert_eq!(resp.status(), 200);
+        assert!(
+            c.running
+                .state
+                .ring
+                .load()
+                .verify_keys
+                .keys()
+                .iter()
+                .any(|k| k.kid() == Some(kid.as_str())),
+            "node c still holds the key"
+        );
+        assert!(!active(&c, &rs, &token).await, "{}", b.name);
+        let resp = exchange(&c, &rs.0, &rs.1, &token).await;
+        assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
+        a.stop().await;
+        c.stop().await;
     }
 }
