@@ -1,5 +1,6 @@
 //! The gateway against a real `tessera serve`, following its deny-list feed:
-//! a revoked token is refused within a second, cached or not.
+//! a revoked token is refused within a second, cached or not, and within
+//! that second the feed lists it and introspection calls it inactive.
 #![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
 
 use std::time::{Duration, Instant};
@@ -125,6 +126,33 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Within the same second: the feed lists it and introspection says
+    // inactive.
+    let jti = tessera_jose::decode_unverified(&token, 8192)
+        .unwrap()
+        .claims["jti"]
+        .clone();
+    let feed: Value = http
+        .get(format!("{issuer}/revocations?since=0"))
+        .basic_auth(id, Some(secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["entries"][0]["jti"], jti, "{feed}");
+    let answer: Value = http
+        .post(format!("{issuer}/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, serde_json::json!({"active": false}));
     assert!(started.elapsed() < Duration::from_secs(1));
     running.stop().await.unwrap();
 }

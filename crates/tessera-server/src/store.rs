@@ -369,6 +369,20 @@ impl Store {
         Ok(RefreshOutcome::Rotated(next))
     }
 
+    /// The refresh token with this hash, as stored.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRow>, StoreError> {
+        sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(refresh_row)
+            .transpose()
+    }
+
     /// Revokes the family of the refresh token `hash` if `client_id` owns
     /// it: None when unknown, Some(false) when another client's.
     ///

@@ -204,7 +204,8 @@ async fn authenticate_any(st: &AppState, headers: &HeaderMap) -> Result<(), OAut
 }
 
 /// `POST /introspect` (RFC 7662): `{"active": true, ...claims}` for a valid,
-/// unrevoked access token of this issuer that the calling client may see
+/// unrevoked access token (or, to its own client, refresh token) of this
+/// issuer that the calling client may see
 /// (its own, or for one of its `introspection_audiences`); only
 /// `{"active": false}` for anything else, whatever the reason.
 pub(super) async fn introspect(
@@ -264,6 +265,9 @@ async fn introspection(
         claims.insert("token_type".into(), json!("Bearer"));
         return Ok(Value::Object(claims));
     }
+    if token.starts_with("tsr_") {
+        return refresh_introspection(st, &client, token, now).await;
+    }
     let validation = super::token::own_token_validation(st, std::time::Duration::ZERO);
     let ring = st.ring.load();
     // A JWT's signature is checked once per key set: resource servers
@@ -306,6 +310,46 @@ async fn introspection(
     if let Some(map) = answer.as_object_mut() {
         map.insert("active".into(), json!(true));
         map.insert("token_type".into(), json!("Bearer"));
+    }
+    Ok(answer)
+}
+
+/// A refresh token is active until it is used, its family is revoked, or
+/// it passes its idle deadline or its family's end. Only the client it was
+/// issued to may introspect it: no resource server ever holds one.
+async fn refresh_introspection(
+    st: &AppState,
+    client: &crate::clients::Client,
+    token: &str,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let row = st
+        .store
+        .refresh_token(&super::token::token_hash(token))
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    let Some(row) = row.filter(|r| {
+        r.client_id == client.id
+            && r.spent_at.is_none()
+            && r.revoked_at.is_none()
+            && now <= r.expires_at
+            && now <= r.idle_until
+    }) else {
+        return Ok(json!({"active": false}));
+    };
+    let mut answer = json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "iss": st.config.issuer,
+        "sub": row.subject,
+        "client_id": row.client_id,
+        "exp": row.idle_until.min(row.expires_at),
+    });
+    if let Ok(aud) = serde_json::from_str::<Value>(&row.audience) {
+        answer["aud"] = aud;
+    }
+    if !row.scope.is_empty() {
+        answer["scope"] = Value::String(row.scope);
     }
     Ok(answer)
 }

@@ -379,6 +379,97 @@ async fn refresh_tokens_expire_when_idle_and_after_seven_days() {
     }
 }
 
+/// Introspection of refresh tokens (RFC 7662): active for its own client
+/// until used, revoked or idle; never for anyone else.
+#[tokio::test]
+async fn refresh_tokens_introspect_as_active_until_used_revoked_or_idle() {
+    use crate::revoke::introspect;
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret, key) = refreshing_backend(&s).await;
+        let (rs, rs_secret) = s
+            .basic_client(json!({"introspection_audiences": ["orders-api"]}))
+            .await;
+        let r1 = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let a = introspect(&s, &id, &secret, &r1).await;
+        assert_eq!(
+            (a["active"].as_bool(), a["token_type"].as_str()),
+            (Some(true), Some("refresh_token")),
+            "{}: {a}",
+            b.name
+        );
+        assert_eq!(
+            (
+                a["sub"].as_str(),
+                a["client_id"].as_str(),
+                a["aud"].as_str()
+            ),
+            (Some("user-42"), Some(id.as_str()), Some("orders-api"))
+        );
+        assert_eq!(
+            a["exp"],
+            s.now() + 3 * 86_400,
+            "the idle deadline comes first"
+        );
+        assert_eq!(a["scope"], "orders:read orders:write");
+        assert_eq!(
+            introspect(&s, &rs, &rs_secret, &r1).await,
+            json!({"active": false}),
+            "a resource server never holds one"
+        );
+
+        let r2 = refresh(&s, &id, &secret, &r1)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            introspect(&s, &id, &secret, &r1).await,
+            json!({"active": false}),
+            "spent"
+        );
+        assert_eq!(introspect(&s, &id, &secret, &r2).await["active"], true);
+        s.advance(std::time::Duration::from_secs(3 * 86_400 + 1))
+            .await;
+        assert_eq!(
+            introspect(&s, &id, &secret, &r2).await,
+            json!({"active": false}),
+            "idle"
+        );
+
+        let r3 = login(&s, &id, &secret, &key).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(introspect(&s, &id, &secret, &r3).await["active"], true);
+        let resp = s
+            .http
+            .post(s.url("/revoke"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", r3.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            introspect(&s, &id, &secret, &r3).await,
+            json!({"active": false}),
+            "revoked"
+        );
+        assert_eq!(
+            introspect(&s, &id, &secret, "tsr_unknown").await,
+            json!({"active": false})
+        );
+        s.stop().await;
+    }
+}
+
 /// Many requests with the same refresh token at once: exactly one rotates.
 #[tokio::test]
 async fn concurrent_use_of_one_refresh_token_has_exactly_one_winner() {
