@@ -82,6 +82,14 @@ async fn exchange(s: &TestServer, id: &str, secret: &str, subject: &str) -> reqw
     .await
 }
 
+/// `who` exchanges `subject` for a JWT: the new access token.
+async fn exchanged(s: &TestServer, who: &(String, String), subject: &str) -> String {
+    let resp = exchange(s, &who.0, &who.1, subject).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 async fn active(s: &TestServer, who: &(String, String), token: &str) -> bool {
     let answer = introspect(s, &who.0, &who.1, token).await;
     answer["active"] == true
@@ -100,9 +108,7 @@ async fn logout_everywhere_revokes_every_token_of_a_subject() {
         let (alice_mobile, alice_mobile_refresh) = login(&s, &mobile, "alice").await;
         let (bob_web, bob_web_refresh) = login(&s, &web, "bob").await;
         // A token a resource exchanged from Alice's, before the logout.
-        let resp = exchange(&s, &rs.0, &rs.1, &alice_web).await;
-        let body: Value = resp.json().await.unwrap();
-        let alice_exchanged = body["access_token"].as_str().unwrap().to_owned();
+        let alice_exchanged = exchanged(&s, &rs, &alice_web).await;
         for t in [&alice_web, &alice_mobile, &bob_web, &alice_exchanged] {
             assert!(active(&s, &rs, t).await, "{}", b.name);
         }
@@ -184,12 +190,7 @@ async fn revoking_a_client_revokes_what_it_was_issued() {
         let (opaque_token, opaque_refresh) = login(&s, &opaque, "carol").await;
         // Exchanged by the resource: its client_id is the resource's, so
         // only the record of its parent reaches it.
-        let body: Value = exchange(&s, &rs.0, &rs.1, &app_token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let exchanged = body["access_token"].as_str().unwrap().to_owned();
+        let exchanged = exchanged(&s, &rs, &app_token).await;
         assert_eq!(claims(&exchanged)["client_id"], rs.0.as_str());
 
         let resp = s
@@ -274,19 +275,9 @@ async fn revoking_a_token_reaches_the_tokens_exchanged_from_it() {
             .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
             .await;
         let (handle, _) = login(&s, &opaque, "dave").await;
-        let body: Value = exchange(&s, &edge.0, &edge.1, &handle)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let phantom = body["access_token"].as_str().unwrap().to_owned();
+        let phantom = exchanged(&s, &edge, &handle).await;
         // And from the phantom JWT, a downscoped one (a chain).
-        let body: Value = exchange(&s, &edge.0, &edge.1, &phantom)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let downscoped = body["access_token"].as_str().unwrap().to_owned();
+        let downscoped = exchanged(&s, &edge, &phantom).await;
         assert!(active(&s, &edge, &phantom).await && active(&s, &edge, &downscoped).await);
 
         // The opaque token's owner revokes it (RFC 7009): both JWTs go on
@@ -322,18 +313,8 @@ async fn revoking_a_token_reaches_the_tokens_exchanged_from_it() {
 
         // Revoking a JWT lists what was exchanged from it, not its parent.
         let (handle2, _) = login(&s, &opaque, "erin").await;
-        let body: Value = exchange(&s, &edge.0, &edge.1, &handle2)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let phantom2 = body["access_token"].as_str().unwrap().to_owned();
-        let body: Value = exchange(&s, &edge.0, &edge.1, &phantom2)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let child = body["access_token"].as_str().unwrap().to_owned();
+        let phantom2 = exchanged(&s, &edge, &handle2).await;
+        let child = exchanged(&s, &edge, &phantom2).await;
         revoke(&s, &edge.0, &edge.1, &[("token", &phantom2)]).await;
         assert!(!active(&s, &edge, &child).await, "{}", b.name);
         assert!(
@@ -357,12 +338,7 @@ async fn revoking_a_keys_tokens_compromises_it_and_lists_it_in_the_feed() {
             .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
             .await;
         let token = s.token(&app.0, &app.1).await;
-        let body: Value = exchange(&s, &rs.0, &rs.1, &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let exchanged = body["access_token"].as_str().unwrap().to_owned();
+        let exchanged = exchanged(&s, &rs, &token).await;
         let kid = tessera_jose::decode_unverified(&token, 8192)
             .unwrap()
             .header["kid"]
