@@ -2,77 +2,26 @@
 //! the edge, an internal JWT toward the upstream.
 #![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
 
+mod common;
+
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
-use tessera_server::{Config, Overrides, StartOptions};
-
-async fn register(
-    http: &reqwest::Client,
-    issuer: &str,
-    admin: &str,
-    meta: Value,
-) -> (String, String) {
-    let c: Value = http
-        .post(format!("{issuer}/admin/clients"))
-        .bearer_auth(admin)
-        .json(&meta)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        c["client_id"].as_str().unwrap().to_owned(),
-        c["client_secret"].as_str().unwrap().to_owned(),
-    )
-}
+use tessera_testkit::Authority;
 
 #[tokio::test]
 async fn an_opaque_token_reaches_the_upstream_as_an_internal_jwt() {
-    let data = tempfile::tempdir().unwrap();
-    let config = Config::load(
-        None,
-        Vec::new(),
-        &Overrides {
-            data: Some(data.path().to_path_buf()),
-            listen: Some("127.0.0.1:0".into()),
-            ..Overrides::default()
-        },
-    )
-    .unwrap();
-    let admin_file = config.admin_token_file.clone();
-    let running = tessera_server::start(
-        config,
-        StartOptions {
-            background: false,
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let issuer = running.state.config.issuer.clone();
-    let admin = std::fs::read_to_string(admin_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let http = reqwest::Client::new();
-    let (app, app_secret) = register(
-        &http,
-        &issuer,
-        &admin,
-        json!({"client_name": "app", "token_format": "opaque", "audiences": ["orders-api"]}),
-    )
-    .await;
-    let (gw_id, gw_secret) = register(
-        &http,
-        &issuer,
-        &admin,
-        json!({"client_name": "gateway", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "introspection_audiences": ["orders-api"]}),
-    )
-    .await;
+    let auth = Authority::start().await;
+    let issuer = auth.issuer.clone();
+    let http = auth.http.clone();
+    let (app, app_secret) = auth
+        .register(
+            json!({"client_name": "app", "token_format": "opaque", "audiences": ["orders-api"]}),
+        )
+        .await;
+    let (gw_id, gw_secret) = auth
+        .register(json!({"client_name": "gateway", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "introspection_audiences": ["orders-api"]}))
+        .await;
 
     // The upstream echoes what it was given.
     let app_router = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
@@ -90,37 +39,17 @@ async fn an_opaque_token_reaches_the_upstream_as_an_internal_jwt() {
     let upstream = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app_router).await });
 
-    let secret_file = data.path().join("gw.secret");
-    std::fs::write(&secret_file, &gw_secret).unwrap();
-    let gw_file = data.path().join("gw.toml");
-    std::fs::write(
-        &gw_file,
-        // A phantom cache far longer than the test: revocation reaches the
-        // cached internal JWT through the feed, not through the cache
-        // lapsing.
-        format!(
+    let secret_file = auth.file("gw.secret", &gw_secret);
+    // A phantom cache far longer than the test: revocation reaches the
+    // cached internal JWT through the feed, not through the cache lapsing.
+    let gw_file = auth.file(
+        "gw.toml",
+        &format!(
             "phantom_cache = \"30s\"\n[phantom]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{0}\"\n[revocations]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{0}\"\n",
             secret_file.display()
         ),
-    )
-    .unwrap();
-    let gw_config = GatewayConfig::load(
-        Some(&gw_file),
-        &GatewayOverrides {
-            listen: Some("127.0.0.1:0".into()),
-            upstream: Some(upstream),
-            issuer: Some(issuer.clone()),
-            audience: Some("orders-api".into()),
-            ..GatewayOverrides::default()
-        },
-    )
-    .unwrap();
-    let (addr, _task) = Gateway::new(gw_config)
-        .await
-        .unwrap()
-        .serve(std::future::pending())
-        .await
-        .unwrap();
+    );
+    let addr = common::start_gateway(&gw_file, &issuer, "orders-api", upstream).await;
 
     let body: Value = http
         .post(format!("{issuer}/token"))
@@ -198,5 +127,5 @@ async fn an_opaque_token_reaches_the_upstream_as_an_internal_jwt() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    running.stop().await.unwrap();
+    auth.stop().await;
 }

@@ -3,37 +3,19 @@
 //! that second the feed lists it and introspection calls it inactive.
 #![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
-use tessera_server::{Config, Overrides, StartOptions};
+use tessera_gateway::{GatewayConfig, GatewayOverrides};
+use tessera_testkit::Authority;
 
 #[tokio::test]
 async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
-    let data = tempfile::tempdir().unwrap();
-    let config = Config::load(
-        None,
-        Vec::new(),
-        &Overrides {
-            data: Some(data.path().to_path_buf()),
-            listen: Some("127.0.0.1:0".into()),
-            ..Overrides::default()
-        },
-    )
-    .unwrap();
-    let running = tessera_server::start(
-        config,
-        StartOptions {
-            background: false,
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let issuer = running.state.config.issuer.clone();
-    let creds = std::fs::read_to_string(running.quickstart_credentials.as_ref().unwrap()).unwrap();
-    let (id, secret) = creds.trim().split_once(':').unwrap();
+    let auth = Authority::start().await;
+    let issuer = auth.issuer.clone();
+    let (id, secret) = (auth.client.0.as_str(), auth.client.1.as_str());
 
     // The upstream.
     let app = axum::Router::new().fallback(|| async { "ok" });
@@ -41,50 +23,20 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
     let upstream = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let secret_file = data.path().join("feed.secret");
-    std::fs::write(&secret_file, secret).unwrap();
-    let gw_file = data.path().join("gw.toml");
-    std::fs::write(
-        &gw_file,
-        // The route names its own audience: its verifier, not the default
-        // one, must follow the feed too (the phantom test covers the
-        // default one).
-        format!(
+    let secret_file = auth.file("feed.secret", secret);
+    // The route names its own audience: its verifier, not the default one,
+    // must follow the feed too (the phantom test covers the default one).
+    let gw_file = auth.file(
+        "gw.toml",
+        &format!(
             "[revocations]\nclient_id = \"{id}\"\nclient_secret_file = \"{}\"\n[[routes]]\nprefix = \"/orders\"\naudience = \"{issuer}\"\n",
             secret_file.display()
         ),
-    )
-    .unwrap();
-    let gw_config = GatewayConfig::load(
-        Some(&gw_file),
-        &GatewayOverrides {
-            listen: Some("127.0.0.1:0".into()),
-            upstream: Some(upstream),
-            issuer: Some(issuer.clone()),
-            audience: Some("some-other-api".into()),
-            ..GatewayOverrides::default()
-        },
-    )
-    .unwrap();
-    let (addr, _task) = Gateway::new(gw_config)
-        .await
-        .unwrap()
-        .serve(std::future::pending())
-        .await
-        .unwrap();
+    );
+    let addr = common::start_gateway(&gw_file, &issuer, "some-other-api", upstream).await;
 
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let http = auth.http.clone();
+    let token = auth.token().await;
     let through = || {
         http.get(format!("http://{addr}/orders"))
             .bearer_auth(&token)
@@ -154,7 +106,7 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
         .unwrap();
     assert_eq!(answer, serde_json::json!({"active": false}));
     assert!(started.elapsed() < Duration::from_secs(1));
-    running.stop().await.unwrap();
+    auth.stop().await;
 }
 
 #[test]

@@ -5,89 +5,29 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera_jose::ErrorKind;
-use tessera_server::{Config, Overrides, StartOptions};
+use tessera_testkit::Authority;
 use tessera_verify::{RemoteOptions, Verifier};
 
-struct Authority {
-    running: tessera_server::Running,
-    base: String,
-    admin: String,
-    client: (String, String),
-    http: reqwest::Client,
-    _data: tempfile::TempDir,
-}
-
-impl Authority {
-    async fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let config = Config::load(
-            None,
-            Vec::new(),
-            &Overrides {
-                data: Some(data.path().to_path_buf()),
-                listen: Some("127.0.0.1:0".into()),
-                ..Overrides::default()
-            },
-        )
-        .unwrap();
-        let admin_file = config.admin_token_file.clone();
-        let running = tessera_server::start(
-            config,
-            StartOptions {
-                background: false,
-                ..StartOptions::default()
-            },
-        )
+/// A verifier for the authority's tokens with a verified-token cache,
+/// following its deny-list feed as the quickstart client.
+async fn following(auth: &Authority) -> (Arc<tessera_verify::DenyList>, Verifier) {
+    let issuer = auth.issuer.clone();
+    let list = tessera_verify::DenyList::follow(
+        &auth.url("/revocations"),
+        &auth.client.0,
+        &auth.client.1,
+        &RemoteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let v = Verifier::from_issuer(issuer.clone())
+        .audience(issuer)
+        .cache(100)
+        .revocations(Arc::clone(&list))
+        .build()
         .await
         .unwrap();
-        let creds =
-            std::fs::read_to_string(running.quickstart_credentials.as_ref().unwrap()).unwrap();
-        let (id, secret) = creds.trim().split_once(':').unwrap();
-        Self {
-            base: format!("http://{}", running.addr),
-            admin: std::fs::read_to_string(admin_file)
-                .unwrap()
-                .trim()
-                .to_owned(),
-            client: (id.to_owned(), secret.to_owned()),
-            running,
-            http: reqwest::Client::new(),
-            _data: data,
-        }
-    }
-
-    async fn token(&self) -> String {
-        let resp = self
-            .http
-            .post(format!("{}/token", self.base))
-            .basic_auth(&self.client.0, Some(&self.client.1))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn admin(&self, path: &str) -> Value {
-        self.admin_json(path, json!({})).await
-    }
-
-    async fn admin_json(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
-    }
+    (list, v)
 }
 
 fn kid(token: &str) -> String {
@@ -118,12 +58,12 @@ async fn a_verifier_follows_the_authority_through_rotation_and_compromise() {
     v.verify::<Value>(&first).await.unwrap();
 
     // A scheduled-style rotation: pre-published, then switched.
-    auth.admin("/admin/keys/rotate").await;
-    let body = auth.admin("/admin/keys/rotate").await; // reports the pending key
+    auth.admin("/admin/keys/rotate", json!({})).await;
+    let body = auth.admin("/admin/keys/rotate", json!({})).await; // reports the pending key
     let pending = body["rotations"][0]["kid"].as_str().unwrap().to_owned();
     let immediate = auth
         .http
-        .post(format!("{}/admin/keys/rotate", auth.base))
+        .post(format!("{}/admin/keys/rotate", auth.issuer))
         .bearer_auth(&auth.admin)
         .json(&json!({"immediate": true}))
         .send()
@@ -138,7 +78,7 @@ async fn a_verifier_follows_the_authority_through_rotation_and_compromise() {
     v.verify::<Value>(&second).await.unwrap();
 
     // Compromise of the current key: its tokens fail after the next refresh.
-    auth.admin(&format!("/admin/keys/{pending}/compromised"))
+    auth.admin(&format!("/admin/keys/{pending}/compromised"), json!({}))
         .await;
     let third = auth.token().await;
     // Its successor's kid is new: fetched once the unknown-kid cooldown
@@ -154,7 +94,7 @@ async fn a_verifier_follows_the_authority_through_rotation_and_compromise() {
 #[tokio::test]
 async fn discovery_must_name_the_same_issuer() {
     let auth = Authority::start().await;
-    let wrong = format!("{}/", auth.base); // trailing slash: another issuer string
+    let wrong = format!("{}/", auth.issuer); // trailing slash: another issuer string
     let err = Verifier::from_issuer(wrong).build().await.unwrap_err();
     assert!(err.to_string().contains("issuer"), "{err}");
     auth.running.stop().await.unwrap();
@@ -163,22 +103,7 @@ async fn discovery_must_name_the_same_issuer() {
 #[tokio::test]
 async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
     let auth = Authority::start().await;
-    let issuer = auth.running.state.config.issuer.clone();
-    let list = tessera_verify::DenyList::follow(
-        &format!("{}/revocations", auth.base),
-        &auth.client.0,
-        &auth.client.1,
-        &RemoteOptions::default(),
-    )
-    .await
-    .unwrap();
-    let v = Verifier::from_issuer(issuer.clone())
-        .audience(issuer.clone())
-        .cache(100)
-        .revocations(Arc::clone(&list))
-        .build()
-        .await
-        .unwrap();
+    let (list, v) = following(&auth).await;
     let revoked = auth.token().await;
     let kept = auth.token().await;
     v.verify_token(&revoked).await.unwrap(); // now cached
@@ -188,7 +113,7 @@ async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
     let started = std::time::Instant::now();
     let resp = auth
         .http
-        .post(format!("{}/revoke", auth.base))
+        .post(format!("{}/revoke", auth.issuer))
         .basic_auth(&auth.client.0, Some(&auth.client.1))
         .form(&[("token", revoked.as_str())])
         .send()
@@ -242,43 +167,9 @@ async fn refused_within_a_second(v: &Verifier, token: &str) -> Duration {
 #[tokio::test]
 async fn revoking_everything_of_a_subject_client_or_key_reaches_a_follower() {
     let auth = Authority::start().await;
-    let issuer = auth.running.state.config.issuer.clone();
-    let list = tessera_verify::DenyList::follow(
-        &format!("{}/revocations", auth.base),
-        &auth.client.0,
-        &auth.client.1,
-        &RemoteOptions::default(),
-    )
-    .await
-    .unwrap();
-    let v = Verifier::from_issuer(issuer.clone())
-        .audience(issuer.clone())
-        .cache(100)
-        .revocations(Arc::clone(&list))
-        .build()
-        .await
-        .unwrap();
-    let other = auth
-        .admin_json("/admin/clients", json!({"client_name": "other"}))
-        .await;
-    let other = (
-        other["client_id"].as_str().unwrap().to_owned(),
-        other["client_secret"].as_str().unwrap().to_owned(),
-    );
-    let other_token = || async {
-        let resp = auth
-            .http
-            .post(format!("{}/token", auth.base))
-            .basic_auth(&other.0, Some(&other.1))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        resp.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let (list, v) = following(&auth).await;
+    let other = auth.register(json!({})).await;
+    let other_token = || auth.token_for(&other);
     let mine = auth.token().await;
     let theirs = other_token().await;
     v.verify_token(&mine).await.unwrap(); // now cached
@@ -286,13 +177,13 @@ async fn revoking_everything_of_a_subject_client_or_key_reaches_a_follower() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // The subject (a client_credentials token's sub is its client).
-    auth.admin_json("/admin/revoke", json!({"sub": auth.client.0}))
+    auth.admin("/admin/revoke", json!({"sub": auth.client.0}))
         .await;
     refused_within_a_second(&v, &mine).await;
     v.verify_token(&theirs).await.unwrap();
 
     // The other client, by client_id.
-    auth.admin_json("/admin/revoke", json!({"client_id": other.0}))
+    auth.admin("/admin/revoke", json!({"client_id": other.0}))
         .await;
     refused_within_a_second(&v, &theirs).await;
 
@@ -303,7 +194,7 @@ async fn revoking_everything_of_a_subject_client_or_key_reaches_a_follower() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let later = other_token().await;
     v.verify_token(&later).await.unwrap();
-    auth.admin_json("/admin/revoke", json!({"kid": kid(&later)}))
+    auth.admin("/admin/revoke", json!({"kid": kid(&later)}))
         .await;
     let took = refused_within_a_second(&v, &later).await;
     assert!(took < Duration::from_secs(1), "{took:?}");
