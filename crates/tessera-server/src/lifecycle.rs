@@ -379,6 +379,9 @@ impl Lifecycle {
         let _guard = self.lock.lock().await;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        // It will list the key on the deny-list: the revocation lock comes
+        // before any key row (one lock order for every revocation).
+        tx.lock_revocations().await?;
         let keys = tx.keys().await?;
         let key = keys
             .iter()

@@ -149,6 +149,7 @@ impl Store {
     pub async fn begin(&self) -> Result<KeyTx, StoreError> {
         Ok(KeyTx {
             tx: self.write_tx().await?,
+            sqlite: self.sqlite,
         })
     }
 
@@ -245,7 +246,9 @@ impl Store {
 
     // ---- refresh tokens ----
 
-    /// Stores a new refresh token (its hash) in `family`.
+    /// Stores the first refresh token (its hash) of a new family, under
+    /// the shared revocation lock: a logout everywhere running meanwhile
+    /// either sees the family or comes after it.
     ///
     /// # Errors
     /// On database failure.
@@ -255,7 +258,11 @@ impl Store {
         row: &RefreshRow,
         now: i64,
     ) -> Result<(), StoreError> {
-        insert_refresh(&self.pool, hash, row, now).await
+        let mut tx = self.write_tx().await?;
+        revocations::share_revocations(&mut tx, self.sqlite).await?;
+        insert_refresh(&mut *tx, hash, row, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Spends the refresh token `old_hash` presented by `client_id` and
@@ -292,6 +299,9 @@ impl Store {
             return Ok(RefreshOutcome::Revoked);
         }
         let retry = |row: &RefreshRow| -> Option<RefreshOutcome> {
+            if row.revoked_at.is_some() {
+                return None;
+            }
             let spent = row.spent_at?;
             let sealed = row.successor_sealed.clone()?;
             (now.saturating_sub(spent) <= reuse_interval)
@@ -339,12 +349,12 @@ impl Store {
                     .map(|r| r.try_get::<Option<i64>, _>(0))
                     .transpose()?
                     .flatten();
-            drop(tx);
+            tx.rollback().await?;
             if revoked.is_some() {
                 return Ok(RefreshOutcome::Revoked);
             }
             let mut tx = self.write_tx().await?;
-            revocations::lock_revocations(&mut tx).await?;
+            revocations::lock_revocations(&mut tx, self.sqlite).await?;
             revoke_family(
                 &mut tx,
                 self.sqlite,
@@ -406,7 +416,7 @@ impl Store {
         if row.client_id != client_id {
             return Ok(Some(false));
         }
-        revocations::lock_revocations(&mut tx).await?;
+        revocations::lock_revocations(&mut tx, self.sqlite).await?;
         revoke_family(
             &mut tx,
             self.sqlite,
@@ -436,7 +446,10 @@ impl Store {
 
     // ---- opaque access tokens ----
 
-    /// Stores an opaque access token (its hash) with its claims.
+    /// Stores an opaque access token (its hash) with its claims. One issued
+    /// with a refresh-token family is stored under the shared revocation
+    /// lock and only while the family stands: false when it was revoked
+    /// since the refresh (its revocation would not have found this row).
     ///
     /// # Errors
     /// On database failure.
@@ -448,7 +461,21 @@ impl Store {
         claims: &str,
         now: i64,
         expires_at: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if let Some(family) = family {
+            revocations::share_revocations(&mut tx, self.sqlite).await?;
+            let revoked = sqlx::query(
+                "SELECT token_hash FROM refresh_tokens WHERE family = $1 AND revoked_at IS NOT NULL LIMIT 1",
+            )
+            .bind(family)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+            if revoked {
+                return Ok(false);
+            }
+        }
         sqlx::query("INSERT INTO opaque_tokens (token_hash, client_id, family, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(hash)
             .bind(client_id)
@@ -456,9 +483,10 @@ impl Store {
             .bind(claims)
             .bind(now)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// An opaque token's (client_id, claims JSON, expires_at).
@@ -496,7 +524,7 @@ impl Store {
             return Ok(Some(false));
         }
         let mut tx = self.write_tx().await?;
-        revocations::lock_revocations(&mut tx).await?;
+        revocations::lock_revocations(&mut tx, self.sqlite).await?;
         let deleted = sqlx::query("DELETE FROM opaque_tokens WHERE token_hash = $1")
             .bind(hash)
             .execute(&mut *tx)
@@ -690,22 +718,23 @@ async fn revoke_family(
     action: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    if !sqlite {
-        // PostgreSQL: wait for a rotation in flight, so that the UPDATE
-        // below (a statement of its own, reading what committed since)
-        // also finds the successor it inserted. SQLite has one writer.
-        sqlx::query("SELECT token_hash FROM refresh_tokens WHERE family = $1 FOR UPDATE")
-            .bind(family)
-            .fetch_all(&mut **tx)
-            .await?;
+    // Until nothing is left. On PostgreSQL an UPDATE that waited for a
+    // rotation in flight does not see the successor that rotation
+    // inserted; the next statement does. Rotations of revoked tokens fail,
+    // so this ends.
+    loop {
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if revoked == 0 || sqlite {
+            break;
+        }
     }
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(family)
-    .execute(&mut **tx)
-    .await?;
     // Exactly the rows deleted (a token exchange recording a derived
     // token holds its opaque parent until it commits).
     let parents: Vec<String> =
@@ -777,6 +806,7 @@ fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, StoreError> {
 #[derive(Debug)]
 pub struct KeyTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
 }
 
 impl KeyTx {
@@ -884,6 +914,15 @@ impl KeyTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes the revocation lock: first, in a transaction that will revoke
+    /// (see [`KeyTx::revoke_kid`]), before any key row.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn lock_revocations(&mut self) -> Result<(), StoreError> {
+        revocations::lock_revocations(&mut self.tx, self.sqlite).await
     }
 
     /// Lists every token signed by `kid` on the deny-list until

@@ -273,7 +273,8 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         // read through introspection.
         let json = serde_json::to_string(&claims).map_err(|e| OAuthError::internal(&e))?;
         let opaque = zeroize::Zeroizing::new(format!("tso_{}", crate::random_id(32)));
-        st.store
+        let stored = st
+            .store
             .insert_opaque(
                 &token_hash(&opaque),
                 &client.id,
@@ -284,6 +285,9 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             )
             .await
             .map_err(|e| OAuthError::internal(&e))?;
+        if !stored {
+            return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+        }
         return Ok(token_response(
             &client,
             subject.is_some(),

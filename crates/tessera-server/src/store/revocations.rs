@@ -7,11 +7,13 @@
 //! `RETURNING`. That row stays locked until the transaction commits, so
 //! entries become visible in sequence order on every node.
 //!
-//! Lock order: a transaction that revokes anything locks that row first
-//! ([`lock_revocations`]), before any token row, so two revocations never
-//! deadlock; a token exchange that records a derived token holds it shared
-//! ([`Store::record_derived`]), so it either sees a revocation that
-//! committed first or is seen by one that starts after.
+//! Lock order: a transaction that revokes anything takes the revocation
+//! lock first ([`lock_revocations`]: on PostgreSQL an advisory lock), before
+//! any token or key row, so two revocations never deadlock. Writes that a
+//! revocation must not miss hold it shared ([`share_revocations`]): a token
+//! exchange recording a derived token ([`Store::record_derived`]), a new
+//! refresh family, an opaque token issued with a family. Each either sees
+//! a revocation that committed first or is seen by one that starts after.
 
 use sqlx::Row as _;
 
@@ -144,14 +146,41 @@ pub struct Derived<'a> {
     pub parent_kid: Option<&'a str>,
 }
 
-/// Locks the revocation sequence for this transaction (the first lock any
-/// revoking transaction takes; see the module notes).
+/// The PostgreSQL advisory lock behind revocations. Its lock manager
+/// queues fairly: a revocation waiting for it holds back exchanges and
+/// logins that ask after it, so a steady stream of them cannot starve
+/// revocations (a row lock taken FOR SHARE would).
+const REVOCATION_LOCK: i64 = 0x7e55_e7a0;
+
+/// Takes the revocation lock for this transaction, exclusively: the first
+/// lock any revoking transaction takes (see the module notes). SQLite's
+/// write transactions already exclude each other.
 pub(super) async fn lock_revocations(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sequences SET value = value WHERE name = 'revocations'")
-        .execute(&mut **tx)
-        .await?;
+    if !sqlite {
+        sqlx::query("SELECT CAST(pg_advisory_xact_lock($1) AS TEXT)")
+            .bind(REVOCATION_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Takes the revocation lock shared: for writes that a revocation must
+/// either see or come after (a derived token's record, a new refresh
+/// family, an opaque token of a family). They do not wait for each other.
+pub(super) async fn share_revocations(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
+) -> Result<(), StoreError> {
+    if !sqlite {
+        sqlx::query("SELECT CAST(pg_advisory_xact_lock_shared($1) AS TEXT)")
+            .bind(REVOCATION_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
@@ -170,6 +199,7 @@ impl Store {
         now: i64,
     ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
+        lock_revocations(&mut tx, self.sqlite).await?;
         let (seq, new) = list(
             &mut tx,
             RuleKind::Jti,
@@ -216,6 +246,7 @@ impl Store {
             }
         };
         let mut tx = self.write_tx().await?;
+        lock_revocations(&mut tx, self.sqlite).await?;
         let (seq, _) = list(
             &mut tx,
             kind,
@@ -290,8 +321,8 @@ impl Store {
     /// the parent (or everything of its client or key) lists it too, and
     /// checks the parent again under the revocation lock: a revocation
     /// either committed before (and the exchange is refused: false) or
-    /// starts after and sees this row. On PostgreSQL the lock is shared, so
-    /// exchanges do not wait for one another; SQLite has one writer anyway.
+    /// starts after and sees this row. The lock is shared, so exchanges do
+    /// not wait for one another; SQLite has one writer anyway.
     ///
     /// # Errors
     /// On database failure.
@@ -301,12 +332,8 @@ impl Store {
         parent: TokenFacts<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
+        share_revocations(&mut tx, self.sqlite).await?;
         let shared = if self.sqlite { "" } else { " FOR SHARE" };
-        sqlx::query(&format!(
-            "SELECT value FROM sequences WHERE name = 'revocations'{shared}"
-        ))
-        .fetch_one(&mut *tx)
-        .await?;
         let refused = refused_query(parent.signed_by(derived.parent_kid))
             .fetch_optional(&mut *tx)
             .await?
