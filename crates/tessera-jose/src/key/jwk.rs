@@ -661,6 +661,33 @@ mod tests {
     }
 
     #[test]
+    fn rsa_exponents_no_key_has_are_refused() {
+        let k = SigningKey::generate(Algorithm::RS256).unwrap();
+        let public = serde_json::to_value(k.public_jwk().unwrap()).unwrap();
+        let n = public["n"].as_str().unwrap();
+        // 1, 2 and 65536 (even); 3 and 65537 are fine.
+        for (e, ok) in [
+            ("AQ", false),
+            ("Ag", false),
+            ("AQAA", false),
+            ("Aw", true),
+            ("AQAB", true),
+        ] {
+            let jwk = Jwk::parse(&format!(
+                r#"{{"kty":"RSA","n":"{n}","e":"{e}","alg":"RS256"}}"#
+            ))
+            .unwrap();
+            match jwk.to_verifying_key(None) {
+                Ok(_) => assert!(ok, "e={e} accepted"),
+                Err(err) => {
+                    assert!(!ok, "e={e}: {err}");
+                    assert_eq!(err.kind(), ErrorKind::InvalidKey, "e={e}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn invalid_ec_point_is_refused() {
         let zero = b64::encode([0u8; 32]);
         let jwk = Jwk::parse(&format!(

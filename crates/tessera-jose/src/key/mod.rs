@@ -186,6 +186,20 @@ fn check_rsa_bits(n: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses public exponents no RSA key has (RFC 8017 §3.1: odd, at least
+/// 3). The crypto library would reject every signature under such a key
+/// anyway; refusing it at import says why, once, instead of
+/// `bad_signature` on every token.
+fn check_rsa_exponent(e: &[u8]) -> Result<()> {
+    let odd = e.last().is_some_and(|b| b & 1 == 1);
+    if !odd || e == [1] {
+        return Err(Error::invalid_key(
+            "RSA public exponent must be odd and at least 3",
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses Ed25519 public keys of small order and non-canonical encodings.
 ///
 /// A small-order key (the identity, or a point of order 2, 4 or 8) makes
@@ -655,6 +669,7 @@ impl VerifyingKey {
         let parsed = match &params {
             PublicParams::Rsa { n, e } => {
                 check_rsa_bits(n)?;
+                check_rsa_exponent(e)?;
                 rsa::PublicKeyComponents {
                     n: n.as_slice(),
                     e: e.as_slice(),
