@@ -579,17 +579,16 @@ async fn private_key_jwt(
             "client_id differs from the assertion's iss",
         ));
     }
-    let client = clients.get(&iss).ok_or_else(|| failed("unknown client"))?;
+    // One answer for "no such client" and "a client with a secret": the
+    // token endpoint does not tell which client ids exist.
+    let not_one = || failed("iss is not a private_key_jwt client");
+    let client = clients.get(&iss).ok_or_else(not_one)?;
     let keys = match (
         &client.metadata.token_endpoint_auth_method,
         &client.assertion_keys,
     ) {
         (AuthMethod::PrivateKeyJwt, Some(keys)) => keys,
-        _ => {
-            return Err(failed(
-                "this client does not authenticate with private_key_jwt",
-            ))
-        }
+        _ => return Err(not_one()),
     };
     let validation = assertion_validation(st, &iss);
     let now = st.clock.now();

@@ -533,6 +533,24 @@ async fn private_key_jwt_and_its_refusals() {
                 b.name
             );
         }
+        // A client that exists but has a secret gets the very answer an
+        // unknown one gets: client ids are not enumerable here.
+        let (basic, _) = s.basic_client(json!({})).await;
+        let answer = |iss: &str, jti: &'static str| {
+            let jwt = assertion(&Assertion {
+                iss,
+                sub: iss,
+                jti,
+                ..good
+            });
+            async move { post(jwt).await.unwrap().text().await.unwrap() }
+        };
+        assert_eq!(
+            answer(&basic, "d-1").await,
+            answer("tc_nobody", "d-2").await,
+            "{}",
+            b.name
+        );
         // Wrong assertion type.
         let resp = s
             .http
