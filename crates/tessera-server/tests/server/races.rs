@@ -168,3 +168,58 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
         store.close().await;
     }
 }
+
+/// The end of a race between a refresh and its family's revocation: the
+/// rotation committed, the family was revoked, and only then does the
+/// refresh store its opaque access token. It must not be stored (the
+/// revocation had nothing to delete yet).
+#[tokio::test]
+async fn no_opaque_token_is_stored_for_a_family_revoked_since_its_refresh() {
+    for b in backends().await {
+        let store = Store::connect(&url(&b)).await.unwrap();
+        let row = RefreshRow {
+            family: "F".into(),
+            client_id: "app".into(),
+            subject: "alice".into(),
+            scope: String::new(),
+            audience: "\"orders-api\"".into(),
+            claims: "{}".into(),
+            expires_at: NOW + 86_400,
+            idle_until: NOW + 86_400,
+            spent_at: None,
+            revoked_at: None,
+            successor_sealed: None,
+        };
+        store.insert_refresh("R1", &row, NOW).await.unwrap();
+        let claims = r#"{"sub":"alice","client_id":"app"}"#;
+        assert!(
+            store
+                .insert_opaque("H1", "app", Some("F"), claims, NOW, NOW + 900)
+                .await
+                .unwrap(),
+            "{}: a live family's token is stored",
+            b.name
+        );
+        assert_eq!(
+            store
+                .revoke_refresh_family("R1", "app", NOW + 1)
+                .await
+                .unwrap(),
+            Some(true)
+        );
+        assert!(
+            store.opaque("H1").await.unwrap().is_none(),
+            "deleted with the family"
+        );
+        assert!(
+            !store
+                .insert_opaque("H2", "app", Some("F"), claims, NOW + 1, NOW + 900)
+                .await
+                .unwrap(),
+            "{}: stored for a revoked family",
+            b.name
+        );
+        assert!(store.opaque("H2").await.unwrap().is_none());
+        store.close().await;
+    }
+}
