@@ -2,6 +2,7 @@
 
 mod admin;
 mod error;
+mod exchange;
 mod revoke;
 pub(crate) mod token;
 

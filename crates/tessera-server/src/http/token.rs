@@ -1,6 +1,8 @@
-//! The token endpoint: `client_credentials` (RFC 6749 §4.4) with
-//! `client_secret_basic`, `client_secret_post` and `private_key_jwt`
-//! (RFC 7523) client authentication; access tokens per RFC 9068.
+//! The token endpoint: `client_credentials` (RFC 6749 §4.4), the JWT
+//! bearer grant for users (RFC 7523 §2.1), rotating refresh tokens, and
+//! token exchange (RFC 8693, in `exchange.rs`), with `client_secret_basic`,
+//! `client_secret_post` and `private_key_jwt` (RFC 7523) client
+//! authentication; access tokens per RFC 9068, or opaque.
 //!
 //! The hot path reads the client and the signing key from memory (no
 //! database read, no lock); only `private_key_jwt` writes, to remember the
@@ -17,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tessera_jose::{Claim, UnixTime, Validation};
 
+use super::exchange::{exchange, federated, OwnToken, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
 use super::OAuthError;
 use crate::clients::{AuthMethod, Client};
 use crate::server::AppState;
@@ -695,7 +698,6 @@ async fn user_assertion(
     Ok((sub, passed))
 }
 
-/// A new refresh token (`tsr_` and 256 random bits) and its stored hash.
 /// A new refresh-token family for a user, when the client's grant types
 /// include `refresh_token`: (the token, the family id).
 async fn new_family(
@@ -738,6 +740,7 @@ async fn new_family(
     Ok(Some((token, row.family)))
 }
 
+/// A new refresh token (`tsr_` and 256 random bits) and its stored hash.
 fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
     let token = zeroize::Zeroizing::new(format!("tsr_{}", crate::random_id(32)));
     let hash = token_hash(&token);
@@ -750,313 +753,9 @@ pub(crate) fn token_hash(token: &str) -> String {
     tessera_jose::b64::encode(d.as_ref())
 }
 
-const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-/// What a token exchange grants.
-struct Exchanged {
-    subject: String,
-    claims: Map<String, Value>,
-    scope: String,
-    audience: Value,
-    exp: i64,
-    /// The subject token, recorded as the new token's parent.
-    parent: OwnToken,
-}
-
-/// A Tessera access token (JWT or opaque), valid and unrevoked.
-struct OwnToken {
-    claims: Map<String, Value>,
-    /// Its jti, or `tso:` and the hash of an opaque token: what tokens
-    /// exchanged from it are recorded under.
-    key: String,
-    /// The key that signed it (none for an opaque token).
-    kid: Option<String>,
-}
-
-async fn own_access_token(
-    st: &AppState,
-    token: &str,
-    now: i64,
-) -> Result<Option<OwnToken>, OAuthError> {
-    let found = if token.starts_with("tso_") {
-        let hash = token_hash(token);
-        let row = st
-            .store
-            .opaque(&hash)
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
-        match row {
-            Some((_, claims, exp)) if exp > now => match serde_json::from_str(&claims) {
-                Ok(Value::Object(claims)) => Some(OwnToken {
-                    claims,
-                    key: format!("tso:{hash}"),
-                    kid: None,
-                }),
-                _ => None,
-            },
-            _ => None,
-        }
-    } else {
-        let validation = own_token_validation(st, std::time::Duration::ZERO);
-        let ring = st.ring.load();
-        match tessera_jose::verify_at::<Value>(
-            token,
-            &ring.verify_keys,
-            &validation,
-            UnixTime::from_secs(now),
-        ) {
-            Ok(v) => match (v.registered().jti.map(|j| j.into_owned()), v.claims) {
-                (Some(jti), Value::Object(claims)) => Some(OwnToken {
-                    claims,
-                    key: jti,
-                    kid: v.header.kid.as_deref().map(str::to_owned),
-                }),
-                _ => None,
-            },
-            Err(_) => None,
-        }
-    };
-    match found {
-        Some(t) if !super::revoke::refused_signed(st, &t.claims, t.kid.as_deref()).await? => {
-            Ok(Some(t))
-        }
-        _ => Ok(None),
-    }
-}
-
-fn audiences_of(aud: Option<&Value>) -> Vec<String> {
-    match aud {
-        Some(Value::String(a)) => vec![a.clone()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// RFC 8693: a Tessera access token (JWT, or opaque: the phantom-token
-/// pattern) exchanged for a JWT with the same or a narrower audience and
-/// scope, never wider and never longer-lived; with an `actor_token` (the
-/// exchanging client's own access token) the new token names the actor in
-/// `act` (§4.1). The caller must be the token's client or a resource it was
-/// issued for (its `introspection_audiences`).
-async fn exchange(
-    st: &AppState,
-    client: &Client,
-    params: &HashMap<String, String>,
-    now: i64,
-) -> Result<Exchanged, OAuthError> {
-    let subject_token = params
-        .get("subject_token")
-        .ok_or_else(|| OAuthError::invalid_request("subject_token is missing"))?;
-    let kind = params
-        .get("subject_token_type")
-        .ok_or_else(|| OAuthError::invalid_request("subject_token_type is missing"))?;
-    if kind != ACCESS_TOKEN_TYPE {
-        return Err(OAuthError::unsupported_token_type(
-            "subject_token_type must be urn:ietf:params:oauth:token-type:access_token (a Tessera access token)",
-        ));
-    }
-    if let Some(t) = params.get("requested_token_type") {
-        if t != ACCESS_TOKEN_TYPE && t != "urn:ietf:params:oauth:token-type:jwt" {
-            return Err(OAuthError::invalid_request(
-                "requested_token_type: only access tokens (JWT) are issued",
-            ));
-        }
-    }
-    let parent = own_access_token(st, subject_token, now)
-        .await?
-        .ok_or_else(|| {
-            OAuthError::invalid_request("subject_token is not a valid access token of this issuer")
-        })?;
-    let mut claims = parent.claims.clone();
-    let owner = claims
-        .get("client_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let granted_aud = audiences_of(claims.get("aud"));
-    let visible = owner == client.id
-        || granted_aud.iter().any(|a| {
-            client
-                .metadata
-                .introspection_audiences
-                .iter()
-                .any(|x| x == a)
-        });
-    if !visible {
-        return Err(OAuthError::invalid_grant(
-            "this client may not exchange that token",
-        ));
-    }
-    // Audience: one of the granted ones (never another).
-    let audience = match params.get("audience").or_else(|| params.get("resource")) {
-        Some(a) if granted_aud.contains(a) => Value::String(a.clone()),
-        Some(_) => {
-            return Err(OAuthError::invalid_target(
-                "an exchange cannot widen the audience",
-            ))
-        }
-        None => claims.get("aud").cloned().unwrap_or(Value::Null),
-    };
-    // Scope: a subset of the granted one.
-    let granted_scope = claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let scope = narrowed_scope(
-        &granted_scope,
-        params.get("scope"),
-        "an exchange cannot widen the scope",
-    )?;
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
-    // Delegation: the actor proves itself with its own access token.
-    let act = match (params.get("actor_token"), params.get("actor_token_type")) {
-        (None, None) => claims.get("act").cloned(),
-        (Some(actor), Some(t)) if t == ACCESS_TOKEN_TYPE => {
-            let actor_claims = own_access_token(st, actor, now)
-                .await?
-                .ok_or_else(|| {
-                    OAuthError::invalid_request(
-                        "actor_token is not a valid access token of this issuer",
-                    )
-                })?
-                .claims;
-            if actor_claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
-                return Err(OAuthError::invalid_request(
-                    "actor_token must be the exchanging client's own token",
-                ));
-            }
-            let mut act = Map::new();
-            act.insert("sub".into(), Value::String(client.id.clone()));
-            if let Some(prior) = claims.get("act") {
-                act.insert("act".into(), prior.clone());
-            }
-            Some(Value::Object(act))
-        }
-        (Some(_), _) => {
-            return Err(OAuthError::unsupported_token_type(
-                "actor_token_type must be an access token",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "actor_token_type without actor_token",
-            ))
-        }
-    };
-    // Carry the user's claims; the server sets the registered ones anew.
-    for name in [
-        "iss",
-        "sub",
-        "aud",
-        "exp",
-        "nbf",
-        "iat",
-        "jti",
-        "client_id",
-        "scope",
-        "act",
-    ] {
-        claims.remove(name);
-    }
-    for name in client.metadata.claims.keys() {
-        claims.remove(name);
-    }
-    if let Some(act) = act {
-        claims.insert("act".into(), act);
-    }
-    Ok(Exchanged {
-        subject,
-        claims,
-        scope,
-        audience,
-        exp,
-        parent,
-    })
-}
-
-const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-/// Federation (RFC 8693 with `subject_token_type` jwt): a token of a
-/// configured upstream issuer, verified by tessera-verify with that
-/// issuer's key set and policy (its `iss`, our audience), becomes a Tessera
-/// token for its subject, with the claims the mapping names.
-async fn federated(
-    st: &AppState,
-    params: &HashMap<String, String>,
-) -> Result<(String, Map<String, Value>), OAuthError> {
-    let token = params
-        .get("subject_token")
-        .ok_or_else(|| OAuthError::invalid_request("subject_token is missing"))?;
-    let unverified = tessera_jose::decode_unverified(token, tessera_jose::DEFAULT_MAX_SIZE)
-        .map_err(|e| OAuthError::invalid_request(format!("subject_token: {}", e.code())))?;
-    let iss = unverified.registered.iss.as_deref().unwrap_or_default();
-    let Some((upstream, verifier)) = st.upstreams.iter().find(|(u, _)| u.issuer == iss) else {
-        return Err(OAuthError::invalid_request(
-            "subject_token: issuer_mismatch (not a configured upstream issuer)",
-        ));
-    };
-    let verified = verifier
-        .verify::<Value>(token)
-        .await
-        .map_err(|e| OAuthError::invalid_request(format!("subject_token: {}", e.code())))?;
-    let sub = verified
-        .registered()
-        .sub
-        .as_deref()
-        .unwrap_or_default()
-        .to_owned();
-    if sub.is_empty() {
-        return Err(OAuthError::invalid_request(
-            "subject_token: missing_claim (sub)",
-        ));
-    }
-    // An upstream token issued before its subject was signed out everywhere
-    // here does not sign them back in.
-    let facts = crate::store::TokenFacts {
-        jti: None,
-        sub: Some(&sub),
-        client_id: None,
-        iat: verified.registered().iat.map(UnixTime::secs),
-        kid: None,
-    };
-    if st
-        .store
-        .is_refused(facts)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?
-    {
-        return Err(OAuthError::invalid_request(
-            "subject_token: revoked (issued before its subject's tokens were revoked)",
-        ));
-    }
-    let mut claims = Map::new();
-    for (from, to) in &upstream.claims {
-        if let Some(v) = verified.claims.get(from) {
-            claims.insert(to.clone(), v.clone());
-        }
-    }
-    if let Some(f) = tessera_jose::lint::sensitive_claims(&claims).first() {
-        return Err(OAuthError::invalid_request(format!(
-            "subject_token: {}",
-            f.message
-        )));
-    }
-    Ok((sub, claims))
-}
-
 /// The scope asked for when it is within `granted` (all of `granted` when
 /// none is asked for); `invalid_scope` with `refusal` otherwise.
-fn narrowed_scope(
+pub(super) fn narrowed_scope(
     granted: &str,
     asked: Option<&String>,
     refusal: &str,
