@@ -7,6 +7,10 @@
 //! - [`RemoteKeySet`]: the JWKS cache that survives rotation and outages —
 //!   `Cache-Control` within bounds, `If-None-Match`, background refresh,
 //!   single-flight refresh on an unknown kid with a cooldown, stale-if-error.
+//! - [`DenyList`]: follows the authority's deny-list feed (long-polled) and,
+//!   given to [`VerifierBuilder::revocations`], refuses revoked tokens as
+//!   `revoked` within a second: listed jtis, and rules that revoke every
+//!   token of a subject or client issued before a time, or signed by a key.
 //! - [`VerifyLayer`] (tower) and [`Claims`] (axum extractor): 401 with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3) for a
 //!   bad token, 403 `insufficient_scope` for a missing scope.
