@@ -13,14 +13,16 @@ CREATE UNIQUE INDEX revocations_target ON revocations (kind, target);
 
 -- Access tokens issued by token exchange from a Tessera token (downscoped,
 -- delegated, phantom): revoking the token they came from, or everything of
--- its client or key, lists them too. `parent` is the subject token's jti,
--- or 'tso:' and the hash of an opaque one.
+-- its client or key, lists them too. `parent` is the subject token's (or,
+-- for delegation, the actor token's) jti, or 'tso:' and the hash of an
+-- opaque one: a delegated token has two parents.
 CREATE TABLE derived_tokens (
-    jti           TEXT PRIMARY KEY,
+    jti           TEXT NOT NULL,
     parent        TEXT NOT NULL,
     parent_client TEXT NOT NULL,
     parent_kid    TEXT,
-    expires_at    BIGINT NOT NULL
+    expires_at    BIGINT NOT NULL,
+    PRIMARY KEY (jti, parent)
 );
 CREATE INDEX derived_tokens_parent ON derived_tokens (parent);
 CREATE INDEX derived_tokens_parent_client ON derived_tokens (parent_client);

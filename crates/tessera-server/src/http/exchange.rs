@@ -22,8 +22,9 @@ pub(super) struct Exchanged {
     pub(super) scope: String,
     pub(super) audience: Value,
     pub(super) exp: i64,
-    /// The subject token, recorded as the new token's parent.
-    pub(super) parent: OwnToken,
+    /// The subject token, and the actor token of a delegation: recorded as
+    /// the new token's parents.
+    pub(super) parents: Vec<OwnToken>,
 }
 
 /// A Tessera access token (JWT or opaque), valid and unrevoked.
@@ -182,22 +183,22 @@ pub(super) async fn exchange(
         .to_owned();
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
     // Delegation: the actor proves itself with its own access token.
+    let mut parents = vec![parent];
     let act = match (params.get("actor_token"), params.get("actor_token_type")) {
         (None, None) => claims.get("act").cloned(),
         (Some(actor), Some(t)) if t == ACCESS_TOKEN_TYPE => {
-            let actor_claims = own_access_token(st, actor, now)
-                .await?
-                .ok_or_else(|| {
-                    OAuthError::invalid_request(
-                        "actor_token is not a valid access token of this issuer",
-                    )
-                })?
-                .claims;
-            if actor_claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
+            let actor = own_access_token(st, actor, now).await?.ok_or_else(|| {
+                OAuthError::invalid_request(
+                    "actor_token is not a valid access token of this issuer",
+                )
+            })?;
+            if actor.claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
                 return Err(OAuthError::invalid_request(
                     "actor_token must be the exchanging client's own token",
                 ));
             }
+            // Revoking the actor's token reaches the delegated one too.
+            parents.push(actor);
             let mut act = Map::new();
             act.insert("sub".into(), Value::String(client.id.clone()));
             if let Some(prior) = claims.get("act") {
@@ -243,7 +244,7 @@ pub(super) async fn exchange(
         scope,
         audience,
         exp,
-        parent,
+        parents,
     })
 }
 

@@ -125,8 +125,8 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let mut family: Option<String> = None;
     // An exchanged token never outlives the token it was exchanged for.
     let mut exp_cap: Option<i64> = None;
-    // The subject token an exchange was granted on.
-    let mut parent: Option<OwnToken> = None;
+    // The tokens an exchange was granted on (subject, and actor).
+    let mut parents: Vec<OwnToken> = Vec::new();
     let (subject, user_claims, scope, audience) = match grant.as_str() {
         crate::clients::JWT_BEARER => {
             let (sub, claims) = user_assertion(st, &client, &params).await?;
@@ -238,7 +238,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         crate::clients::TOKEN_EXCHANGE => {
             let x = exchange(st, &client, &params, now).await?;
             exp_cap = Some(x.exp);
-            parent = Some(x.parent);
+            parents = x.parents;
             (Some(x.subject), x.claims, x.scope, x.audience)
         }
         _ => {
@@ -312,9 +312,9 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             token.len()
         )));
     }
-    if let Some(parent) = &parent {
-        // Revoking the subject token (or everything of its client or key)
-        // reaches this one through the deny-list feed.
+    for parent in &parents {
+        // Revoking the subject or actor token (or everything of its client
+        // or key) reaches this one through the deny-list feed.
         let derived = crate::store::Derived {
             jti: &claims.jti,
             expires_at: claims
@@ -336,7 +336,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         if !recorded {
             // Revoked between the check and now.
             return Err(OAuthError::invalid_request(
-                "subject_token is not a valid access token of this issuer",
+                "subject_token or actor_token is no longer valid",
             ));
         }
     }

@@ -121,7 +121,7 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
         // The exchange stops at recording its JWT, after its checks.
         let hold = blocker(
             &b,
-            "INSERT INTO derived_tokens (jti, parent, parent_client, parent_kid, expires_at) VALUES ('d-1', 'x', 'x', NULL, 0)",
+            "INSERT INTO derived_tokens (jti, parent, parent_client, parent_kid, expires_at) VALUES ('d-1', 'tso:H', 'x', NULL, 0)",
         )
         .await;
         let s = Arc::clone(&store);

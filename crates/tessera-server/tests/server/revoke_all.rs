@@ -321,6 +321,37 @@ async fn revoking_a_token_reaches_the_tokens_exchanged_from_it() {
             active(&s, &opaque_owner(&opaque), &handle2).await,
             "the parent lives on"
         );
+
+        // Delegation: the service acts with its own token; revoking that
+        // actor token reaches the delegated token, not the subject token.
+        let actor = s.token(&edge.0, &edge.1).await;
+        let (handle3, _) = login(&s, &opaque, "frank").await;
+        let phantom3 = exchanged(&s, &edge, &handle3).await;
+        let resp = s
+            .token_basic(
+                &edge.0,
+                &edge.1,
+                &[
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", &phantom3),
+                    ("subject_token_type", AT),
+                    ("actor_token", &actor),
+                    ("actor_token_type", AT),
+                ],
+            )
+            .await;
+        let delegated3 = resp.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(claims(&delegated3)["act"]["sub"], edge.0.as_str());
+        assert!(active(&s, &edge, &delegated3).await);
+        revoke(&s, &edge.0, &edge.1, &[("token", &actor)]).await;
+        assert!(!active(&s, &edge, &delegated3).await, "{}", b.name);
+        assert!(
+            active(&s, &edge, &phantom3).await,
+            "the subject token lives on"
+        );
         s.stop().await;
     }
 }
