@@ -15,7 +15,7 @@ use crate::lifecycle::{KeyRow, KeyState};
 
 mod revocations;
 
-pub use revocations::{Derived, FeedEntry, RevokedAll, RuleKind, TokenFacts};
+pub use revocations::{opaque_parent, Derived, FeedEntry, RevokedAll, RuleKind, TokenFacts};
 
 /// A database failure. The detail is for the log, never for a client.
 #[derive(Debug, thiserror::Error)]
@@ -525,17 +525,7 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         revocations::lock_revocations(&mut tx, self.sqlite).await?;
-        let deleted = sqlx::query("DELETE FROM opaque_tokens WHERE token_hash = $1")
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 1 {
-            // Internal JWTs exchanged from it (the phantom-token pattern)
-            // go on the deny-list.
-            revocations::revoke_derived(&mut tx, vec![revocations::opaque_parent(hash)], now)
-                .await?;
-        }
+        revocations::delete_opaque(&mut tx, revocations::OpaqueBy::Hash, hash, now).await?;
         tx.commit().await?;
         Ok(Some(true))
     }
@@ -735,18 +725,8 @@ async fn revoke_family(
             break;
         }
     }
-    // Exactly the rows deleted (a token exchange recording a derived
-    // token holds its opaque parent until it commits).
-    let parents: Vec<String> =
-        sqlx::query("DELETE FROM opaque_tokens WHERE family = $1 RETURNING token_hash")
-            .bind(family)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| Ok::<_, StoreError>(revocations::opaque_parent(&r.try_get::<String, _>(0)?)))
-            .collect::<Result<_, _>>()?;
-    let deleted = parents.len() as u64;
-    revocations::revoke_derived(tx, parents, now).await?;
+    let (deleted, _) =
+        revocations::delete_opaque(tx, revocations::OpaqueBy::Family, family, now).await?;
     audit(&mut **tx, now, actor, action, family).await?;
     Ok(deleted)
 }

@@ -53,7 +53,7 @@ async fn own_access_token(
             Some((_, claims, exp)) if exp > now => match serde_json::from_str(&claims) {
                 Ok(Value::Object(claims)) => Some(OwnToken {
                     claims,
-                    key: format!("tso:{hash}"),
+                    key: crate::store::opaque_parent(&hash),
                     kid: None,
                 }),
                 _ => None,

@@ -159,13 +159,7 @@ pub(super) async fn lock_revocations(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     sqlite: bool,
 ) -> Result<(), StoreError> {
-    if !sqlite {
-        sqlx::query("SELECT CAST(pg_advisory_xact_lock($1) AS TEXT)")
-            .bind(REVOCATION_LOCK)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    revocation_lock(tx, sqlite, "pg_advisory_xact_lock").await
 }
 
 /// Takes the revocation lock shared: for writes that a revocation must
@@ -175,8 +169,18 @@ pub(super) async fn share_revocations(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     sqlite: bool,
 ) -> Result<(), StoreError> {
+    revocation_lock(tx, sqlite, "pg_advisory_xact_lock_shared").await
+}
+
+/// `function` (an advisory-lock function) on [`REVOCATION_LOCK`], held to
+/// the end of the transaction; nothing on SQLite.
+async fn revocation_lock(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
+    function: &'static str,
+) -> Result<(), StoreError> {
     if !sqlite {
-        sqlx::query("SELECT CAST(pg_advisory_xact_lock_shared($1) AS TEXT)")
+        sqlx::query(&format!("SELECT CAST({function}($1) AS TEXT)"))
             .bind(REVOCATION_LOCK)
             .execute(&mut **tx)
             .await?;
@@ -283,18 +287,10 @@ impl Store {
             .await?;
         }
         if kind == RuleKind::Client {
-            let hashes: Vec<String> =
-                sqlx::query("DELETE FROM opaque_tokens WHERE client_id = $1 RETURNING token_hash")
-                    .bind(target)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<_, _>>()?;
-            out.opaque_tokens += hashes.len() as u64;
-            let mut parents: Vec<String> = hashes.iter().map(|h| opaque_parent(h)).collect();
-            parents.extend(derived_by(&mut tx, "parent_client", target).await?);
-            out.exchanged_tokens = revoke_derived(&mut tx, parents, now).await?;
+            let (deleted, listed) = delete_opaque(&mut tx, OpaqueBy::Client, target, now).await?;
+            out.opaque_tokens += deleted;
+            let parents = derived_by(&mut tx, "parent_client", target).await?;
+            out.exchanged_tokens = listed + revoke_derived(&mut tx, parents, now).await?;
         }
         let action = match kind {
             RuleKind::Subject => "subject_revoked",
@@ -340,7 +336,7 @@ impl Store {
             .is_some();
         // An opaque parent is held too, so that deleting it waits for this
         // record and then lists what it finds.
-        let opaque_gone = match derived.parent.strip_prefix("tso:") {
+        let opaque_gone = match derived.parent.strip_prefix(OPAQUE_PARENT) {
             Some(hash) => sqlx::query(&format!(
                 "SELECT client_id FROM opaque_tokens WHERE token_hash = $1{shared}"
             ))
@@ -452,9 +448,53 @@ impl Store {
     }
 }
 
+/// How the `parent` of tokens exchanged from an opaque token starts (the
+/// hash of the opaque token follows).
+const OPAQUE_PARENT: &str = "tso:";
+
 /// The `parent` of tokens exchanged from the opaque token with this hash.
-pub(super) fn opaque_parent(hash: &str) -> String {
-    format!("tso:{hash}")
+pub fn opaque_parent(hash: &str) -> String {
+    format!("{OPAQUE_PARENT}{hash}")
+}
+
+/// Which opaque tokens [`delete_opaque`] deletes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum OpaqueBy {
+    /// One token, by its hash.
+    Hash,
+    /// A refresh-token family's.
+    Family,
+    /// A client's.
+    Client,
+}
+
+/// Deletes opaque access tokens inside the caller's transaction and lists
+/// every token exchanged from them (the phantom-token pattern's JWTs):
+/// (deleted, newly listed). Exactly the rows deleted are walked: a token
+/// exchange recording a derived token holds its opaque parent until it
+/// commits.
+pub(super) async fn delete_opaque(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    by: OpaqueBy,
+    value: &str,
+    now: i64,
+) -> Result<(u64, u64), StoreError> {
+    let column = match by {
+        OpaqueBy::Hash => "token_hash",
+        OpaqueBy::Family => "family",
+        OpaqueBy::Client => "client_id",
+    };
+    let parents: Vec<String> = sqlx::query(&format!(
+        "DELETE FROM opaque_tokens WHERE {column} = $1 RETURNING token_hash"
+    ))
+    .bind(value)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| Ok::<_, StoreError>(opaque_parent(&r.try_get::<String, _>(0)?)))
+    .collect::<Result<_, _>>()?;
+    let deleted = parents.len() as u64;
+    Ok((deleted, revoke_derived(tx, parents, now).await?))
 }
 
 /// Adds an entry inside the caller's transaction: (its sequence number,
