@@ -103,6 +103,26 @@ pub struct TokenFacts<'a> {
     pub iat: Option<i64>,
 }
 
+impl<'a> TokenFacts<'a> {
+    /// The facts of a token's claims (and no kid).
+    pub fn from_claims(claims: &'a serde_json::Map<String, serde_json::Value>) -> Self {
+        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        Self {
+            jti: text("jti"),
+            sub: text("sub"),
+            client_id: text("client_id"),
+            kid: None,
+            iat: claims.get("iat").and_then(serde_json::Value::as_i64),
+        }
+    }
+
+    /// With the kid of the key that signed the token.
+    #[must_use]
+    pub fn signed_by(self, kid: Option<&'a str>) -> Self {
+        Self { kid, ..self }
+    }
+}
+
 impl Default for DenyList {
     fn default() -> Self {
         Self::new()

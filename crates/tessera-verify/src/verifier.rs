@@ -181,13 +181,12 @@ impl Verifier {
         if let Some(hit) = cache.get(&key, now, generation) {
             // A cached token is still checked against the deny-list.
             if let Some(list) = &self.denylist {
-                let facts = TokenFacts {
-                    jti: hit.claims["jti"].as_str(),
-                    sub: hit.claims["sub"].as_str(),
-                    client_id: hit.claims["client_id"].as_str(),
-                    kid: hit.header.kid.as_deref(),
-                    iat: hit.claims["iat"].as_i64(),
-                };
+                let facts = hit
+                    .claims
+                    .as_object()
+                    .map(TokenFacts::from_claims)
+                    .unwrap_or_default()
+                    .signed_by(hit.header.kid.as_deref());
                 if list.refuses(facts, now) {
                     return Err(tessera_jose::Error::revoked());
                 }

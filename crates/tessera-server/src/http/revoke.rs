@@ -370,7 +370,7 @@ pub(super) async fn refused_signed(
     kid: Option<&str>,
 ) -> Result<bool, OAuthError> {
     st.store
-        .is_refused(crate::store::TokenFacts::of(claims).signed_by(kid))
+        .is_refused(crate::store::TokenFacts::from_claims(claims).signed_by(kid))
         .await
         .map_err(|e| OAuthError::internal(&e))
 }

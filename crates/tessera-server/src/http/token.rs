@@ -330,7 +330,10 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         };
         let recorded = st
             .store
-            .record_derived(&derived, crate::store::TokenFacts::of(&parent.claims))
+            .record_derived(
+                &derived,
+                crate::store::TokenFacts::from_claims(&parent.claims),
+            )
             .await
             .map_err(|e| OAuthError::internal(&e))?;
         if !recorded {

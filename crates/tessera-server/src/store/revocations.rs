@@ -69,39 +69,10 @@ pub struct FeedEntry {
     pub expires_at: i64,
 }
 
-/// The token facts the server's own deny-list check reads.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenFacts<'a> {
-    /// `jti`.
-    pub jti: Option<&'a str>,
-    /// `sub`.
-    pub sub: Option<&'a str>,
-    /// `client_id`.
-    pub client_id: Option<&'a str>,
-    /// `iat` (a token without one counts as issued at 0).
-    pub iat: Option<i64>,
-    /// The key that signed it.
-    pub kid: Option<&'a str>,
-}
-
-impl<'a> TokenFacts<'a> {
-    /// The facts of a token's claims (and no kid).
-    pub fn of(claims: &'a serde_json::Map<String, serde_json::Value>) -> Self {
-        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
-        Self {
-            jti: text("jti"),
-            sub: text("sub"),
-            client_id: text("client_id"),
-            iat: claims.get("iat").and_then(serde_json::Value::as_i64),
-            kid: None,
-        }
-    }
-
-    /// With the kid of the key that signed the token.
-    pub fn signed_by(self, kid: Option<&'a str>) -> Self {
-        Self { kid, ..self }
-    }
-}
+/// What the deny-list reads of a token: the same facts a following
+/// verifier reads (a token without `iat` counts as issued at 0 here, so
+/// every subject or client rule covers it).
+pub use tessera_verify::TokenFacts;
 
 /// Whether an entry refuses a token: its jti, its key, or a subject or
 /// client rule whose bound is after its iat.

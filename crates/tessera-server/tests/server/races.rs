@@ -135,7 +135,7 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
                 parent_client: "app",
                 parent_kid: None,
             };
-            s.record_derived(&derived, TokenFacts::of(&parent))
+            s.record_derived(&derived, TokenFacts::from_claims(&parent))
                 .await
                 .unwrap()
         });
