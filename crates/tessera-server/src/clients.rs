@@ -69,8 +69,10 @@ pub const ASSERTION_ALGS: [Algorithm; 10] = [
     Algorithm::PS512,
 ];
 
-/// Claims a client's static `claims` may not set: the server owns them.
-const RESERVED_CLAIMS: [&str; 13] = [
+/// Claims a client's static `claims`, its `assertion_claims` and a
+/// federation mapping may not set, and an exchange does not carry over:
+/// the server owns them.
+pub(crate) const RESERVED_CLAIMS: [&str; 13] = [
     "iss",
     "sub",
     "aud",

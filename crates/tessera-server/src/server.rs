@@ -399,20 +399,7 @@ async fn federation(
             )));
         }
         for target in up.claims.values() {
-            if [
-                "iss",
-                "sub",
-                "aud",
-                "exp",
-                "nbf",
-                "iat",
-                "jti",
-                "client_id",
-                "scope",
-                "act",
-            ]
-            .contains(&target.as_str())
-            {
+            if crate::clients::RESERVED_CLAIMS.contains(&target.as_str()) {
                 return Err(StartError::Federation(format!(
                     "{}: claims may not set {target:?}",
                     up.issuer

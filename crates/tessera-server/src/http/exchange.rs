@@ -218,18 +218,7 @@ pub(super) async fn exchange(
         }
     };
     // Carry the user's claims; the server sets the registered ones anew.
-    for name in [
-        "iss",
-        "sub",
-        "aud",
-        "exp",
-        "nbf",
-        "iat",
-        "jti",
-        "client_id",
-        "scope",
-        "act",
-    ] {
+    for name in crate::clients::RESERVED_CLAIMS {
         claims.remove(name);
     }
     for name in client.metadata.claims.keys() {

@@ -460,3 +460,34 @@ async fn federation_from_a_configured_upstream_issuer() {
         s.stop().await;
     }
 }
+
+/// A federation mapping may not set a claim the server owns: the start is
+/// refused and names the claim, whichever reserved one it is.
+#[tokio::test]
+async fn a_federation_mapping_onto_a_reserved_claim_is_refused_at_start() {
+    for target in ["sub", "client_id", "cnf", "auth_time"] {
+        let b = crate::common::backends().await.remove(0);
+        let file = b.data.path().join("federation.toml");
+        std::fs::write(
+            &file,
+            format!("[[federation]]\nissuer = \"https://idp.example.test\"\njwks_url = \"http://127.0.0.1:9/jwks\"\naudience = \"tessera\"\nclaims = {{ email = \"{target}\" }}\n"),
+        )
+        .unwrap();
+        let config = crate::common::config_file(&b, &[], Some(&file));
+        let err = tessera_server::start(
+            config,
+            tessera_server::StartOptions {
+                background: false,
+                handle_signals: false,
+                ..tessera_server::StartOptions::default()
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&format!("claims may not set {target:?}")),
+            "{target}: {err}"
+        );
+    }
+}
