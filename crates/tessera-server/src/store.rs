@@ -284,14 +284,9 @@ impl Store {
         idle: i64,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
-        let Some(r) = sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
-            .bind(old_hash)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(row) = refresh_by_hash(&mut *tx, old_hash).await? else {
             return Ok(RefreshOutcome::Unknown);
         };
-        let row = refresh_row(&r)?;
         if row.client_id != client_id {
             return Ok(RefreshOutcome::Foreign);
         }
@@ -323,36 +318,26 @@ impl Store {
                 .await?
                 .rows_affected()
         };
-        if spend != 1 && row.spent_at.is_none() && reuse_interval > 0 {
-            // PostgreSQL: a concurrent use committed first. Within the
-            // interval, answer with its successor.
-            if let Some(r) = sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
-                .bind(old_hash)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                if let Some(again) = retry(&refresh_row(&r)?) {
-                    return Ok(again);
+        if spend != 1 {
+            // Spent before, or (PostgreSQL) by a concurrent use that
+            // committed first, or revoked meanwhile: as it stands now.
+            if let Some(current) = &refresh_by_hash(&mut *tx, old_hash).await? {
+                if current.revoked_at.is_some() {
+                    tx.rollback().await?;
+                    return Ok(RefreshOutcome::Revoked);
+                }
+                // Lost the race within the interval: answer with the
+                // winner's successor.
+                if row.spent_at.is_none() && reuse_interval > 0 {
+                    if let Some(again) = retry(current) {
+                        return Ok(again);
+                    }
                 }
             }
-        }
-        if spend != 1 {
-            // Spent before (or, on PostgreSQL, by a concurrent use that
-            // committed first, or revoked meanwhile). Nothing was written
-            // here: the family is revoked in a transaction of its own, which
-            // takes the revocation lock before any token row.
-            let revoked =
-                sqlx::query("SELECT revoked_at FROM refresh_tokens WHERE token_hash = $1")
-                    .bind(old_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get::<Option<i64>, _>(0))
-                    .transpose()?
-                    .flatten();
+            // Reuse. Nothing was written here: the family is revoked in a
+            // transaction of its own, which takes the revocation lock
+            // before any token row.
             tx.rollback().await?;
-            if revoked.is_some() {
-                return Ok(RefreshOutcome::Revoked);
-            }
             let mut tx = self.write_tx().await?;
             revocations::lock_revocations(&mut tx, self.sqlite).await?;
             revoke_family(
@@ -384,13 +369,7 @@ impl Store {
     /// # Errors
     /// On database failure.
     pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRow>, StoreError> {
-        sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(refresh_row)
-            .transpose()
+        refresh_by_hash(&self.pool, hash).await
     }
 
     /// Revokes the family of the refresh token `hash` if `client_id` owns
@@ -405,14 +384,9 @@ impl Store {
         now: i64,
     ) -> Result<Option<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let Some(r) = sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
-            .bind(hash)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(row) = refresh_by_hash(&mut *tx, hash).await? else {
             return Ok(None);
         };
-        let row = refresh_row(&r)?;
         if row.client_id != client_id {
             return Ok(Some(false));
         }
@@ -729,6 +703,21 @@ async fn revoke_family(
         revocations::delete_opaque(tx, revocations::OpaqueBy::Family, family, now).await?;
     audit(&mut **tx, now, actor, action, family).await?;
     Ok(deleted)
+}
+
+/// The refresh token with this hash, through `exec` (the pool or a
+/// transaction).
+async fn refresh_by_hash<'e, E>(exec: E, hash: &str) -> Result<Option<RefreshRow>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
+        .bind(hash)
+        .fetch_optional(exec)
+        .await?
+        .as_ref()
+        .map(refresh_row)
+        .transpose()
 }
 
 async fn insert_refresh<'e, E>(
