@@ -41,24 +41,31 @@ async fn blocker(b: &Backend, insert: &str) -> sqlx::Transaction<'static, sqlx::
     tx
 }
 
+/// Family F of alice's login at app, fresh.
+fn alices_family() -> RefreshRow {
+    RefreshRow {
+        family: "F".into(),
+        client_id: "app".into(),
+        subject: "alice".into(),
+        scope: String::new(),
+        audience: "\"orders-api\"".into(),
+        claims: "{}".into(),
+        expires_at: NOW + 86_400,
+        idle_until: NOW + 86_400,
+        spent_at: None,
+        revoked_at: None,
+        successor_sealed: None,
+    }
+}
+
 #[tokio::test]
 async fn logout_everywhere_during_a_refresh_leaves_no_live_successor() {
     for b in backends().await {
         let store = Arc::new(Store::connect(&url(&b)).await.unwrap());
-        let row = RefreshRow {
-            family: "F".into(),
-            client_id: "app".into(),
-            subject: "alice".into(),
-            scope: String::new(),
-            audience: "\"orders-api\"".into(),
-            claims: "{}".into(),
-            expires_at: NOW + 86_400,
-            idle_until: NOW + 86_400,
-            spent_at: None,
-            revoked_at: None,
-            successor_sealed: None,
-        };
-        store.insert_refresh("R1", &row, NOW).await.unwrap();
+        store
+            .insert_refresh("R1", &alices_family(), NOW)
+            .await
+            .unwrap();
         // The rotation stops at inserting its successor R2, with R1 spent.
         let hold = blocker(
             &b,
@@ -177,20 +184,10 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
 async fn no_opaque_token_is_stored_for_a_family_revoked_since_its_refresh() {
     for b in backends().await {
         let store = Store::connect(&url(&b)).await.unwrap();
-        let row = RefreshRow {
-            family: "F".into(),
-            client_id: "app".into(),
-            subject: "alice".into(),
-            scope: String::new(),
-            audience: "\"orders-api\"".into(),
-            claims: "{}".into(),
-            expires_at: NOW + 86_400,
-            idle_until: NOW + 86_400,
-            spent_at: None,
-            revoked_at: None,
-            successor_sealed: None,
-        };
-        store.insert_refresh("R1", &row, NOW).await.unwrap();
+        store
+            .insert_refresh("R1", &alices_family(), NOW)
+            .await
+            .unwrap();
         let claims = r#"{"sub":"alice","client_id":"app"}"#;
         assert!(
             store
