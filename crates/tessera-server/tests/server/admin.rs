@@ -101,13 +101,7 @@ async fn registration_list_delete() {
         assert!(listed.get("client_secret").is_none());
 
         s.token(&id, &secret).await;
-        let resp = s
-            .http
-            .delete(s.url(&format!("/admin/clients/{id}")))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.delete_client(&id).await;
         assert_eq!(resp.status(), 204);
         let resp = s
             .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
@@ -117,13 +111,7 @@ async fn registration_list_delete() {
             (401, "invalid_client".into()),
             "deleted client"
         );
-        let resp = s
-            .http
-            .delete(s.url(&format!("/admin/clients/{id}")))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.delete_client(&id).await;
         assert_eq!(resp.status(), 404);
 
         for bad in [

@@ -179,6 +179,16 @@ impl TestServer {
             .unwrap()
     }
 
+    /// `DELETE /admin/clients/{id}` with the admin token.
+    pub(crate) async fn delete_client(&self, id: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(&format!("/admin/clients/{id}")))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn register(&self, body: Value) -> Value {
         let resp = self.admin_post("/admin/clients", body).await;
         assert_eq!(resp.status(), 201);

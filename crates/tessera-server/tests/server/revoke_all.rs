@@ -233,13 +233,7 @@ async fn revoking_a_client_revokes_what_it_was_issued() {
         assert_eq!(oauth_error(resp).await, (400, "invalid_grant".into()));
 
         // Deleting a client revokes what it was issued, too.
-        let resp = s
-            .http
-            .delete(s.url(&format!("/admin/clients/{}", other.0)))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.delete_client(&other.0).await;
         assert_eq!(resp.status(), 204);
         assert!(!active(&s, &rs, &other_token).await, "{}", b.name);
         // Client ids are never reused: the rule covers every token, also
@@ -253,13 +247,7 @@ async fn revoking_a_client_revokes_what_it_was_issued() {
             .cloned()
             .unwrap();
         assert_eq!(rule["not_before"], i64::MAX, "{rule}");
-        let resp = s
-            .http
-            .delete(s.url(&format!("/admin/clients/{}", other.0)))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.delete_client(&other.0).await;
         assert_eq!(oauth_error(resp).await, (404, "not_found".into()));
         s.stop().await;
     }
