@@ -81,9 +81,7 @@ async fn own_access_token(
         }
     };
     match found {
-        Some(t) if !super::revoke::refused_signed(st, &t.claims, t.kid.as_deref()).await? => {
-            Ok(Some(t))
-        }
+        Some(t) if !super::revoke::refused(st, &t.claims, t.kid.as_deref()).await? => Ok(Some(t)),
         _ => Ok(None),
     }
 }

@@ -258,7 +258,7 @@ async fn introspection(
         if exp <= now || !may_see(&client, &owner, claims.get("aud")) {
             return Ok(inactive);
         }
-        if refused(st, &claims).await? {
+        if refused(st, &claims, None).await? {
             return Ok(inactive);
         }
         claims.insert("active".into(), json!(true));
@@ -303,7 +303,7 @@ async fn introspection(
     // The key too: another node may list a compromised key before this
     // one reloads its key set.
     match claims.as_object() {
-        Some(map) if !refused_signed(st, map, jwt.kid.as_deref()).await? => {}
+        Some(map) if !refused(st, map, jwt.kid.as_deref()).await? => {}
         _ => return Ok(inactive),
     }
     let mut answer = claims.clone();
@@ -354,17 +354,10 @@ async fn refresh_introspection(
     Ok(answer)
 }
 
-/// Whether the deny-list refuses a token with these claims (its jti, or a
-/// revocation of everything of its subject or client).
+/// Whether the deny-list refuses a token with these claims, signed by `kid`
+/// (none for an opaque token): its jti, its key, or a revocation of
+/// everything of its subject or client.
 pub(super) async fn refused(
-    st: &AppState,
-    claims: &serde_json::Map<String, Value>,
-) -> Result<bool, OAuthError> {
-    refused_signed(st, claims, None).await
-}
-
-/// [`refused`] for a JWT signed by `kid` (a compromised key's tokens too).
-pub(super) async fn refused_signed(
     st: &AppState,
     claims: &serde_json::Map<String, Value>,
     kid: Option<&str>,
