@@ -49,7 +49,8 @@ pub(crate) async fn backends() -> Vec<Backend> {
 }
 
 /// Schemas left by earlier test processes (named t_<pid>_...) are dropped,
-/// so the shared test database does not grow run after run.
+/// so the shared test database does not grow run after run. A schema whose
+/// process is still running belongs to a test run beside this one and stays.
 async fn drop_stale_schemas(pool: &sqlx::PgPool) {
     let mine = format!("t_{}_", std::process::id());
     let names: Vec<(String,)> = sqlx::query_as(
@@ -59,7 +60,14 @@ async fn drop_stale_schemas(pool: &sqlx::PgPool) {
     .await
     .unwrap();
     for (name,) in names {
-        if !name.starts_with(&mine) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        let owner_alive = name
+            .split('_')
+            .nth(1)
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !name.starts_with(&mine)
+            && !owner_alive
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
             let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                 .execute(pool)
