@@ -126,7 +126,8 @@ pub struct Metadata {
     pub access_token_ttl: u64,
     /// Static claims added to every token.
     pub claims: Map<String, Value>,
-    /// `jwt` (opaque tokens come with the token-lifecycle work).
+    /// `jwt` (signed access tokens, the default) or `opaque` (`tso_`
+    /// handles, stored hashed and valid only through introspection).
     pub token_format: String,
     /// Audiences whose tokens this client (a resource server) may
     /// introspect, besides its own tokens.

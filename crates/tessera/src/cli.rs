@@ -199,6 +199,15 @@ pub(crate) struct CreateClientArgs {
     /// Public JWK or JWKS the client signs its assertions with (private_key_jwt).
     #[arg(long, value_name = "FILE")]
     pub(crate) jwks: Option<PathBuf>,
+    /// Access-token format: `jwt` (default) or `opaque` (`tso_` handles, valid through introspection).
+    #[arg(long, value_name = "FORMAT", value_parser = ["jwt", "opaque"])]
+    pub(crate) token_format: Option<String>,
+    /// Audience whose tokens this client (a resource server) may introspect and exchange; repeat for several.
+    #[arg(long = "introspection-audience", value_name = "AUDIENCE")]
+    pub(crate) introspection_audiences: Vec<String>,
+    /// Claim of a jwt-bearer assertion passed on to the user's token; repeat for several.
+    #[arg(long = "assertion-claim", value_name = "NAME")]
+    pub(crate) assertion_claims: Vec<String>,
     #[command(flatten)]
     pub(crate) server: ServerArgs,
 }

@@ -172,7 +172,7 @@ async fn jwks(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
 async fn authorize() -> Response {
     let body = json!({
         "error": "unsupported_response_type",
-        "error_description": "Tessera issues tokens to services (client_credentials); it has no interactive authorization",
+        "error_description": "Tessera has no interactive authorization endpoint: tokens come from POST /token (client_credentials, jwt-bearer, refresh_token, token-exchange)",
     });
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }

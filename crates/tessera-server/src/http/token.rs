@@ -101,9 +101,9 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     if !crate::clients::GRANTS.contains(&grant.as_str()) {
         return Err(OAuthError::unsupported_grant_type(format!(
-            "grant_type {:?} is not supported here; use client_credentials or {}",
+            "grant_type {:?} is not supported here; supported: {}",
             grant.chars().take(60).collect::<String>(),
-            crate::clients::JWT_BEARER
+            crate::clients::GRANTS.join(", ")
         )));
     }
     if !client.metadata.grant_types.iter().any(|g| g == grant) {

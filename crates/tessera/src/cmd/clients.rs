@@ -65,6 +65,21 @@ fn registration(args: &CreateClientArgs) -> Result<Value> {
     if let Some(path) = &args.jwks {
         body.insert("jwks".into(), public_jwks(path)?);
     }
+    if let Some(format) = &args.token_format {
+        body.insert("token_format".into(), format.clone().into());
+    }
+    if !args.introspection_audiences.is_empty() {
+        body.insert(
+            "introspection_audiences".into(),
+            args.introspection_audiences.clone().into(),
+        );
+    }
+    if !args.assertion_claims.is_empty() {
+        body.insert(
+            "assertion_claims".into(),
+            args.assertion_claims.clone().into(),
+        );
+    }
     Ok(body.into())
 }
 

@@ -53,10 +53,17 @@ fn banner(running: &tessera_server::Running) {
     println!("tessera serve: issuer {}", config.issuer);
     println!("  listening on http://{} ({backend})", running.addr);
     let admin = config.admin_token_file.display();
+    // A node that joins a database another node created has no token file
+    // of its own: the admin token is the one the first node wrote.
+    let has_token_file = config.admin_token_file.exists();
     if running.created_admin_token {
         println!("  admin token written to {admin} (mode 0600; shown nowhere else)");
-    } else {
+    } else if has_token_file {
         println!("  admin token: {admin} (from the first start)");
+    } else {
+        println!(
+            "  admin token: the one the node that created this database wrote (its admin.token); this node has none at {admin}"
+        );
     }
     let credentials = config.data.join("quickstart.credentials");
     if credentials.exists() {
@@ -66,7 +73,7 @@ fn banner(running: &tessera_server::Running) {
             credentials.display(),
             config.token_endpoint()
         );
-    } else {
+    } else if has_token_file || running.created_admin_token {
         println!("register a client:");
         println!(
             "  curl -s -H \"Authorization: Bearer $(cat {admin})\" -H 'Content-Type: application/json' -d '{{\"client_name\":\"my-service\"}}' http://{}/admin/clients",

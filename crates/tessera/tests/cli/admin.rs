@@ -38,22 +38,30 @@ impl Server {
     /// Starts on a free port and waits until `/readyz` answers 200.
     fn start() -> Self {
         let dir = Dir::new();
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let child = dir
-            .command(&["serve", "--data", DATA, "--listen", &listen])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path("serve.out")).unwrap())
-            .stderr(std::fs::File::create(dir.path("serve.err")).unwrap())
-            .spawn()
-            .unwrap();
+        let child = Self::spawn(&dir, DATA, &[], "serve");
+        let url = child.1;
         let mut server = Self {
             dir,
-            child,
-            url: format!("http://{listen}"),
+            child: child.0,
+            url,
         };
         server.wait_ready();
         server
+    }
+
+    fn spawn(dir: &Dir, data: &str, env: &[(&str, &str)], out: &str) -> (Child, String) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut cmd = dir.command(&["serve", "--data", data, "--listen", &listen]);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path(&format!("{out}.out"))).unwrap())
+            .stderr(std::fs::File::create(dir.path(&format!("{out}.err"))).unwrap())
+            .spawn()
+            .unwrap();
+        (child, format!("http://{listen}"))
     }
 
     fn wait_ready(&mut self) {
@@ -325,6 +333,125 @@ fn clients_create_with_jwks_registers_public_keys_only() {
     assert!(!run.stderr.contains(str_of(&key, "d")), "{run:#?}");
     let list = server.admin(&["clients", "list"]).valid();
     assert!(!list.to_string().contains("leaky"), "{list:#}");
+}
+
+// --token-format, --introspection-audience and --assertion-claim reach the
+// registration; a format the server does not know is a usage error.
+#[test]
+fn clients_create_token_format_introspection_and_assertion_claims() {
+    let server = Server::start();
+    let client = server.create_client(
+        "resource",
+        &[
+            "--token-format",
+            "opaque",
+            "--introspection-audience",
+            "orders-api",
+            "--introspection-audience",
+            "billing-api",
+        ],
+    );
+    assert_eq!(client["token_format"], "opaque", "{client:#}");
+    assert_eq!(
+        client["introspection_audiences"],
+        serde_json::json!(["orders-api", "billing-api"]),
+        "{client:#}"
+    );
+    server.dir.genkey("ES256", "user-signer.jwk.json", &[]);
+    server
+        .dir
+        .public(&["user-signer.jwk.json"], "user-signer.jwks.json");
+    let signer = server.create_client(
+        "login",
+        &[
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            "user-signer.jwks.json",
+            "--assertion-claim",
+            "email",
+            "--assertion-claim",
+            "name",
+        ],
+    );
+    assert_eq!(
+        signer["assertion_claims"],
+        serde_json::json!(["email", "name"]),
+        "{signer:#}"
+    );
+    let plain = server.create_client("plain", &[]);
+    assert_eq!(plain["token_format"], "jwt", "{plain:#}");
+    server
+        .admin(&[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--token-format",
+            "paseto",
+        ])
+        .usage();
+}
+
+// A node that joins a database another node created has no admin token file
+// of its own: its banner says where the token is instead of naming a file
+// that does not exist, and offers no command that reads it.
+#[test]
+fn a_joining_node_names_the_admin_token_of_the_first() {
+    let server = Server::start();
+    let database = format!(
+        "sqlite://{}",
+        server.dir.path("tessera-data/tessera.db").display()
+    );
+    let kek = server.dir.path("tessera-data/kek").display().to_string();
+    let (child, url) = Server::spawn(
+        &server.dir,
+        "second-node",
+        &[
+            ("TESSERA_SERVER_DATABASE_URL", &database),
+            ("TESSERA_KEYS_KEK_FILE", &kek),
+        ],
+        "join",
+    );
+    let mut second = Server {
+        dir: Dir::new(),
+        child,
+        url,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http()
+        .get(format!("{}/readyz", second.url))
+        .send()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            second.child.try_wait().unwrap().is_none(),
+            "{}",
+            server.dir.read("join.err")
+        );
+        assert!(Instant::now() < deadline, "{}", server.dir.read("join.err"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = second.child.kill();
+    let _ = second.child.wait();
+    let banner = server.dir.read("join.out");
+    assert!(
+        !server.dir.path("second-node/admin.token").exists(),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("the one the node that created this database wrote"),
+        "{banner}"
+    );
+    assert!(!banner.contains("cat second-node/admin.token"), "{banner}");
+    // The first node's banner names its own file.
+    let first = server.dir.read("serve.out");
+    assert!(
+        first.contains("admin token written to tessera-data/admin.token"),
+        "{first}"
+    );
 }
 
 // Metadata the server does not accept is a refusal (exit 1) with its code.
