@@ -155,7 +155,7 @@ pub(crate) enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClientsCommand {
     /// Register a client; prints it with its secret, which is shown only once.
-    Create(CreateClientArgs),
+    Create(Box<CreateClientArgs>),
     /// List the registered clients (never their secrets).
     List {
         #[command(flatten)]
