@@ -1,5 +1,6 @@
 //! The one error type of the core. Its [`ErrorKind`] is one of the stable
-//! codes of DESIGN.md, so callers, metrics and the CLI speak the same words.
+//! codes (docs/ARCHITECTURE.md, "Verification"), so callers, metrics and the
+//! CLI speak the same words.
 
 use std::borrow::Cow;
 use std::fmt;

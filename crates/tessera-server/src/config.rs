@@ -98,7 +98,7 @@ pub fn redact_password(url: &str) -> String {
     }
 }
 
-/// Key lifecycle settings (DESIGN.md, "Key lifecycle").
+/// Key lifecycle settings (docs/ARCHITECTURE.md, "Key lifecycle").
 #[derive(Clone, Debug)]
 pub struct KeySettings {
     /// Signing algorithms with an active key each; never HS*.

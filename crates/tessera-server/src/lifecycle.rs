@@ -1,8 +1,8 @@
-//! Key lifecycle (DESIGN.md): pending -> active -> retired -> removed, plus
-//! compromised. Every transition is one database transaction whose updates
-//! are conditional on the state it read, and the schema allows one active
-//! and one pending key per algorithm, so when two nodes race exactly one
-//! wins and the other changes nothing.
+//! Key lifecycle (docs/ARCHITECTURE.md, "Key lifecycle"): pending -> active
+//! -> retired -> removed, plus compromised. Every transition is one database
+//! transaction whose updates are conditional on the state it read, and the
+//! schema allows one active and one pending key per algorithm, so when two
+//! nodes race exactly one wins and the other changes nothing.
 
 use std::collections::HashMap;
 use std::fmt;
