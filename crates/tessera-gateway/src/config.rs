@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use axum::http::uri::Authority;
 use serde::Deserialize;
+
+use crate::routes::{Clash, Matching, Route, Routes, Rule};
 
 /// A setting that is missing or wrong, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,29 +26,6 @@ fn err(setting: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// What a path prefix requires.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rule {
-    /// No token needed; identity headers are still stripped.
-    Public,
-    /// A valid token for `audience` carrying every scope.
-    Protected {
-        /// Required audience.
-        audience: String,
-        /// Required scopes.
-        scopes: Vec<String>,
-    },
-}
-
-/// One route: the longest matching prefix wins.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    /// Path prefix, matched on whole segments (`/api` matches `/api` and `/api/x`, not `/apix`).
-    pub prefix: String,
-    /// What it requires.
-    pub rule: Rule,
-}
-
 /// Validated gateway settings.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -56,7 +36,11 @@ pub struct GatewayConfig {
     /// The token issuer (its discovery document gives the JWKS).
     pub issuer: String,
     /// Routes, most specific first; anything unmatched needs the default audience.
-    pub routes: Vec<Route>,
+    pub routes: Routes,
+    /// The authorities (`host[:port]`) clients reach the gateway as: an
+    /// absolute-form request target must name one of them. Empty: it must
+    /// name the request's `Host`.
+    pub public_authorities: Vec<Authority>,
     /// The audience required where no route says otherwise.
     pub audience: String,
     /// Forward the original token in `X-Tessera-Token`.
@@ -76,8 +60,6 @@ pub struct GatewayConfig {
     /// How long an exchanged JWT is reused for the same opaque token
     /// (never past its exp).
     pub phantom_cache: Duration,
-    /// What an unmatched path requires: the default audience.
-    default_rule: Rule,
 }
 
 /// The client the gateway reads the deny-list feed as.
@@ -132,6 +114,8 @@ struct RawConfig {
     phantom: Option<RawFeed>,
     phantom_cache: Option<String>,
     #[serde(default)]
+    public_authorities: Vec<String>,
+    #[serde(default)]
     routes: Vec<RawRoute>,
 }
 
@@ -152,6 +136,8 @@ struct RawRoute {
     audience: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
+    #[serde(default)]
+    case_sensitive: bool,
 }
 
 /// A `[revocations]` or `[phantom]` client: id, secret from a file, URL.
@@ -258,9 +244,6 @@ impl GatewayConfig {
         let mut routes = Vec::new();
         for (i, r) in raw.routes.into_iter().enumerate() {
             let name = format!("routes[{i}]");
-            if !r.prefix.starts_with('/') {
-                return Err(err(format!("{name}.prefix"), "must start with /"));
-            }
             let rule = if r.public {
                 if r.audience.is_some() || !r.scopes.is_empty() {
                     return Err(err(name, "a public route takes no audience or scopes"));
@@ -272,13 +255,51 @@ impl GatewayConfig {
                     scopes: r.scopes,
                 }
             };
-            routes.push(Route {
-                prefix: r.prefix.trim_end_matches('/').to_owned(),
-                rule,
-            });
+            let matching = if r.case_sensitive {
+                Matching::Exact
+            } else {
+                Matching::Lenient
+            };
+            routes.push(
+                Route::new(&r.prefix, rule, matching)
+                    .map_err(|m| err(format!("{name}.prefix"), m))?,
+            );
         }
-        // Longest prefix first.
-        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        let default_rule = Rule::Protected {
+            audience: audience.clone(),
+            scopes: Vec::new(),
+        };
+        let routes = Routes::new(routes, default_rule).map_err(
+            |Clash {
+                 first,
+                 second,
+                 exact,
+             }| {
+                let message = if exact {
+                    format!("the same prefix as routes[{first}]")
+                } else {
+                    format!(
+                        "differs from routes[{first}] only in letter case or another lenient reading; \
+                         set case_sensitive = true on both if the upstream tells them apart"
+                    )
+                };
+                err(format!("routes[{second}].prefix"), message)
+            },
+        )?;
+        let mut public_authorities = Vec::new();
+        for (i, a) in raw.public_authorities.iter().enumerate() {
+            let parsed = a
+                .parse::<Authority>()
+                .ok()
+                .filter(|p| !p.as_str().contains('@'));
+            let Some(parsed) = parsed else {
+                return Err(err(
+                    format!("public_authorities[{i}]"),
+                    format!("{a:?} is not host[:port]"),
+                ));
+            };
+            public_authorities.push(parsed);
+        }
         let base = issuer.trim_end_matches('/').to_owned();
         let revocations = client_of(
             raw.revocations,
@@ -295,6 +316,7 @@ impl GatewayConfig {
             upstream,
             issuer,
             routes,
+            public_authorities,
             forward_token: over.forward_token || raw.forward_token.unwrap_or(false),
             upstream_timeout,
             connect_timeout,
@@ -302,27 +324,8 @@ impl GatewayConfig {
             revocations,
             phantom,
             phantom_cache,
-            default_rule: Rule::Protected {
-                audience: audience.clone(),
-                scopes: Vec::new(),
-            },
             audience,
         })
-    }
-
-    /// The rule for a request path.
-    pub fn rule_for(&self, path: &str) -> &Rule {
-        for r in &self.routes {
-            let matches = r.prefix.is_empty()
-                || path == r.prefix
-                || path
-                    .strip_prefix(&r.prefix)
-                    .is_some_and(|rest| rest.starts_with('/'));
-            if matches {
-                return &r.rule;
-            }
-        }
-        &self.default_rule
     }
 }
 
@@ -339,40 +342,101 @@ mod tests {
         }
     }
 
-    #[test]
-    fn routes_match_whole_segments_longest_first() {
+    fn rules<'a>(c: &'a GatewayConfig, path: &str) -> Vec<&'a Rule> {
+        c.routes
+            .rules_for(&crate::path::CanonicalPath::parse(path).unwrap())
+    }
+
+    fn load(toml: &str) -> Result<GatewayConfig, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("g.toml");
-        std::fs::write(
-            &file,
-            "[[routes]]\nprefix = \"/health\"\npublic = true\n[[routes]]\nprefix = \"/admin\"\naudience = \"orders-admin\"\nscopes = [\"orders:admin\"]\n[[routes]]\nprefix = \"/admin/public\"\npublic = true\n",
+        std::fs::write(&file, toml).unwrap();
+        GatewayConfig::load(Some(&file), &over())
+    }
+
+    #[test]
+    fn routes_match_whole_segments_longest_first() {
+        let c = load(
+            "[[routes]]\nprefix = \"/health\"\npublic = true\n[[routes]]\nprefix = \"/admin\"\naudience = \"orders-admin\"\nscopes = [\"orders:admin\"]\n[[routes]]\nprefix = \"/admin/public\"\npublic = true\n[[routes]]\nprefix = \"/Reports/\"\ncase_sensitive = true\naudience = \"reports\"\n",
         )
         .unwrap();
-        let c = GatewayConfig::load(Some(&file), &over()).unwrap();
-        assert_eq!(*c.rule_for("/health"), Rule::Public);
-        assert_eq!(*c.rule_for("/health/live"), Rule::Public);
-        assert_eq!(
-            *c.rule_for("/healthz"),
-            Rule::Protected {
-                audience: "orders-api".into(),
-                scopes: vec![]
-            }
-        );
-        assert_eq!(
-            *c.rule_for("/admin/x"),
-            Rule::Protected {
-                audience: "orders-admin".into(),
-                scopes: vec!["orders:admin".into()]
-            }
-        );
-        assert_eq!(*c.rule_for("/admin/public/logo.png"), Rule::Public);
-        assert_eq!(
-            *c.rule_for("/orders"),
-            Rule::Protected {
-                audience: "orders-api".into(),
-                scopes: vec![]
-            }
-        );
+        let api = Rule::Protected {
+            audience: "orders-api".into(),
+            scopes: vec![],
+        };
+        let admin = Rule::Protected {
+            audience: "orders-admin".into(),
+            scopes: vec!["orders:admin".into()],
+        };
+        let reports = Rule::Protected {
+            audience: "reports".into(),
+            scopes: vec![],
+        };
+        assert!(rules(&c, "/health").is_empty());
+        assert!(rules(&c, "/health/live").is_empty());
+        assert_eq!(rules(&c, "/healthz"), [&api]);
+        assert_eq!(rules(&c, "/admin/x"), [&admin]);
+        assert!(rules(&c, "/admin/public/logo.png").is_empty());
+        assert_eq!(rules(&c, "/orders"), [&api]);
+        // The default: case variants are governed by the route too.
+        assert_eq!(rules(&c, "/ADMIN/x"), [&api, &admin]);
+        // case_sensitive = true: only the exact spelling.
+        assert_eq!(rules(&c, "/Reports/x"), [&reports]);
+        assert_eq!(rules(&c, "/reports/x"), [&api]);
+        let prefixes: Vec<&str> = c.routes.iter().map(|r| r.prefix.as_str()).collect();
+        assert_eq!(prefixes, ["/admin/public", "/health", "/admin", "/Reports"]);
+    }
+
+    #[test]
+    fn route_prefixes_and_authorities_are_checked() {
+        for (toml, setting, says) in [
+            (
+                "[[routes]]\nprefix = \"/admin;x\"\n",
+                "routes[0].prefix",
+                "path_parameter",
+            ),
+            (
+                "[[routes]]\nprefix = \"/a/../admin\"\n",
+                "routes[0].prefix",
+                "dot-segments",
+            ),
+            (
+                "[[routes]]\nprefix = \"/a//b\"\n",
+                "routes[0].prefix",
+                "empty segment",
+            ),
+            (
+                "[[routes]]\nprefix = \"/a!\"\n",
+                "routes[0].prefix",
+                "only letters",
+            ),
+            (
+                "[[routes]]\nprefix = \"/admin\"\n[[routes]]\nprefix = \"/admin/\"\npublic = true\n",
+                "routes[1].prefix",
+                "the same prefix as routes[0]",
+            ),
+            (
+                "[[routes]]\nprefix = \"/admin\"\n[[routes]]\nprefix = \"/Admin\"\npublic = true\ncase_sensitive = true\n",
+                "routes[1].prefix",
+                "letter case",
+            ),
+            (
+                "public_authorities = [\"u@gw\"]\n",
+                "public_authorities[0]",
+                "host[:port]",
+            ),
+            (
+                "public_authorities = [\"gw/x\"]\n",
+                "public_authorities[0]",
+                "host[:port]",
+            ),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert_eq!(e.setting, setting, "{toml}");
+            assert!(e.message.contains(says), "{toml}: {e}");
+        }
+        let c = load("public_authorities = [\"api.example.com\", \"127.0.0.1:8000\"]\n").unwrap();
+        assert_eq!(c.public_authorities.len(), 2);
     }
 
     #[test]

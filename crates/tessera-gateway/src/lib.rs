@@ -1,9 +1,14 @@
 //! `tessera gateway`: a verifying reverse proxy (the Cloudflare Access
 //! model) for services in any language.
 //!
-//! Every request loses any incoming `X-Tessera-*` identity header; unless
-//! its route is public it must carry a valid bearer token for the route's
-//! audience and scopes, and then reaches the upstream with
+//! Every request's path is first rewritten into one canonical form, which
+//! the routes are matched on and which is what the upstream receives
+//! ([`CanonicalPath`]; what has no unambiguous form is refused with 400).
+//! The client's hop-by-hop headers and every incoming header that could
+//! pass for one the gateway sets (`X-Tessera-*`, also spelled with `_`)
+//! are removed; unless its route is public the request must carry a valid
+//! bearer token for the route's audience and scopes, and then reaches the
+//! upstream with
 //! `X-Tessera-Subject`, `X-Tessera-Claims` (the verified claims as
 //! base64url JSON) and, if configured, `X-Tessera-Token`; the
 //! `Authorization` header it verified is not passed on. Bodies stream in
@@ -11,42 +16,28 @@
 //! propagated; an upstream that is down answers 502, one that is slow 504.
 
 pub mod config;
+mod headers;
+pub mod path;
 mod phantom;
+pub mod routes;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tessera_verify::{Refusal, Verifier};
+use tessera_verify::{Refusal, VerifiedToken, Verifier};
 
-pub use config::{ConfigError, FeedClient, GatewayConfig, GatewayOverrides, Route, Rule};
-
-/// Identity headers the gateway sets; any incoming copy is removed.
-pub const SUBJECT: HeaderName = HeaderName::from_static("x-tessera-subject");
-/// The verified claims, base64url JSON.
-pub const CLAIMS: HeaderName = HeaderName::from_static("x-tessera-claims");
-/// The original token (only with `forward_token`).
-pub const TOKEN: HeaderName = HeaderName::from_static("x-tessera-token");
-/// The request id, kept when the client sends a sane one, else generated.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+pub use config::{ConfigError, FeedClient, GatewayConfig, GatewayOverrides};
+pub use headers::{CLAIMS, REQUEST_ID, SUBJECT, TOKEN};
+pub use path::{BadTarget, CanonicalPath};
+pub use routes::{Matching, Route, Routes, Rule};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +112,7 @@ impl Gateway {
         let keys = first.remote().cloned();
         let mut verifiers = HashMap::new();
         verifiers.insert(config.audience.clone(), Arc::new(first));
-        for route in &config.routes {
+        for route in config.routes.iter() {
             if let Rule::Protected { audience, .. } = &route.rule {
                 if verifiers.contains_key(audience) {
                     continue;
@@ -218,116 +209,165 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
-/// A client's request id if it is short and printable, else a new one.
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(&REQUEST_ID)
-        .filter(|v| {
-            !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
-        })
-        .cloned()
-        .unwrap_or_else(|| {
-            let mut buf = [0u8; 12];
-            let _ = aws_lc_rs::rand::fill(&mut buf);
-            HeaderValue::from_str(&tessera_jose::b64::encode(buf))
-                .unwrap_or_else(|_| HeaderValue::from_static("-"))
-        })
-}
-
-fn strip(headers: &mut HeaderMap) {
-    // Headers named by Connection are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        headers.remove(n);
-    }
-}
-
 async fn proxy(State(gw): State<Arc<Gateway>>, mut req: Request<Body>) -> Response<Body> {
-    let rid = request_id(req.headers());
+    let rid = headers::request_id(req.headers());
     let mut resp = forward(&gw, &mut req, &rid).await;
     resp.headers_mut().insert(REQUEST_ID, rid);
     resp
 }
 
-async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Response<Body> {
-    let headers = req.headers_mut();
-    // Whatever the route: a client can never set its own identity.
-    for h in [&SUBJECT, &CLAIMS, &TOKEN] {
-        headers.remove(h);
-    }
-    if let Rule::Protected { audience, scopes } = gw.config.rule_for(req.uri().path()) {
-        let Some(verifier) = gw.verifiers.get(audience) else {
-            tracing::error!(%audience, "no verifier for a configured audience");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "gateway misconfigured\n");
+/// 400 for a request target with no unambiguous canonical form.
+fn bad_target(bad: BadTarget, rid: &HeaderValue) -> Response<Body> {
+    tracing::debug!(code = bad.code(), request_id = ?rid, "request target refused");
+    let mut r = plain(StatusCode::BAD_REQUEST, "");
+    *r.body_mut() = Body::from(format!("bad request target: {}\n", bad.code()));
+    r
+}
+
+/// What each audience requires: the rules' scopes, merged per audience.
+fn requirements<'a>(rules: &[&'a Rule]) -> Vec<(&'a str, Cow<'a, [String]>)> {
+    let mut out: Vec<(&str, Cow<'_, [String]>)> = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let Rule::Protected { audience, scopes } = rule else {
+            continue;
         };
-        let mut token = tessera_verify::bearer_token(req.headers()).map(str::to_owned);
-        let raw = token.as_ref().ok().cloned();
-        // Phantom token: an opaque token becomes the internal JWT it is
-        // exchanged for, which is then verified like any other.
-        let mut internal = None;
-        if let (Some(phantom), Ok(t)) = (&gw.phantom, &token) {
-            if t.starts_with("tso_") {
-                match phantom.exchange(t).await {
-                    Some(jwt) => {
-                        internal = Some(jwt.clone());
-                        token = Ok(jwt);
+        match out.iter_mut().find(|(a, _)| a == audience) {
+            Some((_, have)) => {
+                for s in scopes {
+                    if !have.contains(s) {
+                        have.to_mut().push(s.clone());
                     }
-                    None => return Refusal::InvalidToken("inactive").response("tessera", scopes),
+                }
+            }
+            None => out.push((audience, Cow::Borrowed(scopes))),
+        }
+    }
+    out
+}
+
+/// Verifies the bearer token against every rule that governs the path
+/// (see [`Routes::rules_for`]); the verified token, and in phantom mode the
+/// internal JWT the opaque token was exchanged for.
+async fn admit(
+    gw: &Gateway,
+    rules: &[&Rule],
+    token: Result<String, Refusal>,
+    rid: &HeaderValue,
+) -> Result<(VerifiedToken, Option<String>), Response<Body>> {
+    let required = requirements(rules);
+    let first_scopes = required.first().map_or(&[][..], |(_, s)| &s[..]);
+    let mut token = match token {
+        Ok(t) => t,
+        Err(refusal) => return Err(refusal.response("tessera", first_scopes)),
+    };
+    // Phantom token: an opaque token becomes the internal JWT it is
+    // exchanged for, which is then verified like any other.
+    let mut internal = None;
+    if let Some(phantom) = &gw.phantom {
+        if token.starts_with("tso_") {
+            match phantom.exchange(&token).await {
+                Some(jwt) => {
+                    internal = Some(jwt.clone());
+                    token = jwt;
+                }
+                None => {
+                    return Err(Refusal::InvalidToken("inactive").response("tessera", first_scopes))
                 }
             }
         }
-        match tessera_verify::check(verifier, scopes, token).await {
-            Ok(verified) => {
-                let sub = verified.claims["sub"]
-                    .as_str()
-                    .and_then(|s| HeaderValue::from_str(s).ok());
-                let Some(sub) = sub else {
-                    return Refusal::InvalidToken("missing_claim").response("tessera", scopes);
-                };
-                let headers = req.headers_mut();
-                headers.insert(SUBJECT, sub);
-                if let Ok(v) = HeaderValue::from_str(verified.claims_base64url()) {
-                    headers.insert(CLAIMS, v);
-                }
-                // The gateway consumed the token: the upstream gets the
-                // verified identity, and the token itself only when asked.
-                headers.remove(header::AUTHORIZATION);
-                if let Some(v) =
-                    internal.and_then(|jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok())
-                {
-                    // Phantom mode: the upstream sees the internal JWT.
-                    headers.insert(header::AUTHORIZATION, v);
-                }
-                if gw.config.forward_token {
-                    if let Some(v) = raw.and_then(|t| HeaderValue::from_str(&t).ok()) {
-                        headers.insert(TOKEN, v);
-                    }
-                }
+    }
+    let mut verified = None;
+    for (audience, scopes) in &required {
+        let Some(verifier) = gw.verifiers.get(*audience) else {
+            tracing::error!(%audience, "no verifier for a configured audience");
+            return Err(plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "gateway misconfigured\n",
+            ));
+        };
+        match tessera_verify::check(verifier, scopes, Ok(token.clone())).await {
+            Ok(v) => {
+                verified.get_or_insert(v);
             }
             Err(refusal) => {
                 tracing::debug!(?refusal, request_id = ?rid, "refused");
-                return refusal.response("tessera", scopes);
+                return Err(refusal.response("tessera", scopes));
             }
         }
     }
-    strip(req.headers_mut());
+    match verified {
+        Some(v) => Ok((v, internal)),
+        None => Err(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "gateway misconfigured\n",
+        )),
+    }
+}
+
+async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Response<Body> {
+    // One canonical path: the routes are matched on it and the upstream
+    // receives exactly it.
+    if let Err(bad) = path::check_authority(
+        req.uri(),
+        req.headers().get(header::HOST),
+        &gw.config.public_authorities,
+    ) {
+        return bad_target(bad, rid);
+    }
+    let path = match CanonicalPath::parse(req.uri().path()) {
+        Ok(p) => p,
+        Err(bad) => return bad_target(bad, rid),
+    };
+    let rules = gw.config.routes.rules_for(&path);
+
+    // The client's headers are cleaned before the gateway adds any of its
+    // own, so nothing the client sends (`Connection` naming a header, a
+    // look-alike name) can remove or shadow what the gateway sets.
+    let headers = req.headers_mut();
+    headers::strip_hop_by_hop(headers, &[header::AUTHORIZATION]);
+    let token = tessera_verify::bearer_token(headers).map(str::to_owned);
+    headers::strip_impersonations(headers, gw.phantom.is_some());
+
+    if !rules.is_empty() {
+        let raw = token.as_ref().ok().cloned();
+        let (verified, internal) = match admit(gw, &rules, token, rid).await {
+            Ok(v) => v,
+            Err(refused) => return refused,
+        };
+        let sub = verified.claims["sub"]
+            .as_str()
+            .and_then(|s| HeaderValue::from_str(s).ok());
+        let Some(sub) = sub else {
+            return Refusal::InvalidToken("missing_claim").response("tessera", &[]);
+        };
+        let headers = req.headers_mut();
+        headers.insert(SUBJECT, sub);
+        if let Ok(v) = HeaderValue::from_str(verified.claims_base64url()) {
+            headers.insert(CLAIMS, v);
+        }
+        // The gateway consumed the token: the upstream gets the verified
+        // identity, and the token itself only when asked.
+        headers.remove(header::AUTHORIZATION);
+        if let Some(v) =
+            internal.and_then(|jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok())
+        {
+            // Phantom mode: the upstream sees the internal JWT.
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        if gw.config.forward_token {
+            if let Some(v) = raw.and_then(|t| HeaderValue::from_str(&t).ok()) {
+                headers.insert(TOKEN, v);
+            }
+        }
+    }
     req.headers_mut().insert(REQUEST_ID, rid.clone());
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    // The query is forwarded as it came: routes never look at it.
+    let target = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.as_str().to_owned(),
+    };
     let mut parts = gw.upstream.clone().into_parts();
-    parts.path_and_query = path.parse().ok();
+    parts.path_and_query = target.parse().ok();
     let Ok(uri) = Uri::from_parts(parts) else {
         return plain(StatusCode::BAD_REQUEST, "bad request target\n");
     };
@@ -350,8 +390,10 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
             plain(StatusCode::BAD_GATEWAY, "upstream unreachable\n")
         }
         Ok(Ok(resp)) => {
+            // The upstream's hop-by-hop headers stop here too; the request
+            // id is set on the answer after this.
             let (mut parts, body) = resp.into_parts();
-            strip(&mut parts.headers);
+            headers::strip_hop_by_hop(&mut parts.headers, &[]);
             Response::from_parts(parts, Body::new(body))
         }
     }

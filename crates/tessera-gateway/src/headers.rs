@@ -1,0 +1,198 @@
+//! Which headers cross the gateway.
+//!
+//! The order matters and is fixed in `forward`: first the client's
+//! hop-by-hop headers go (the fixed list and those its `Connection` names),
+//! then every header that could pass for one the gateway sets, and only
+//! then does the gateway add identity. So a client's `Connection:
+//! x-tessera-subject` can only remove the client's own copy, never the
+//! gateway's.
+
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+
+/// Identity headers the gateway sets; any incoming copy is removed.
+pub const SUBJECT: HeaderName = HeaderName::from_static("x-tessera-subject");
+/// The verified claims, base64url JSON.
+pub const CLAIMS: HeaderName = HeaderName::from_static("x-tessera-claims");
+/// The original token (only with `forward_token`).
+pub const TOKEN: HeaderName = HeaderName::from_static("x-tessera-token");
+/// The request id, kept when the client sends a sane one, else generated.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, and the non-standard
+/// `Proxy-Connection`): never forwarded, in either direction.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the hop-by-hop headers: the fixed list and every header the
+/// `Connection` header names, except those in `keep` (the gateway reads
+/// them itself: a client's `Connection: authorization` says the token is
+/// for this hop, which is where it is consumed).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep: &[HeaderName]) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !keep.contains(n))
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+}
+
+/// Whether a client's header could be read upstream as one the gateway
+/// sets. CGI (RFC 3875 §4.1.18) and WSGI/Rack/PHP servers turn `-` into
+/// `_` and upper-case names, some every non-alphanumeric character, so
+/// `X_Tessera_Subject` and `x.tessera.subject` both become
+/// `HTTP_X_TESSERA_SUBJECT`. Compared that way: every `x-tessera-*` name
+/// (the gateway owns the prefix), a look-alike of `x-request-id` (the
+/// exact name is the gateway's to vet), and, in phantom mode, where the
+/// gateway alone sets it toward the upstream, `Authorization`.
+fn impersonates(name: &HeaderName, phantom: bool) -> bool {
+    let folded: String = name
+        .as_str()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b.to_ascii_lowercase())
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    folded.starts_with("x-tessera-")
+        || (folded == REQUEST_ID.as_str() && *name != REQUEST_ID)
+        || (phantom && folded == header::AUTHORIZATION.as_str())
+}
+
+/// Removes every incoming header that could pass for one the gateway sets
+/// (see [`impersonates`]).
+pub(crate) fn strip_impersonations(headers: &mut HeaderMap, phantom: bool) {
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| impersonates(n, phantom))
+        .cloned()
+        .collect();
+    for n in forged {
+        headers.remove(n);
+    }
+}
+
+/// A client's request id if it is short and printable, else a new one.
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(&REQUEST_ID)
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let mut buf = [0u8; 12];
+            let _ = aws_lc_rs::rand::fill(&mut buf);
+            HeaderValue::from_str(&tessera_jose::b64::encode(buf))
+                .unwrap_or_else(|_| HeaderValue::from_static("-"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut n: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        n.sort_unstable();
+        n
+    }
+
+    #[test]
+    fn connection_names_go_except_what_the_gateway_keeps() {
+        let mut h = map(&[
+            ("connection", "x-hop, authorization"),
+            ("connection", "keep-alive , x-other-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-hop", "1"),
+            ("x-other-hop", "1"),
+            ("authorization", "Bearer t"),
+            ("te", "trailers"),
+            ("proxy-connection", "keep-alive"),
+            ("x-plain", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, &[header::AUTHORIZATION]);
+        assert_eq!(names(&h), ["authorization", "x-plain"]);
+        let mut h = map(&[("connection", "authorization"), ("authorization", "x")]);
+        strip_hop_by_hop(&mut h, &[]);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn look_alikes_of_gateway_headers_are_found() {
+        for name in [
+            "x-tessera-subject",
+            "x_tessera_subject",
+            "X_Tessera_Subject",
+            "x-tessera_claims",
+            "x.tessera.token",
+            "x~tessera~subject",
+            "x-tessera-anything-new",
+            "x_request_id",
+            "X.Request.Id",
+        ] {
+            let n = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert!(impersonates(&n, false), "{name}");
+        }
+        for name in [
+            "x-request-id",
+            "authorization",
+            "x-tesserasubject",
+            "x-tessera",
+            "xx-tessera-subject",
+            "content-type",
+            "x_forwarded_for",
+        ] {
+            let n = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert!(!impersonates(&n, false), "{name}");
+        }
+        assert!(impersonates(&header::AUTHORIZATION, true));
+        assert!(!impersonates(&REQUEST_ID, true));
+    }
+
+    #[test]
+    fn impersonations_are_removed_and_the_rest_kept() {
+        let mut h = map(&[
+            ("x_tessera_subject", "admin"),
+            ("X-TESSERA-CLAIMS", "e30"),
+            ("x_request_id", "forged"),
+            ("x-request-id", "abc"),
+            ("authorization", "Bearer x"),
+            ("x-unrelated", "1"),
+        ]);
+        strip_impersonations(&mut h, false);
+        assert_eq!(names(&h), ["authorization", "x-request-id", "x-unrelated"]);
+        strip_impersonations(&mut h, true);
+        assert_eq!(names(&h), ["x-request-id", "x-unrelated"]);
+    }
+}
