@@ -273,7 +273,9 @@ pub(crate) fn check_authority(
     let default_port = match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") => 80,
         Some(s) if s.eq_ignore_ascii_case("https") => 443,
-        _ => return Err(BadTarget::ForeignAuthority),
+        Some(_) => return Err(BadTarget::ForeignAuthority),
+        // The authority form (`CONNECT host:port`): no path at all.
+        None => return Err(BadTarget::NotOriginForm),
     };
     if authority.as_str().contains('@') {
         return Err(BadTarget::ForeignAuthority);
@@ -398,6 +400,10 @@ mod tests {
         };
         // Origin form: nothing to compare.
         assert_eq!(check("/admin", None, &[]), Ok(()));
+        assert_eq!(
+            check("gw.example:8000", Some(&host), &[]),
+            Err(BadTarget::NotOriginForm)
+        );
         // Without configured authorities, Host decides.
         assert_eq!(check("http://gw.example:8000/a", Some(&host), &[]), Ok(()));
         assert_eq!(check("http://GW.example:8000/a", Some(&host), &[]), Ok(()));
