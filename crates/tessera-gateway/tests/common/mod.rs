@@ -1,4 +1,7 @@
-//! Shared by the gateway's tests against a real authority.
+//! Shared by the gateway's tests: a gateway in front of a real authority, and
+//! the raw edge (`edge`: byte-exact requests, a recording upstream).
+
+pub(crate) mod edge;
 
 use std::net::SocketAddr;
 use std::path::Path;
