@@ -199,8 +199,8 @@ impl Gateway {
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Body::from(text));
+fn plain(status: StatusCode, text: impl Into<Body>) -> Response<Body> {
+    let mut r = Response::new(text.into());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -219,9 +219,10 @@ async fn proxy(State(gw): State<Arc<Gateway>>, mut req: Request<Body>) -> Respon
 /// 400 for a request target with no unambiguous canonical form.
 fn bad_target(bad: BadTarget, rid: &HeaderValue) -> Response<Body> {
     tracing::debug!(code = bad.code(), request_id = ?rid, "request target refused");
-    let mut r = plain(StatusCode::BAD_REQUEST, "");
-    *r.body_mut() = Body::from(format!("bad request target: {}\n", bad.code()));
-    r
+    plain(
+        StatusCode::BAD_REQUEST,
+        format!("bad request target: {}\n", bad.code()),
+    )
 }
 
 /// What each audience requires: the rules' scopes, merged per audience.
