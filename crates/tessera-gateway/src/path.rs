@@ -118,7 +118,9 @@ impl CanonicalPath {
         let Some(rest) = raw.strip_prefix('/') else {
             return Err(BadTarget::NotOriginForm);
         };
-        let mut text_segments: Vec<String> = Vec::new();
+        let mut text = String::with_capacity(raw.len() + 1);
+        // Where each kept segment starts in `text`, for `..`.
+        let mut starts: Vec<usize> = Vec::new();
         let mut segments: Vec<String> = Vec::new();
         // Whether the path names a "directory": it ends in `/` or in a
         // dot-segment (RFC 3986 §5.2.4 keeps the slash then).
@@ -128,27 +130,28 @@ impl CanonicalPath {
                 directory = true;
                 continue;
             }
-            let s = segment(raw_segment)?;
-            match s.decoded.as_str() {
-                "." => directory = true,
+            let start = text.len();
+            text.push('/');
+            let decoded = segment_into(raw_segment, &mut text)?;
+            match decoded.as_str() {
+                "." => {
+                    text.truncate(start);
+                    directory = true;
+                }
                 ".." => {
-                    if segments.pop().is_none() {
+                    text.truncate(start);
+                    let (Some(previous), Some(_)) = (starts.pop(), segments.pop()) else {
                         return Err(BadTarget::AboveRoot);
-                    }
-                    text_segments.pop();
+                    };
+                    text.truncate(previous);
                     directory = true;
                 }
                 _ => {
-                    text_segments.push(s.text);
-                    segments.push(s.decoded);
+                    starts.push(start);
+                    segments.push(decoded);
                     directory = false;
                 }
             }
-        }
-        let mut text = String::with_capacity(raw.len());
-        for t in &text_segments {
-            text.push('/');
-            text.push_str(t);
         }
         if directory || text.is_empty() {
             text.push('/');
@@ -205,8 +208,20 @@ fn escape(out: &mut String, b: u8) {
 
 /// Decodes and canonicalises one non-empty segment (no `/` in it).
 pub(crate) fn segment(raw: &str) -> Result<Segment, BadTarget> {
-    let bytes = raw.as_bytes();
     let mut text = String::with_capacity(raw.len());
+    let decoded = segment_into(raw, &mut text)?;
+    Ok(Segment { text, decoded })
+}
+
+/// [`segment`], appending the canonical spelling to `text`; the decoded
+/// segment.
+fn segment_into(raw: &str, text: &mut String) -> Result<String, BadTarget> {
+    let bytes = raw.as_bytes();
+    // The common case: nothing to decode, escape or refuse.
+    if bytes.iter().all(|b| unreserved(*b) || kept_as_sent(*b)) {
+        text.push_str(raw);
+        return Ok(raw.to_owned());
+    }
     let mut decoded = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -226,7 +241,7 @@ pub(crate) fn segment(raw: &str) -> Result<Segment, BadTarget> {
                 b'?' | b'#' => return Err(BadTarget::EncodedDelimiter),
                 0..=0x1f | 0x7f => return Err(BadTarget::ControlChar),
                 _ if unreserved(v) => text.push(char::from(v)),
-                _ => escape(&mut text, v),
+                _ => escape(text, v),
             }
             decoded.push(v);
             i += 3;
@@ -237,7 +252,7 @@ pub(crate) fn segment(raw: &str) -> Result<Segment, BadTarget> {
             b';' => return Err(BadTarget::PathParameter),
             0..=0x1f | 0x7f => return Err(BadTarget::ControlChar),
             _ if unreserved(b) || kept_as_sent(b) => text.push(char::from(b)),
-            _ => escape(&mut text, b),
+            _ => escape(text, b),
         }
         decoded.push(b);
         i += 1;
@@ -252,7 +267,7 @@ pub(crate) fn segment(raw: &str) -> Result<Segment, BadTarget> {
     {
         return Err(BadTarget::DoubleEncoding);
     }
-    Ok(Segment { text, decoded })
+    Ok(decoded)
 }
 
 /// Checks an absolute-form target (`GET http://host/path`): its scheme is

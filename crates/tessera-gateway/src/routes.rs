@@ -176,7 +176,6 @@ impl Routes {
         if matches!(rule, Rule::Protected { .. }) {
             rules.push(rule);
         }
-        let mut folded: Option<Vec<String>> = None;
         for r in &self.routes {
             if r.segments.len() < floor {
                 break; // longest first: nothing shorter can govern
@@ -185,11 +184,10 @@ impl Routes {
                 && matches!(r.rule, Rule::Protected { .. })
                 && r.segments.len() <= segments.len()
                 && !exact.is_some_and(|e| std::ptr::eq(e, r));
-            if !candidate {
-                continue;
-            }
-            let folded = folded.get_or_insert_with(|| segments.iter().map(|s| fold(s)).collect());
-            if folded[..r.folded.len()] == r.folded[..] && !rules.contains(&&r.rule) {
+            if candidate
+                && segments.iter().zip(&r.folded).all(|(s, f)| folds_to(s, f))
+                && !rules.contains(&&r.rule)
+            {
                 rules.push(&r.rule);
             }
         }
@@ -212,6 +210,18 @@ pub(crate) fn fold(segment: &str) -> String {
         plain.to_uppercase().to_lowercase()
     };
     base.trim_end_matches(['.', ' ']).to_owned()
+}
+
+/// `fold(segment) == folded`, without allocating for ASCII segments (the
+/// folded form of ASCII is lower-case ASCII).
+fn folds_to(segment: &str, folded: &str) -> bool {
+    if segment.is_ascii() {
+        segment
+            .trim_end_matches(['.', ' '])
+            .eq_ignore_ascii_case(folded)
+    } else {
+        fold(segment) == folded
+    }
 }
 
 /// Characters some normalisers drop: the soft hyphen, joiners, bidi
@@ -334,6 +344,27 @@ mod tests {
         assert_eq!(rules(&t, "/other"), [&admin]);
         let t = table(&[("/", Rule::Public, Matching::Lenient)]);
         assert!(rules(&t, "/anything").is_empty());
+    }
+
+    #[test]
+    fn the_ascii_shortcut_folds_like_fold() {
+        let words = [
+            "admin",
+            "ADMIN",
+            "Admin.",
+            "admin. .",
+            "adm",
+            "café",
+            "CAFE",
+            "cafe",
+            "ｃａｆé",
+            "x y ",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(folds_to(a, &fold(b)), fold(a) == fold(b), "{a} {b}");
+            }
+        }
     }
 
     #[test]
