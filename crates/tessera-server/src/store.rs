@@ -13,8 +13,10 @@ use sqlx::{AnyPool, Row as _};
 
 use crate::lifecycle::{KeyRow, KeyState};
 
+mod refresh;
 mod revocations;
 
+pub use refresh::{FamilyAccess, Issue, Presented, RefreshOutcome, RefreshRow};
 pub use revocations::{opaque_parent, Derived, FeedEntry, RevokedAll, RuleKind, TokenFacts};
 
 /// A database failure. The detail is for the log, never for a client.
@@ -244,186 +246,11 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    // ---- refresh tokens ----
-
-    /// Stores the first refresh token (its hash) of a new family, under
-    /// the shared revocation lock: a logout everywhere running meanwhile
-    /// either sees the family or comes after it.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn insert_refresh(
-        &self,
-        hash: &str,
-        row: &RefreshRow,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        revocations::share_revocations(&mut tx, self.sqlite).await?;
-        insert_refresh(&mut *tx, hash, row, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Spends the refresh token `old_hash` presented by `client_id` and
-    /// stores its successor `new_hash`, in one transaction: exactly one of
-    /// several concurrent uses rotates. A spent token presented again
-    /// revokes its whole family.
-    ///
-    /// # Errors
-    /// On database failure.
-    #[allow(clippy::too_many_arguments)] // one transaction, all its inputs
-    pub async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        client_id: &str,
-        new_hash: &str,
-        successor_sealed: Option<&str>,
-        reuse_interval: i64,
-        now: i64,
-        idle: i64,
-    ) -> Result<RefreshOutcome, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let Some(row) = refresh_by_hash(&mut *tx, old_hash).await? else {
-            return Ok(RefreshOutcome::Unknown);
-        };
-        if row.client_id != client_id {
-            return Ok(RefreshOutcome::Foreign);
-        }
-        if row.revoked_at.is_some() {
-            return Ok(RefreshOutcome::Revoked);
-        }
-        let retry = |row: &RefreshRow| -> Option<RefreshOutcome> {
-            if row.revoked_at.is_some() {
-                return None;
-            }
-            let spent = row.spent_at?;
-            let sealed = row.successor_sealed.clone()?;
-            (now.saturating_sub(spent) <= reuse_interval)
-                .then(|| RefreshOutcome::Retry(sealed, row.clone()))
-        };
-        let spend = if row.spent_at.is_some() {
-            if let Some(again) = retry(&row) {
-                return Ok(again);
-            }
-            0
-        } else if now > row.expires_at || now > row.idle_until {
-            return Ok(RefreshOutcome::Expired);
-        } else {
-            sqlx::query("UPDATE refresh_tokens SET spent_at = $1, successor_sealed = $2 WHERE token_hash = $3 AND spent_at IS NULL AND revoked_at IS NULL")
-                .bind(now)
-                .bind(successor_sealed)
-                .bind(old_hash)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        };
-        if spend != 1 {
-            // Spent before, or (PostgreSQL) by a concurrent use that
-            // committed first, or revoked meanwhile: as it stands now.
-            if let Some(current) = &refresh_by_hash(&mut *tx, old_hash).await? {
-                if current.revoked_at.is_some() {
-                    tx.rollback().await?;
-                    return Ok(RefreshOutcome::Revoked);
-                }
-                // Lost the race within the interval: answer with the
-                // winner's successor.
-                if row.spent_at.is_none() && reuse_interval > 0 {
-                    if let Some(again) = retry(current) {
-                        return Ok(again);
-                    }
-                }
-            }
-            // Reuse. Nothing was written here: the family is revoked in a
-            // transaction of its own, which takes the revocation lock
-            // before any token row.
-            tx.rollback().await?;
-            let mut tx = self.write_tx().await?;
-            revocations::lock_revocations(&mut tx, self.sqlite).await?;
-            revoke_family(
-                &mut tx,
-                self.sqlite,
-                &row.family,
-                client_id,
-                "refresh_reuse_family_revoked",
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(RefreshOutcome::Reused);
-        }
-        let next = RefreshRow {
-            idle_until: now.saturating_add(idle).min(row.expires_at),
-            spent_at: None,
-            revoked_at: None,
-            successor_sealed: None,
-            ..row.clone()
-        };
-        insert_refresh(&mut *tx, new_hash, &next, now).await?;
-        tx.commit().await?;
-        Ok(RefreshOutcome::Rotated(next))
-    }
-
-    /// The refresh token with this hash, as stored.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRow>, StoreError> {
-        refresh_by_hash(&self.pool, hash).await
-    }
-
-    /// Revokes the family of the refresh token `hash` if `client_id` owns
-    /// it: None when unknown, Some(false) when another client's.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn revoke_refresh_family(
-        &self,
-        hash: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Result<Option<bool>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let Some(row) = refresh_by_hash(&mut *tx, hash).await? else {
-            return Ok(None);
-        };
-        if row.client_id != client_id {
-            return Ok(Some(false));
-        }
-        revocations::lock_revocations(&mut tx, self.sqlite).await?;
-        revoke_family(
-            &mut tx,
-            self.sqlite,
-            &row.family,
-            client_id,
-            "refresh_family_revoked",
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(true))
-    }
-
-    /// Deletes refresh tokens whose family has ended.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn purge_refresh(&self, now: i64) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
-    }
-
     // ---- opaque access tokens ----
 
     /// Stores an opaque access token (its hash) with its claims. One issued
-    /// with a refresh-token family is stored under the shared revocation
-    /// lock and only while the family stands: false when it was revoked
-    /// since the refresh (its revocation would not have found this row).
+    /// with a refresh-token family is stored with the family instead (see
+    /// [`FamilyAccess::Opaque`]), so that revoking the family deletes it.
     ///
     /// # Errors
     /// On database failure.
@@ -431,36 +258,19 @@ impl Store {
         &self,
         hash: &str,
         client_id: &str,
-        family: Option<&str>,
         claims: &str,
         now: i64,
         expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        if let Some(family) = family {
-            revocations::share_revocations(&mut tx, self.sqlite).await?;
-            let revoked = sqlx::query(
-                "SELECT token_hash FROM refresh_tokens WHERE family = $1 AND revoked_at IS NOT NULL LIMIT 1",
-            )
-            .bind(family)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-            if revoked {
-                return Ok(false);
-            }
-        }
-        sqlx::query("INSERT INTO opaque_tokens (token_hash, client_id, family, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO opaque_tokens (token_hash, client_id, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(hash)
             .bind(client_id)
-            .bind(family)
             .bind(claims)
             .bind(now)
             .bind(expires_at)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(())
     }
 
     /// An opaque token's (client_id, claims JSON, expires_at).
@@ -602,146 +412,6 @@ where
     .bind(actor)
     .bind(action)
     .bind(subject)
-    .execute(exec)
-    .await?;
-    Ok(())
-}
-
-/// One refresh token as stored (the token itself is never stored).
-#[derive(Debug, Clone)]
-pub struct RefreshRow {
-    /// Family id: every rotation of one login.
-    pub family: String,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// The user.
-    pub subject: String,
-    /// Granted scope.
-    pub scope: String,
-    /// The access tokens' `aud`, JSON.
-    pub audience: String,
-    /// The user's claims, JSON.
-    pub claims: String,
-    /// The family's absolute end.
-    pub expires_at: i64,
-    /// This token's idle deadline.
-    pub idle_until: i64,
-    /// When it was used.
-    pub spent_at: Option<i64>,
-    /// When its family was revoked.
-    pub revoked_at: Option<i64>,
-    /// Its successor, sealed, kept for the reuse interval.
-    pub successor_sealed: Option<String>,
-}
-
-/// What presenting a refresh token did.
-#[derive(Debug)]
-pub enum RefreshOutcome {
-    /// Spent; the successor (already stored) carries these grants.
-    Rotated(RefreshRow),
-    /// No such token.
-    Unknown,
-    /// Another client's token.
-    Foreign,
-    /// Its family was revoked.
-    Revoked,
-    /// Past its idle deadline or its family's end.
-    Expired,
-    /// Spent before: the family is now revoked.
-    Reused,
-    /// Spent within the reuse interval: the same successor again (sealed).
-    Retry(String, RefreshRow),
-}
-
-const REFRESH_SELECT: &str = "SELECT family, client_id, subject, scope, audience, claims, expires_at, idle_until, spent_at, revoked_at, successor_sealed FROM refresh_tokens";
-
-fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
-    Ok(RefreshRow {
-        family: r.try_get(0)?,
-        client_id: r.try_get(1)?,
-        subject: r.try_get(2)?,
-        scope: r.try_get(3)?,
-        audience: r.try_get(4)?,
-        claims: r.try_get(5)?,
-        expires_at: r.try_get(6)?,
-        idle_until: r.try_get(7)?,
-        spent_at: r.try_get(8)?,
-        revoked_at: r.try_get(9)?,
-        successor_sealed: r.try_get(10)?,
-    })
-}
-
-/// Revokes every refresh token of `family` and deletes its opaque access
-/// tokens (listing what was exchanged from them), inside the caller's
-/// transaction, and records why. Returns how many opaque tokens went.
-async fn revoke_family(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sqlite: bool,
-    family: &str,
-    actor: &str,
-    action: &str,
-    now: i64,
-) -> Result<u64, StoreError> {
-    // Until nothing is left. On PostgreSQL an UPDATE that waited for a
-    // rotation in flight does not see the successor that rotation
-    // inserted; the next statement does. Rotations of revoked tokens fail,
-    // so this ends.
-    loop {
-        let revoked = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(family)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if revoked == 0 || sqlite {
-            break;
-        }
-    }
-    let (deleted, _) =
-        revocations::delete_opaque(tx, revocations::OpaqueBy::Family, family, now).await?;
-    audit(&mut **tx, now, actor, action, family).await?;
-    Ok(deleted)
-}
-
-/// The refresh token with this hash, through `exec` (the pool or a
-/// transaction).
-async fn refresh_by_hash<'e, E>(exec: E, hash: &str) -> Result<Option<RefreshRow>, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    sqlx::query(&format!("{REFRESH_SELECT} WHERE token_hash = $1"))
-        .bind(hash)
-        .fetch_optional(exec)
-        .await?
-        .as_ref()
-        .map(refresh_row)
-        .transpose()
-}
-
-async fn insert_refresh<'e, E>(
-    exec: E,
-    hash: &str,
-    row: &RefreshRow,
-    now: i64,
-) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family, client_id, subject, scope, audience, claims, created_at, expires_at, idle_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(hash)
-    .bind(&row.family)
-    .bind(&row.client_id)
-    .bind(&row.subject)
-    .bind(&row.scope)
-    .bind(&row.audience)
-    .bind(&row.claims)
-    .bind(now)
-    .bind(row.expires_at)
-    .bind(row.idle_until)
     .execute(exec)
     .await?;
     Ok(())

@@ -331,6 +331,7 @@ async fn revoke_everything(
         "not_before": not_before,
         "refresh_families": done.families,
         "opaque_tokens": done.opaque_tokens,
+        "access_tokens": done.access_tokens,
         "exchanged_tokens": done.exchanged_tokens,
     }))
 }

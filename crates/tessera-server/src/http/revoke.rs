@@ -64,6 +64,8 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
             .revoke_refresh_family(&super::token::token_hash(token), &client.id, now)
             .await
             .map_err(|e| OAuthError::internal(&e))?;
+        // The family's access tokens are now on the deny-list.
+        st.revocations.notify_waiters();
         return owned(done);
     }
     let validation = super::token::own_token_validation(st, st.config.tokens.leeway);

@@ -20,9 +20,10 @@ use serde_json::{Map, Value};
 use tessera_jose::{Claim, UnixTime, Validation};
 
 use super::exchange::{exchange, federated, OwnToken, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
-use super::OAuthError;
+use super::{refresh, OAuthError};
 use crate::clients::{AuthMethod, Client};
 use crate::server::AppState;
+use crate::store::FamilyAccess;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -120,9 +121,10 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let now = st.clock.now();
     // Whom the token is for and what it grants: the client itself; the
     // user a jwt-bearer assertion names (with the claims the client may
-    // pass on); or the user of a refresh token, as first granted.
-    let mut refresh_token = None;
-    let mut family: Option<String> = None;
+    // pass on); or the user of a refresh token, as first granted. A
+    // refresh-token family started or rotated here is stored only with the
+    // access token (see refresh.rs).
+    let mut session: Option<refresh::Session> = None;
     // An exchanged token never outlives the token it was exchanged for.
     let mut exp_cap: Option<i64> = None;
     // The tokens an exchange was granted on (subject, and actor).
@@ -132,90 +134,18 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             let (sub, claims) = user_assertion(st, &client, &params).await?;
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
-            if let Some((token, id)) =
-                new_family(st, &client, &sub, &scope, &audience, &claims, now).await?
-            {
-                refresh_token = Some(token);
-                family = Some(id);
-            }
+            session = refresh::start(st, &client, &sub, &scope, &audience, &claims, now);
             (Some(sub), claims, scope, audience)
         }
         "refresh_token" => {
-            let presented = params
-                .get("refresh_token")
-                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-            let (mut token, hash) = new_refresh_token();
-            let idle = crate::clock::secs(st.config.tokens.refresh_idle_timeout);
-            let interval = crate::clock::secs(st.config.tokens.refresh_reuse_interval);
-            // Kept sealed for the reuse interval only when there is one.
-            let sealed = if interval > 0 {
-                Some(
-                    st.kek
-                        .seal("refresh-successor", token.as_bytes())
-                        .map_err(|e| OAuthError::internal(&e))?,
-                )
-            } else {
-                None
-            };
-            let outcome = st
-                .store
-                .rotate_refresh(
-                    &token_hash(presented),
-                    &client.id,
-                    &hash,
-                    sealed.as_deref(),
-                    interval,
-                    now,
-                    idle,
-                )
-                .await
-                .map_err(|e| OAuthError::internal(&e))?;
-            let row = match outcome {
-                crate::store::RefreshOutcome::Rotated(row) => row,
-                crate::store::RefreshOutcome::Retry(sealed, row) => {
-                    // A retry within the reuse interval: the same successor.
-                    let plain = st
-                        .kek
-                        .open("refresh-successor", &sealed)
-                        .map_err(|e| OAuthError::internal(&e))?;
-                    let text =
-                        String::from_utf8(plain.to_vec()).map_err(|e| OAuthError::internal(&e))?;
-                    token = zeroize::Zeroizing::new(text);
-                    row
-                }
-                crate::store::RefreshOutcome::Reused => {
-                    st.metrics.refresh_reuse.increment(1);
-                    tracing::warn!(client_id = %client.id, "spent refresh token presented again: family revoked");
-                    return Err(OAuthError::invalid_grant(
-                        "the refresh token was already used; its whole family is now revoked",
-                    ));
-                }
-                crate::store::RefreshOutcome::Expired => {
-                    return Err(OAuthError::invalid_grant("the refresh token has expired"))
-                }
-                crate::store::RefreshOutcome::Revoked => {
-                    return Err(OAuthError::invalid_grant("the refresh token was revoked"))
-                }
-                crate::store::RefreshOutcome::Unknown | crate::store::RefreshOutcome::Foreign => {
-                    return Err(OAuthError::invalid_grant(
-                        "the refresh token is not valid for this client",
-                    ))
-                }
-            };
-            refresh_token = Some(token);
-            let claims = match serde_json::from_str(&row.claims) {
-                Ok(Value::Object(map)) => map,
-                _ => Map::new(),
-            };
-            let audience: Value = serde_json::from_str(&row.audience).unwrap_or(Value::Null);
-            // A refresh may ask for less than was granted, never more.
-            let scope = narrowed_scope(
-                &row.scope,
-                params.get("scope"),
-                "a refresh cannot widen the scope first granted",
-            )?;
-            family = Some(row.family.clone());
-            (Some(row.subject), claims, scope, audience)
+            let (presented, granted) = refresh::present(st, &client, &params, now).await?;
+            session = Some(presented);
+            (
+                Some(granted.subject),
+                granted.claims,
+                granted.scope,
+                granted.audience,
+            )
         }
         crate::clients::TOKEN_EXCHANGE
             if params.get("subject_token_type").map(String::as_str) == Some(JWT_TOKEN_TYPE) =>
@@ -227,12 +157,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             // with a refresh token when the client may have one (RFC 8693
             // §2.2.1): the upstream login becomes a Tessera session.
             exp_cap = Some(i64::MAX);
-            if let Some((token, id)) =
-                new_family(st, &client, &sub, &scope, &audience, &claims, now).await?
-            {
-                refresh_token = Some(token);
-                family = Some(id);
-            }
+            session = refresh::start(st, &client, &sub, &scope, &audience, &claims, now);
             (Some(sub), claims, scope, audience)
         }
         crate::clients::TOKEN_EXCHANGE => {
@@ -276,21 +201,24 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         // read through introspection.
         let json = serde_json::to_string(&claims).map_err(|e| OAuthError::internal(&e))?;
         let opaque = zeroize::Zeroizing::new(format!("tso_{}", crate::random_id(32)));
-        let stored = st
-            .store
-            .insert_opaque(
-                &token_hash(&opaque),
-                &client.id,
-                family.as_deref(),
-                &json,
-                now,
-                claims.exp,
-            )
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
-        if !stored {
-            return Err(OAuthError::invalid_grant("the refresh token was revoked"));
-        }
+        let hash = token_hash(&opaque);
+        let refresh_token = match session {
+            Some(session) => {
+                let access = FamilyAccess::Opaque {
+                    hash: &hash,
+                    claims: &json,
+                    expires_at: claims.exp,
+                };
+                Some(session.store(st, &client, access, now).await?)
+            }
+            None => {
+                st.store
+                    .insert_opaque(&hash, &client.id, &json, now, claims.exp)
+                    .await
+                    .map_err(|e| OAuthError::internal(&e))?;
+                None
+            }
+        };
         return Ok(token_response(
             &client,
             subject.is_some(),
@@ -343,6 +271,20 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             ));
         }
     }
+    // Last: the refresh token presented is spent (or the family started)
+    // only now that the access token it pays for is issued.
+    let refresh_token = match session {
+        Some(session) => {
+            let access = FamilyAccess::Jwt {
+                jti: &claims.jti,
+                expires_at: claims
+                    .exp
+                    .saturating_add(crate::clock::secs(st.config.tokens.leeway)),
+            };
+            Some(session.store(st, &client, access, now).await?)
+        }
+        None => None,
+    };
     let mut resp = token_response(&client, subject.is_some(), token, ttl, scope, refresh_token);
     if exp_cap.is_some() {
         // RFC 8693 §2.2.1: say what was issued.
@@ -701,50 +643,8 @@ async fn user_assertion(
     Ok((sub, passed))
 }
 
-/// A new refresh-token family for a user, when the client's grant types
-/// include `refresh_token`: (the token, the family id).
-async fn new_family(
-    st: &AppState,
-    client: &Client,
-    sub: &str,
-    scope: &str,
-    audience: &Value,
-    claims: &Map<String, Value>,
-    now: i64,
-) -> Result<Option<(zeroize::Zeroizing<String>, String)>, OAuthError> {
-    if !client
-        .metadata
-        .grant_types
-        .iter()
-        .any(|g| g == "refresh_token")
-    {
-        return Ok(None);
-    }
-    let (token, hash) = new_refresh_token();
-    let expires_at = now.saturating_add(crate::clock::secs(st.config.tokens.refresh_token_ttl));
-    let idle_until = now.saturating_add(crate::clock::secs(st.config.tokens.refresh_idle_timeout));
-    let row = crate::store::RefreshRow {
-        family: crate::random_id(16),
-        client_id: client.id.clone(),
-        subject: sub.to_owned(),
-        scope: scope.to_owned(),
-        audience: audience.to_string(),
-        claims: Value::Object(claims.clone()).to_string(),
-        expires_at,
-        idle_until: idle_until.min(expires_at),
-        spent_at: None,
-        revoked_at: None,
-        successor_sealed: None,
-    };
-    st.store
-        .insert_refresh(&hash, &row, now)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
-    Ok(Some((token, row.family)))
-}
-
 /// A new refresh token (`tsr_` and 256 random bits) and its stored hash.
-fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
+pub(super) fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
     let token = zeroize::Zeroizing::new(format!("tsr_{}", crate::random_id(32)));
     let hash = token_hash(&token);
     (token, hash)

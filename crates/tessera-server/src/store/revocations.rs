@@ -10,10 +10,13 @@
 //! Lock order: a transaction that revokes anything takes the revocation
 //! lock first ([`lock_revocations`]: on PostgreSQL an advisory lock), before
 //! any token or key row, so two revocations never deadlock. Writes that a
-//! revocation must not miss hold it shared ([`share_revocations`]): a token
-//! exchange recording a derived token ([`Store::record_derived`]), a new
-//! refresh family, an opaque token issued with a family. Each either sees
-//! a revocation that committed first or is seen by one that starts after.
+//! revocation must not miss hold it shared ([`share_revocations`]), also
+//! before any row: a token exchange recording a derived token
+//! ([`Store::record_derived`]), a new refresh family and a rotation (each
+//! with the access token issued with it, see `refresh.rs`). Each either
+//! sees a revocation that committed first or is seen by one that starts
+//! after. A transaction holding it shared never asks for it exclusively
+//! (reuse detection rolls back first, then revokes in a new transaction).
 
 use sqlx::Row as _;
 
@@ -98,6 +101,8 @@ pub struct RevokedAll {
     pub families: u64,
     /// Opaque access tokens deleted.
     pub opaque_tokens: u64,
+    /// JWT access tokens of the revoked families listed by jti.
+    pub access_tokens: u64,
     /// Exchanged tokens listed by jti (their subject or client differs).
     pub exchanged_tokens: u64,
 }
@@ -195,9 +200,10 @@ impl Store {
 
     /// Revokes everything of a subject or a client (`kind`): a rule that
     /// lists its tokens issued before `not_before` until `expires_at`, its
-    /// refresh-token families, its opaque access tokens (a client's are
-    /// deleted; a subject's are refused by the rule), and tokens exchanged
-    /// from a client's tokens.
+    /// refresh-token families (with the access tokens they issued, listed by
+    /// jti as well), its opaque access tokens (a client's are deleted; a
+    /// subject's are refused by the rule), and tokens exchanged from a
+    /// client's tokens.
     ///
     /// # Errors
     /// On database failure.
@@ -247,7 +253,7 @@ impl Store {
             ..RevokedAll::default()
         };
         for family in &families {
-            out.opaque_tokens += super::revoke_family(
+            let done = super::refresh::revoke_family(
                 &mut tx,
                 self.sqlite,
                 family,
@@ -256,12 +262,15 @@ impl Store {
                 now,
             )
             .await?;
+            out.opaque_tokens += done.opaque_tokens;
+            out.access_tokens += done.access_tokens;
+            out.exchanged_tokens += done.exchanged_tokens;
         }
         if kind == RuleKind::Client {
             let (deleted, listed) = delete_opaque(&mut tx, OpaqueBy::Client, target, now).await?;
             out.opaque_tokens += deleted;
             let parents = derived_by(&mut tx, "parent_client", target).await?;
-            out.exchanged_tokens = listed + revoke_derived(&mut tx, parents, now).await?;
+            out.exchanged_tokens += listed + revoke_derived(&mut tx, parents, now).await?;
         }
         let action = match kind {
             RuleKind::Subject => "subject_revoked",

@@ -179,7 +179,7 @@ async fn registration_rules_of_the_grant() {
 }
 
 /// A login backend that may refresh; returns (id, secret, key).
-async fn refreshing_backend(s: &TestServer) -> (String, String, Signer) {
+pub(crate) async fn refreshing_backend(s: &TestServer) -> (String, String, Signer) {
     let key = signer();
     let public = serde_json::to_value(key.key().public_jwk().unwrap()).unwrap();
     let (id, secret) = s
@@ -197,7 +197,7 @@ async fn refreshing_backend(s: &TestServer) -> (String, String, Signer) {
 static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Logs user-42 in; returns the token response.
-async fn login(s: &TestServer, id: &str, secret: &str, key: &Signer) -> Value {
+pub(crate) async fn login(s: &TestServer, id: &str, secret: &str, key: &Signer) -> Value {
     let n = JTI.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let a = key
         .sign(&json!({"iss": id, "sub": "user-42", "aud": format!("{ISSUER}/token"), "exp": s.now() + 60,
@@ -210,7 +210,12 @@ async fn login(s: &TestServer, id: &str, secret: &str, key: &Signer) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn refresh(s: &TestServer, id: &str, secret: &str, token: &str) -> reqwest::Response {
+pub(crate) async fn refresh(
+    s: &TestServer,
+    id: &str,
+    secret: &str,
+    token: &str,
+) -> reqwest::Response {
     s.token_basic(
         id,
         secret,

@@ -8,6 +8,7 @@ mod exchange;
 mod grants;
 mod lifecycle;
 mod races;
+mod refresh;
 mod revoke;
 mod revoke_all;
 mod surface;

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use tessera_server::store::{Derived, RefreshOutcome, RefreshRow, RuleKind, Store, TokenFacts};
+use tessera_server::store::{
+    Derived, FamilyAccess, Issue, Presented, RefreshOutcome, RefreshRow, RuleKind, Store,
+    TokenFacts,
+};
 
 use crate::common::{backends, Backend};
 
@@ -41,6 +44,34 @@ async fn blocker(b: &Backend, insert: &str) -> sqlx::Transaction<'static, sqlx::
     tx
 }
 
+/// Presenting `hash` at app at `now`, with no reuse interval.
+fn presented(hash: &str, now: i64) -> Presented<'_> {
+    Presented {
+        hash,
+        client_id: "app",
+        reuse_interval: 0,
+        idle: 86_400,
+        now,
+    }
+}
+
+/// A JWT access token `jti` issued with a family.
+fn jwt(jti: &str) -> FamilyAccess<'_> {
+    FamilyAccess::Jwt {
+        jti,
+        expires_at: NOW + 960,
+    }
+}
+
+/// A rotation to `successor` issuing `access`.
+fn issue<'a>(successor: &'a str, access: FamilyAccess<'a>) -> Issue<'a> {
+    Issue {
+        successor_hash: successor,
+        successor_sealed: None,
+        access,
+    }
+}
+
 /// Family F of alice's login at app, fresh.
 fn alices_family() -> RefreshRow {
     RefreshRow {
@@ -63,7 +94,7 @@ async fn logout_everywhere_during_a_refresh_leaves_no_live_successor() {
     for b in backends().await {
         let store = Arc::new(Store::connect(&url(&b)).await.unwrap());
         store
-            .insert_refresh("R1", &alices_family(), NOW)
+            .insert_refresh("R1", &alices_family(), &jwt("j-1"), NOW)
             .await
             .unwrap();
         // The rotation stops at inserting its successor R2, with R1 spent.
@@ -74,7 +105,7 @@ async fn logout_everywhere_during_a_refresh_leaves_no_live_successor() {
         .await;
         let s = Arc::clone(&store);
         let rotation = tokio::spawn(async move {
-            s.rotate_refresh("R1", "app", "R2", None, 0, NOW + 1, 86_400)
+            s.rotate_refresh(&presented("R1", NOW + 1), &issue("R2", jwt("j-2")))
                 .await
                 .unwrap()
         });
@@ -103,13 +134,30 @@ async fn logout_everywhere_during_a_refresh_leaves_no_live_successor() {
             assert!(matches!(rotated, RefreshOutcome::Rotated(_)), "{rotated:?}");
         }
         let next = store
-            .rotate_refresh("R2", "app", "R3", None, 0, NOW + 10, 86_400)
+            .rotate_refresh(&presented("R2", NOW + 10), &issue("R3", jwt("j-3")))
             .await
             .unwrap();
         assert!(
             !matches!(next, RefreshOutcome::Rotated(_)),
             "{}: the successor outlived its subject's logout ({rotated:?}, then {next:?})",
             b.name
+        );
+        // The access tokens the family issued are listed by jti, the one
+        // issued by the rotation that raced the logout too.
+        let by_jti = |jti| TokenFacts {
+            jti: Some(jti),
+            sub: Some("bob"),
+            client_id: Some("other"),
+            iat: Some(NOW + 5),
+            kid: None,
+        };
+        assert!(store.is_refused(by_jti("j-1")).await.unwrap(), "{}", b.name);
+        if matches!(rotated, RefreshOutcome::Rotated(_)) {
+            assert!(store.is_refused(by_jti("j-2")).await.unwrap(), "{}", b.name);
+        }
+        assert!(
+            !store.is_refused(by_jti("j-3")).await.unwrap(),
+            "never issued, never listed"
         );
         store.close().await;
     }
@@ -122,7 +170,7 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
         let claims =
             r#"{"sub":"alice","client_id":"app","iat":1767225600,"exp":1767226500,"jti":"o-1"}"#;
         store
-            .insert_opaque("H", "app", None, claims, NOW, NOW + 900)
+            .insert_opaque("H", "app", claims, NOW, NOW + 900)
             .await
             .unwrap();
         // The exchange stops at recording its JWT, after its checks.
@@ -177,46 +225,87 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
 }
 
 /// The end of a race between a refresh and its family's revocation: the
-/// rotation committed, the family was revoked, and only then does the
-/// refresh store its opaque access token. It must not be stored (the
-/// revocation had nothing to delete yet).
+/// access token a refresh issues is stored in the rotation's transaction,
+/// so once the family is revoked no rotation (nor a retry within the reuse
+/// interval) stores one.
 #[tokio::test]
-async fn no_opaque_token_is_stored_for_a_family_revoked_since_its_refresh() {
+async fn no_access_token_is_stored_for_a_revoked_family() {
     for b in backends().await {
         let store = Store::connect(&url(&b)).await.unwrap();
+        let claims = r#"{"sub":"alice","client_id":"app"}"#;
+        let opaque = |hash| FamilyAccess::Opaque {
+            hash,
+            claims,
+            expires_at: NOW + 900,
+        };
         store
-            .insert_refresh("R1", &alices_family(), NOW)
+            .insert_refresh("R1", &alices_family(), &opaque("H1"), NOW)
             .await
             .unwrap();
-        let claims = r#"{"sub":"alice","client_id":"app"}"#;
+        assert!(store.opaque("H1").await.unwrap().is_some(), "{}", b.name);
+        // R1 -> R2 with a reuse interval, so that R1 may be retried.
+        let retrying = |hash, now| Presented {
+            reuse_interval: 10,
+            ..presented(hash, now)
+        };
+        let rotated = store
+            .rotate_refresh(
+                &retrying("R1", NOW + 1),
+                &Issue {
+                    successor_sealed: Some("sealed-R2"),
+                    ..issue("R2", opaque("H2"))
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(rotated, RefreshOutcome::Rotated(_)), "{rotated:?}");
+        assert!(store.opaque("H2").await.unwrap().is_some());
+        // A retry of R1 within the interval: the same successor, and its
+        // access token is stored with the family.
+        let again = store
+            .rotate_refresh(&retrying("R1", NOW + 2), &issue("R2b", opaque("H3")))
+            .await
+            .unwrap();
         assert!(
-            store
-                .insert_opaque("H1", "app", Some("F"), claims, NOW, NOW + 900)
-                .await
-                .unwrap(),
-            "{}: a live family's token is stored",
+            matches!(&again, RefreshOutcome::Retry(sealed, _) if sealed == "sealed-R2"),
+            "{}: {again:?}",
             b.name
         );
+        assert!(store.opaque("H3").await.unwrap().is_some());
+
         assert_eq!(
             store
-                .revoke_refresh_family("R1", "app", NOW + 1)
+                .revoke_refresh_family("R2", "app", NOW + 3)
                 .await
                 .unwrap(),
             Some(true)
         );
-        assert!(
-            store.opaque("H1").await.unwrap().is_none(),
-            "deleted with the family"
-        );
-        assert!(
-            !store
-                .insert_opaque("H2", "app", Some("F"), claims, NOW + 1, NOW + 900)
-                .await
-                .unwrap(),
-            "{}: stored for a revoked family",
-            b.name
-        );
-        assert!(store.opaque("H2").await.unwrap().is_none());
+        for h in ["H1", "H2", "H3"] {
+            assert!(
+                store.opaque(h).await.unwrap().is_none(),
+                "{}: {h} deleted with the family",
+                b.name
+            );
+        }
+        // Neither a rotation of the successor nor a retry of R1 within the
+        // interval stores anything now.
+        let next = store
+            .rotate_refresh(&retrying("R2", NOW + 4), &issue("R3", opaque("H4")))
+            .await
+            .unwrap();
+        assert!(matches!(next, RefreshOutcome::Revoked), "{next:?}");
+        let retry = store
+            .rotate_refresh(&retrying("R1", NOW + 4), &issue("R2c", opaque("H5")))
+            .await
+            .unwrap();
+        assert!(matches!(retry, RefreshOutcome::Revoked), "{retry:?}");
+        for h in ["H4", "H5"] {
+            assert!(
+                store.opaque(h).await.unwrap().is_none(),
+                "{}: {h} stored for a revoked family",
+                b.name
+            );
+        }
         store.close().await;
     }
 }

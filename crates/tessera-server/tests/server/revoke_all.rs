@@ -16,7 +16,7 @@ const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// A login backend whose users get refresh tokens, in `format` (jwt or
 /// opaque): (id, secret, assertion key).
-async fn login_backend(s: &TestServer, format: &str) -> (String, String, Signer) {
+pub(crate) async fn login_backend(s: &TestServer, format: &str) -> (String, String, Signer) {
     let key = signer();
     let public = serde_json::to_value(key.key().public_jwk().unwrap()).unwrap();
     let (id, secret) = s
@@ -33,7 +33,11 @@ async fn login_backend(s: &TestServer, format: &str) -> (String, String, Signer)
 static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// `sub` logs in through the backend: (access token, refresh token).
-async fn login(s: &TestServer, backend: &(String, String, Signer), sub: &str) -> (String, String) {
+pub(crate) async fn login(
+    s: &TestServer,
+    backend: &(String, String, Signer),
+    sub: &str,
+) -> (String, String) {
     let (id, secret, key) = backend;
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let assertion = key
@@ -56,7 +60,7 @@ async fn login(s: &TestServer, backend: &(String, String, Signer), sub: &str) ->
     )
 }
 
-async fn refresh(
+pub(crate) async fn refresh(
     s: &TestServer,
     backend: &(String, String, Signer),
     token: &str,
@@ -83,14 +87,14 @@ async fn exchange(s: &TestServer, id: &str, secret: &str, subject: &str) -> reqw
 }
 
 /// `who` exchanges `subject` for a JWT: the new access token.
-async fn exchanged(s: &TestServer, who: &(String, String), subject: &str) -> String {
+pub(crate) async fn exchanged(s: &TestServer, who: &(String, String), subject: &str) -> String {
     let resp = exchange(s, &who.0, &who.1, subject).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn active(s: &TestServer, who: &(String, String), token: &str) -> bool {
+pub(crate) async fn active(s: &TestServer, who: &(String, String), token: &str) -> bool {
     let answer = introspect(s, &who.0, &who.1, token).await;
     answer["active"] == true
 }
@@ -145,12 +149,26 @@ async fn logout_everywhere_revokes_every_token_of_a_subject() {
 
         // Followers learn it from the feed: one rule, bounded by the
         // longest token life plus leeway, plus the time other nodes may
-        // take to reload (keys.refresh_interval).
+        // take to reload (keys.refresh_interval); and, as for every revoked
+        // refresh-token family, the JWTs her web family issued by jti (and
+        // what was exchanged from them), each until it expires.
+        assert_eq!(
+            (&done["access_tokens"], &done["exchanged_tokens"]),
+            (&json!(1), &json!(1)),
+            "{}: {done}",
+            b.name
+        );
+        let seq = done["seq"].as_i64().unwrap();
+        let by_jti = |token: &str, seq: i64| {
+            let c = claims(token);
+            json!({"seq": seq, "jti": c["jti"], "exp": c["exp"].as_i64().unwrap() + 60})
+        };
         let f = feed(&s, &rs.0, &rs.1, 0).await;
         assert_eq!(
             f["entries"],
-            json!([{"seq": done["seq"], "sub": "alice", "not_before": s.now() + 1,
-                    "exp": s.now() + 3600 + 60 + 10}]),
+            json!([{"seq": seq, "sub": "alice", "not_before": s.now() + 1,
+                    "exp": s.now() + 3600 + 60 + 10},
+                   by_jti(&alice_web, seq + 1), by_jti(&alice_exchanged, seq + 2)]),
             "{}",
             b.name
         );
@@ -166,8 +184,14 @@ async fn logout_everywhere_revokes_every_token_of_a_subject() {
         let second: Value = resp.json().await.unwrap();
         assert!(second["seq"].as_i64() > done["seq"].as_i64());
         assert!(!active(&s, &rs, &again).await);
-        let f = feed(&s, &rs.0, &rs.1, done["seq"].as_i64().unwrap()).await;
-        assert_eq!(f["entries"][0]["not_before"], s.now() + 1);
+        let f = feed(&s, &rs.0, &rs.1, seq).await;
+        let rule = f["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["sub"] == "alice")
+            .unwrap();
+        assert_eq!(rule["not_before"], s.now() + 1, "{}: {f}", b.name);
         s.advance(Duration::from_secs(3600 + 60 + 10 + 2)).await;
         let f = feed(&s, &rs.0, &rs.1, 0).await;
         assert_eq!(f["entries"], json!([]), "{}: {f}", b.name);
