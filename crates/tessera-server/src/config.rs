@@ -54,6 +54,8 @@ pub struct Config {
     pub jwks_max_age: Duration,
     /// Where the admin token is written on first start.
     pub admin_token_file: PathBuf,
+    /// How long audit-log entries are kept.
+    pub audit_retention: Duration,
     /// Upstream issuers for token-exchange federation.
     pub federation: Vec<Upstream>,
     /// The issuer was derived from `listen` (no `issuer` setting).
@@ -74,6 +76,7 @@ impl fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("jwks_max_age", &self.jwks_max_age)
             .field("admin_token_file", &self.admin_token_file)
+            .field("audit_retention", &self.audit_retention)
             .finish_non_exhaustive()
     }
 }
@@ -246,6 +249,8 @@ struct RawJwks {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     token_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration")]
+    audit_retention: Option<Duration>,
 }
 
 /// A duration as humantime text (`"90d"`, `"15m"`) or a number of seconds.
@@ -501,6 +506,13 @@ impl Config {
             .admin
             .token_file
             .unwrap_or_else(|| data.join("admin.token"));
+        let audit_retention = raw.admin.audit_retention.unwrap_or(days(90));
+        if audit_retention < days(1) {
+            return Err(ConfigError::new(
+                "admin.audit_retention",
+                "must be at least 1d: the audit log is what an incident review reads",
+            ));
+        }
         Ok(Self {
             listen,
             issuer,
@@ -528,6 +540,7 @@ impl Config {
             },
             jwks_max_age,
             admin_token_file,
+            audit_retention,
             federation: raw.federation,
             derived_issuer,
             derived_audience,
@@ -657,6 +670,7 @@ mod tests {
         assert_eq!(c.keys.grace, days(10));
         assert_eq!(c.tokens.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.tokens.size_budget, 1024);
+        assert_eq!(c.audit_retention, days(90));
         assert!(c.jwks_max_age <= c.keys.prepublish / 2);
         assert_eq!(c.token_endpoint(), "http://127.0.0.1:8080/token");
     }
@@ -749,6 +763,10 @@ mod tests {
         assert_eq!(
             err(&[("TESSERA_KEYS_RSA_BITS", "1024")]).setting,
             "keys.rsa_bits"
+        );
+        assert_eq!(
+            err(&[("TESSERA_ADMIN_AUDIT_RETENTION", "12h")]).setting,
+            "admin.audit_retention"
         );
         let e = err(&[("TESSERA_KEYS_GRACE", "soon")]);
         assert!(e.message.contains("not a duration"), "{e}");

@@ -107,16 +107,14 @@ impl AppState {
             .await
             .map(|_| ())
             .map_err(StartError::from);
-        // Deny-list entries and refresh tokens go once they have expired.
+        // Deny-list entries and tokens go once they have expired, audit
+        // entries after their retention.
         let now = self.clock.now();
-        let purged = match self.store.purge_revocations(now).await {
-            Ok(_) => match self.store.purge_refresh(now).await {
-                Ok(_) => self.store.purge_opaque(now).await.map(|_| ()),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        }
-        .map_err(StartError::from);
+        let purged = self
+            .store
+            .purge_expired(now, crate::clock::secs(self.config.audit_retention))
+            .await
+            .map_err(StartError::from);
         let keys = self.reload_keys().await;
         let clients = self.reload_clients().await;
         ticked.and(purged).and(keys).and(clients)

@@ -220,7 +220,8 @@ impl Store {
     }
 
     /// Records a private_key_jwt assertion's jti; false when it was seen
-    /// before (a replay). Expired entries are purged on the way.
+    /// before (a replay). Expired entries are purged on the way (by the
+    /// index on their expiry, migration 0008).
     ///
     /// # Errors
     /// On database failure.
@@ -328,6 +329,22 @@ impl Store {
         )
     }
 
+    /// Deletes what has expired: deny-list entries, ended refresh families
+    /// and the records of their access tokens, opaque tokens, and audit
+    /// entries older than `audit_retention` seconds. The periodic refresh
+    /// of every node runs it.
+    ///
+    /// # Errors
+    /// On database failure (what was purged before it stays purged).
+    pub async fn purge_expired(&self, now: i64, audit_retention: i64) -> Result<(), StoreError> {
+        self.purge_revocations(now).await?;
+        self.purge_refresh(now).await?;
+        self.purge_opaque(now).await?;
+        self.purge_audit(now.saturating_sub(audit_retention))
+            .await?;
+        Ok(())
+    }
+
     // ---- settings and audit ----
 
     /// A setting's value.
@@ -372,6 +389,18 @@ impl Store {
         subject: &str,
     ) -> Result<(), StoreError> {
         audit(&self.pool, at, actor, action, subject).await
+    }
+
+    /// Deletes audit entries older than `before`.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// The newest audit entries, newest first: (at, actor, action, subject).

@@ -272,6 +272,30 @@ pub(crate) fn verify(
         .map(|v| v.claims)
 }
 
+/// The one number `sql` (with `$1` bound to `arg`) counts in the database
+/// of the servers started on `backend`: what no endpoint shows.
+pub(crate) async fn count_rows(backend: &Backend, sql: &str, arg: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let url = backend.url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rw",
+            backend.data.path().join("tessera.db").display()
+        )
+    });
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(arg)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
 /// Error code and body of a failed response.
 pub(crate) async fn oauth_error(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();

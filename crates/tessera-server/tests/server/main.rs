@@ -9,6 +9,7 @@ mod grants;
 mod lifecycle;
 mod races;
 mod refresh;
+mod retention;
 mod revoke;
 mod revoke_all;
 mod surface;
