@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod conn;
+pub mod testing;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -58,6 +58,12 @@ pub struct Config {
     pub audit_retention: Duration,
     /// Upstream issuers for token-exchange federation.
     pub federation: Vec<Upstream>,
+    /// Timeouts and the connection limit of both listeners, and the
+    /// shutdown deadline.
+    pub connections: tessera_http::Limits,
+    /// Where `/metrics` is served; `None` (the default): nowhere. Never on
+    /// the public listener: its labels name clients.
+    pub metrics_listen: Option<SocketAddr>,
     /// The issuer was derived from `listen` (no `issuer` setting).
     derived_issuer: bool,
     /// The default audience was derived from the issuer.
@@ -77,6 +83,8 @@ impl fmt::Debug for Config {
             .field("jwks_max_age", &self.jwks_max_age)
             .field("admin_token_file", &self.admin_token_file)
             .field("audit_retention", &self.audit_retention)
+            .field("connections", &self.connections)
+            .field("metrics_listen", &self.metrics_listen)
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +208,14 @@ struct RawServer {
     data: Option<PathBuf>,
     database_url: Option<String>,
     quickstart_client: Option<bool>,
+    #[serde(default, deserialize_with = "duration")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    keep_alive_timeout: Option<Duration>,
+    max_connections: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    shutdown_timeout: Option<Duration>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -345,6 +361,32 @@ impl Config {
                 format!("{listen_text:?} is not an address such as 127.0.0.1:8080"),
             )
         })?;
+        let connections = tessera_http::LimitSettings {
+            header_read_timeout: raw.server.header_read_timeout,
+            keep_alive_timeout: raw.server.keep_alive_timeout,
+            max_connections: raw.server.max_connections,
+            shutdown_timeout: raw.server.shutdown_timeout,
+        }
+        .resolve()
+        .map_err(|e| ConfigError::new(format!("server.{}", e.setting), e.message))?;
+        let metrics_listen = match raw.server.metrics_listen {
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    ConfigError::new(
+                        "server.metrics_listen",
+                        format!("{text:?} is not an address such as 127.0.0.1:9090"),
+                    )
+                })?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(ConfigError::new(
+                        "server.metrics_listen",
+                        "must differ from server.listen: metrics stay off the public port",
+                    ));
+                }
+                Some(addr)
+            }
+            None => None,
+        };
         let given_issuer = over.issuer.clone().or(raw.server.issuer);
         let derived_issuer = given_issuer.is_none();
         let issuer = given_issuer.unwrap_or_else(|| format!("http://{listen}"));
@@ -542,6 +584,8 @@ impl Config {
             admin_token_file,
             audit_retention,
             federation: raw.federation,
+            connections,
+            metrics_listen,
             derived_issuer,
             derived_audience,
         })
@@ -673,6 +717,8 @@ mod tests {
         assert_eq!(c.audit_retention, days(90));
         assert!(c.jwks_max_age <= c.keys.prepublish / 2);
         assert_eq!(c.token_endpoint(), "http://127.0.0.1:8080/token");
+        assert_eq!(c.connections, tessera_http::Limits::default());
+        assert_eq!(c.metrics_listen, None, "no metrics listener unless asked");
     }
 
     #[test]
@@ -725,6 +771,27 @@ mod tests {
         assert_eq!(c.issuer, "http://127.0.0.1:9002");
     }
 
+    #[test]
+    fn connection_limits_and_the_metrics_listener_are_settings() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA_SERVER_HEADER_READ_TIMEOUT", "2s"),
+                ("TESSERA_SERVER_KEEP_ALIVE_TIMEOUT", "30"),
+                ("TESSERA_SERVER_MAX_CONNECTIONS", "50"),
+                ("TESSERA_SERVER_SHUTDOWN_TIMEOUT", "0s"),
+                ("TESSERA_SERVER_METRICS_LISTEN", "127.0.0.1:9090"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.connections.header_read_timeout(), Duration::from_secs(2));
+        assert_eq!(c.connections.keep_alive_timeout(), Duration::from_secs(30));
+        assert_eq!(c.connections.max_connections(), 50);
+        assert_eq!(c.connections.shutdown_timeout(), Duration::ZERO);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+    }
+
     fn err(pairs: &[(&str, &str)]) -> ConfigError {
         Config::load(None, env(pairs), &Overrides::default()).unwrap_err()
     }
@@ -768,6 +835,40 @@ mod tests {
             err(&[("TESSERA_ADMIN_AUDIT_RETENTION", "12h")]).setting,
             "admin.audit_retention"
         );
+        for (name, value, setting) in [
+            (
+                "TESSERA_SERVER_HEADER_READ_TIMEOUT",
+                "0s",
+                "server.header_read_timeout",
+            ),
+            (
+                "TESSERA_SERVER_KEEP_ALIVE_TIMEOUT",
+                "0",
+                "server.keep_alive_timeout",
+            ),
+            (
+                "TESSERA_SERVER_MAX_CONNECTIONS",
+                "0",
+                "server.max_connections",
+            ),
+            (
+                "TESSERA_SERVER_SHUTDOWN_TIMEOUT",
+                "later",
+                "server.shutdown_timeout",
+            ),
+            (
+                "TESSERA_SERVER_METRICS_LISTEN",
+                "metrics",
+                "server.metrics_listen",
+            ),
+            (
+                "TESSERA_SERVER_METRICS_LISTEN",
+                "127.0.0.1:8080",
+                "server.metrics_listen",
+            ),
+        ] {
+            assert_eq!(err(&[(name, value)]).setting, setting, "{name}={value}");
+        }
         let e = err(&[("TESSERA_KEYS_GRACE", "soon")]);
         assert!(e.message.contains("not a duration"), "{e}");
         let e = err(&[("TESSERA_SERVER_COLOUR", "blue")]);

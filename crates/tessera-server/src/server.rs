@@ -196,6 +196,8 @@ impl AppState {
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when `server.metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its state (tests drive refreshes through it).
     pub state: Arc<AppState>,
     /// Whether this start created the admin token file.
@@ -203,15 +205,17 @@ pub struct Running {
     /// The quickstart client's credentials file, when this start wrote it.
     pub quickstart_credentials: Option<PathBuf>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
     refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, finishes in-flight requests, closes the pool.
+    /// Stops accepting, lets requests in progress finish for at most
+    /// `server.shutdown_timeout` (then drops their connections), closes
+    /// the pool.
     ///
     /// # Errors
-    /// When the server task failed.
+    /// When the server task panicked.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(r) = self.refresher.take() {
             r.abort();
@@ -219,17 +223,19 @@ impl Running {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let result = (&mut self.task).await.unwrap_or(Ok(()));
-        self.state.store.close().await;
-        result
+        self.wait_inner().await
     }
 
     /// Waits until the server stops (Ctrl-C or SIGTERM in `tessera serve`).
     ///
     /// # Errors
-    /// When the server task failed.
+    /// When the server task panicked.
     pub async fn wait(mut self) -> std::io::Result<()> {
-        let result = (&mut self.task).await.unwrap_or(Ok(()));
+        self.wait_inner().await
+    }
+
+    async fn wait_inner(&mut self) -> std::io::Result<()> {
+        let result = (&mut self.task).await.map_err(std::io::Error::other);
         self.state.store.close().await;
         result
     }
@@ -272,6 +278,25 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         .await
         .map_err(io(Path::new(&config.listen.to_string())))?;
     let addr = listener.local_addr().map_err(io(Path::new("listener")))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(io(Path::new(&at.to_string())))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr().map_err(io(Path::new("metrics listener")))?),
+        None => None,
+    };
+    if let Some(at) = metrics_addr.filter(|a| !a.ip().is_loopback()) {
+        // Allowed (a Prometheus on another host must reach it), but said.
+        tracing::warn!(
+            metrics_listen = %at,
+            "metrics are served on a non-loopback address: client ids and counters are readable by anyone who can reach it"
+        );
+    }
     config.bound_to(addr);
     create_private_dir(&config.data).map_err(io(&config.data))?;
     let store = Store::connect(&config.database_url).await?;
@@ -316,20 +341,37 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let signals = options.handle_signals;
     let stopping = state.stopping.clone();
+    // `stopping` tells both listeners, and the long polls, to end.
+    tokio::spawn(async move {
+        if signals {
+            tokio::select! {
+                _ = rx => {}
+                () = tessera_http::shutdown_signal() => {}
+            }
+        } else {
+            let _ = rx.await;
+        }
+        stopping.send_replace(true);
+    });
+    let stopped = |state: &AppState| {
+        let mut watch = state.stopping.subscribe();
+        async move {
+            let _ = watch.wait_for(|stopping| *stopping).await;
+        }
+    };
+    let limits = state.config.connections;
+    let public = tessera_http::serve(listener, app, limits, stopped(&state));
+    let metrics = metrics_listener.map(|l| {
+        let app = crate::http::metrics_app(Arc::clone(&state));
+        tessera_http::serve(l, app, limits, stopped(&state))
+    });
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                if signals {
-                    tokio::select! {
-                        _ = rx => {}
-                        () = shutdown_signal() => {}
-                    }
-                } else {
-                    let _ = rx.await;
-                }
-                stopping.send_replace(true);
-            })
-            .await
+        match metrics {
+            Some(metrics) => {
+                tokio::join!(public, metrics);
+            }
+            None => public.await,
+        }
     });
     let refresher = options.background.then(|| {
         let state = Arc::clone(&state);
@@ -337,6 +379,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
     });
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         created_admin_token,
         quickstart_credentials,
@@ -359,27 +402,6 @@ async fn refresh_loop(state: Arc<AppState>) {
             // The previous keys and clients keep serving.
             tracing::warn!(error = %e, "refresh failed; serving the last good state");
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
 

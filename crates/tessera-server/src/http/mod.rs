@@ -44,7 +44,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/revocations", get(revoke::feed))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route(
             "/admin/clients",
             post(admin::create_client).get(admin::list_clients),
@@ -55,6 +54,15 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/keys/{kid}/compromised", post(admin::compromised))
         .route("/admin/revoke", post(admin::revoke_all))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The router of the metrics listener (`server.metrics_listen`): only
+/// `GET /metrics`. It is never on the public port, whose `/metrics` is 404:
+/// the counters' labels name every client.
+pub fn metrics_app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 

@@ -10,6 +10,9 @@ use tessera_jose::{JwkSet, KeySet, UnixTime, Validation};
 use tessera_server::{Config, ManualClock, Overrides, Running, StartOptions};
 
 pub(crate) const ISSUER: &str = "https://auth.tessera.test";
+/// The setting that gives a test server a metrics listener (`/metrics` is
+/// never on the public port); read it with [`TestServer::metrics`].
+pub(crate) const METRICS: (&str, &str) = ("TESSERA_SERVER_METRICS_LISTEN", "127.0.0.1:0");
 /// 2026-01-01T00:00:00Z.
 pub(crate) const T0: i64 = 1_767_225_600;
 
@@ -169,6 +172,22 @@ impl TestServer {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The Prometheus text from the metrics listener (start with [`METRICS`]).
+    pub(crate) async fn metrics(&self) -> String {
+        let addr = self
+            .running
+            .metrics_addr
+            .expect("started with METRICS: /metrics is not on the public port");
+        self.http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Moves the clock and lets the node do what is due.

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use tessera_jose::{Algorithm, Signer, SigningKey};
 
-use crate::common::{backends, oauth_error, verify, TestServer, ISSUER};
+use crate::common::{backends, oauth_error, verify, TestServer, ISSUER, METRICS};
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
@@ -227,7 +227,7 @@ pub(crate) async fn refresh(
 #[tokio::test]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     for b in backends().await {
-        let s = TestServer::start(&b, &[]).await;
+        let s = TestServer::start(&b, &[METRICS]).await;
         let (id, secret, key) = refreshing_backend(&s).await;
         let first = login(&s, &id, &secret, &key).await;
         let r1 = first["refresh_token"].as_str().unwrap().to_owned();
@@ -280,15 +280,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
             "{}: family revoked",
             b.name
         );
-        let metrics = s
-            .http
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         assert!(
             metrics.contains("tessera_refresh_token_reuse_total 1"),
             "{metrics}"

@@ -4,6 +4,7 @@
 
 mod admin;
 mod common;
+mod connections;
 mod exchange;
 mod grants;
 mod lifecycle;

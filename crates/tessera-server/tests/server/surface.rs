@@ -2,12 +2,12 @@
 
 use serde_json::Value;
 
-use crate::common::{backends, TestServer, ISSUER};
+use crate::common::{backends, TestServer, ISSUER, METRICS};
 
 #[tokio::test]
 async fn jwks_has_cache_control_a_strong_etag_and_304() {
     for b in backends().await {
-        let s = TestServer::start(&b, &[("TESSERA_KEYS_PREPUBLISH", "10m")]).await;
+        let s = TestServer::start(&b, &[("TESSERA_KEYS_PREPUBLISH", "10m"), METRICS]).await;
         let resp = s
             .http
             .get(s.url("/.well-known/jwks.json"))
@@ -72,15 +72,7 @@ async fn jwks_has_cache_control_a_strong_etag_and_304() {
             "pending key pre-published"
         );
 
-        let metrics = s
-            .http
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         assert!(
             metrics.contains("tessera_jwks_requests_total 4"),
             "{metrics}"
@@ -169,7 +161,7 @@ async fn discovery_documents_carry_the_required_members() {
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     for b in backends().await {
-        let s = TestServer::start(&b, &[]).await;
+        let s = TestServer::start(&b, &[METRICS]).await;
         let (id, secret) = s.basic_client(serde_json::json!({})).await;
         s.token(&id, &secret).await;
         s.token(&id, &secret).await;
@@ -182,15 +174,7 @@ async fn health_readiness_and_metrics() {
             200
         );
         s.advance(std::time::Duration::from_secs(3600)).await;
-        let metrics = s
-            .http
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         let issued = format!(
             "tessera_tokens_issued_total{{grant=\"client_credentials\",client=\"{id}\"}} 2"
         );

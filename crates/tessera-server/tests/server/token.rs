@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use tessera_jose::{Algorithm, Signer, SigningKey};
 
-use crate::common::{backends, oauth_error, verify, TestServer, ISSUER};
+use crate::common::{backends, oauth_error, verify, TestServer, ISSUER, METRICS};
 
 #[tokio::test]
 async fn basic_client_gets_an_rfc9068_token_with_its_claims() {
@@ -147,7 +147,7 @@ async fn client_secret_post_and_audience_selection() {
 #[tokio::test]
 async fn every_rfc6749_error() {
     for b in backends().await {
-        let s = TestServer::start(&b, &[]).await;
+        let s = TestServer::start(&b, &[METRICS]).await;
         let (id, secret) = s
             .basic_client(json!({"scope": "read", "audiences": ["api"]}))
             .await;
@@ -293,15 +293,7 @@ async fn every_rfc6749_error() {
             "GET /token"
         );
 
-        let metrics = s
-            .http
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         assert!(
             metrics.contains("tessera_token_errors_total{code=\"invalid_client\"} 4"),
             "{metrics}"

@@ -52,6 +52,9 @@ fn banner(running: &tessera_server::Running) {
     };
     println!("tessera serve: issuer {}", config.issuer);
     println!("  listening on http://{} ({backend})", running.addr);
+    if let Some(metrics) = running.metrics_addr {
+        println!("  metrics on http://{metrics}/metrics");
+    }
     let admin = config.admin_token_file.display();
     // A node that joins a database another node created has no token file
     // of its own: the admin token is the one the first node wrote.
