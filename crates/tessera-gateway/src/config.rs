@@ -60,6 +60,9 @@ pub struct GatewayConfig {
     /// How long an exchanged JWT is reused for the same opaque token
     /// (never past its exp).
     pub phantom_cache: Duration,
+    /// Client connections: header-read and keep-alive timeouts, the
+    /// connection limit, the shutdown deadline.
+    pub connections: tessera_http::Limits,
 }
 
 /// The client the gateway reads the deny-list feed as.
@@ -113,6 +116,10 @@ struct RawConfig {
     revocations: Option<RawFeed>,
     phantom: Option<RawFeed>,
     phantom_cache: Option<String>,
+    header_read_timeout: Option<String>,
+    keep_alive_timeout: Option<String>,
+    max_connections: Option<usize>,
+    shutdown_timeout: Option<String>,
     #[serde(default)]
     public_authorities: Vec<String>,
     #[serde(default)]
@@ -307,6 +314,16 @@ impl GatewayConfig {
             format!("{base}/revocations"),
         )?;
         let phantom = client_of(raw.phantom, "phantom", format!("{base}/token"))?;
+        let optional =
+            |setting: &str, text: Option<String>| text.map(|t| duration(setting, &t)).transpose();
+        let connections = tessera_http::LimitSettings {
+            header_read_timeout: optional("header_read_timeout", raw.header_read_timeout)?,
+            keep_alive_timeout: optional("keep_alive_timeout", raw.keep_alive_timeout)?,
+            max_connections: raw.max_connections,
+            shutdown_timeout: optional("shutdown_timeout", raw.shutdown_timeout)?,
+        }
+        .resolve()
+        .map_err(|e| err(e.setting, e.message))?;
         let phantom_cache = match raw.phantom_cache {
             Some(t) => duration("phantom_cache", &t)?,
             None => Duration::from_secs(30),
@@ -324,6 +341,7 @@ impl GatewayConfig {
             revocations,
             phantom,
             phantom_cache,
+            connections,
             audience,
         })
     }
@@ -437,6 +455,34 @@ mod tests {
         }
         let c = load("public_authorities = [\"api.example.com\", \"127.0.0.1:8000\"]\n").unwrap();
         assert_eq!(c.public_authorities.len(), 2);
+    }
+
+    #[test]
+    fn connection_limits_are_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        let c = GatewayConfig::load(None, &over()).unwrap();
+        assert_eq!(c.connections, tessera_http::Limits::default());
+        std::fs::write(
+            &file,
+            "header_read_timeout = \"2s\"\nkeep_alive_timeout = \"30s\"\nmax_connections = 50\nshutdown_timeout = \"0s\"\n",
+        )
+        .unwrap();
+        let c = GatewayConfig::load(Some(&file), &over()).unwrap();
+        assert_eq!(c.connections.header_read_timeout(), Duration::from_secs(2));
+        assert_eq!(c.connections.keep_alive_timeout(), Duration::from_secs(30));
+        assert_eq!(c.connections.max_connections(), 50);
+        assert_eq!(c.connections.shutdown_timeout(), Duration::ZERO);
+        for (text, setting) in [
+            ("header_read_timeout = \"0s\"", "header_read_timeout"),
+            ("keep_alive_timeout = \"soon\"", "keep_alive_timeout"),
+            ("max_connections = 0", "max_connections"),
+            ("shutdown_timeout = \"-1s\"", "shutdown_timeout"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = GatewayConfig::load(Some(&file), &over()).unwrap_err();
+            assert_eq!(e.setting, setting, "{text}: {e}");
+        }
     }
 
     #[test]

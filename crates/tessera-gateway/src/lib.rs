@@ -172,14 +172,16 @@ impl Gateway {
         })
     }
 
-    /// Binds and serves until `shutdown` resolves.
+    /// Binds and serves until `shutdown` resolves, under the configured
+    /// connection limits (`tessera_http`); the task ends once the shutdown
+    /// is done, at the latest `shutdown_timeout` after `shutdown` resolved.
     ///
     /// # Errors
     /// When the address cannot be bound.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), StartError> {
+    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
         let addr = self.config.listen;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -187,14 +189,11 @@ impl Gateway {
         let bound = listener
             .local_addr()
             .map_err(|error| StartError::Listen { addr, error })?;
+        let limits = self.config.connections;
         let app = axum::Router::new()
             .fallback(proxy)
             .with_state(Arc::new(self));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+        let task = tokio::spawn(tessera_http::serve(listener, app, limits, shutdown));
         Ok((bound, task))
     }
 }

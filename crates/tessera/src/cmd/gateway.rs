@@ -1,5 +1,6 @@
 //! `tessera gateway`: settings first (a bad one exits 2), then the proxy
-//! until Ctrl-C or SIGTERM.
+//! until Ctrl-C or SIGTERM (then a graceful shutdown, bounded by
+//! `shutdown_timeout`).
 
 use anyhow::{Context as _, Result};
 use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
@@ -38,15 +39,11 @@ pub(crate) fn run(args: GatewayArgs) -> Result<u8> {
             .await
             .context("tessera gateway could not start")?;
         let (addr, task) = gateway
-            .serve(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .serve(tessera_http::shutdown_signal())
             .await
             .context("tessera gateway could not start")?;
         println!("tessera gateway: listening on http://{addr}, forwarding to {upstream}, tokens from {issuer}");
-        task.await
-            .context("gateway task")?
-            .context("gateway failed")?;
+        task.await.context("gateway failed")?;
         Ok(exit::OK)
     })
 }
