@@ -29,6 +29,8 @@ mod inspect;
 mod keys;
 mod secrets;
 mod sign;
+#[cfg(unix)] // SIGTERM
+mod signals;
 mod verify;
 mod verify_keys;
 
