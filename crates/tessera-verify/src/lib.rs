@@ -11,6 +11,9 @@
 //!   given to [`VerifierBuilder::revocations`], refuses revoked tokens as
 //!   `revoked` within a second: listed jtis, and rules that revoke every
 //!   token of a subject or client issued before a time, or signed by a key.
+//! - [`handle`]: the self-checking format of Tessera's opaque handles
+//!   (`tso_` access tokens, `tsr_` refresh tokens), minted by the authority
+//!   and recognised by the authority and the gateway.
 //! - [`VerifyLayer`] (tower) and [`Claims`] (axum extractor): 401 with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3) for a
 //!   bad token, 403 `insufficient_scope` for a missing scope.
@@ -35,6 +38,7 @@
 mod cache;
 mod denylist;
 mod extract;
+pub mod handle;
 mod layer;
 pub mod remote;
 mod verifier;
