@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::token::{narrowed_scope, new_refresh_token, token_hash};
+use super::token::{is_handle, narrowed_scope, new_refresh_token, token_hash};
 use super::OAuthError;
 use crate::clients::Client;
 use crate::server::AppState;
@@ -107,6 +107,10 @@ pub(super) async fn present(
     let token = params
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    // A made-up or mistyped token is refused before any lookup.
+    if !is_handle(token, tessera_verify::handle::Kind::Refresh) {
+        return Err(refusal(st, client, RefreshOutcome::Unknown));
+    }
     let hash = token_hash(token);
     let interval = crate::clock::secs(st.config.tokens.refresh_reuse_interval);
     let row = st

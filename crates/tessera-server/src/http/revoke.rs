@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tessera_jose::UnixTime;
+use tessera_verify::handle::{Handle, HandleError, Kind};
 
 use super::token::{authenticate, parse_form};
 use super::OAuthError;
@@ -46,27 +47,32 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    // token_type_hint is only a hint (RFC 7009 §2.1); refresh tokens are
-    // recognised by their prefix and JWT access tokens by their signature,
+    // token_type_hint is only a hint (RFC 7009 §2.1); handles are
+    // recognised by their format and JWT access tokens by their signature,
     // whatever it says.
     let now = st.clock.now();
-    if token.starts_with("tso_") {
-        let done = st
-            .store
-            .delete_opaque(&super::token::token_hash(token), &client.id, now)
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
-        return owned(done);
-    }
-    if token.starts_with("tsr_") {
-        let done = st
-            .store
-            .revoke_refresh_family(&super::token::token_hash(token), &client.id, now)
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
-        // The family's access tokens are now on the deny-list.
-        st.revocations.notify_waiters();
-        return owned(done);
+    match Handle::parse(token) {
+        Ok(h) if h.kind() == Kind::Opaque => {
+            let done = st
+                .store
+                .delete_opaque(&super::token::token_hash(token), &client.id, now)
+                .await
+                .map_err(|e| OAuthError::internal(&e))?;
+            return owned(done);
+        }
+        Ok(_) => {
+            let done = st
+                .store
+                .revoke_refresh_family(&super::token::token_hash(token), &client.id, now)
+                .await
+                .map_err(|e| OAuthError::internal(&e))?;
+            // The family's access tokens are now on the deny-list.
+            st.revocations.notify_waiters();
+            return owned(done);
+        }
+        // Made up or mistyped: never issued, nothing to revoke (§2.2).
+        Err(HandleError::Malformed(_)) => return Ok(()),
+        Err(HandleError::NotAHandle) => {}
     }
     let validation = super::token::own_token_validation(st, st.config.tokens.leeway);
     let ring = st.ring.load();
@@ -245,7 +251,13 @@ async fn introspection(
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let inactive = json!({"active": false});
     let now = st.clock.now();
-    if token.starts_with("tso_") {
+    let handle = match Handle::parse(token) {
+        Ok(h) => Some(h.kind()),
+        // Made up or mistyped: inactive, without a lookup.
+        Err(HandleError::Malformed(_)) => return Ok(inactive),
+        Err(HandleError::NotAHandle) => None,
+    };
+    if handle == Some(Kind::Opaque) {
         let found = st
             .store
             .opaque(&super::token::token_hash(token))
@@ -267,7 +279,7 @@ async fn introspection(
         claims.insert("token_type".into(), json!("Bearer"));
         return Ok(Value::Object(claims));
     }
-    if token.starts_with("tsr_") {
+    if handle == Some(Kind::Refresh) {
         return refresh_introspection(st, &client, token, now).await;
     }
     let validation = super::token::own_token_validation(st, std::time::Duration::ZERO);

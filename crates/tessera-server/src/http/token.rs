@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tessera_jose::{Claim, UnixTime, Validation};
+use tessera_verify::handle;
 
 use super::exchange::{exchange, federated, OwnToken, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
 use super::{refresh, OAuthError};
@@ -200,7 +201,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         // The Stripe model: a random handle; the claims stay here and are
         // read through introspection.
         let json = serde_json::to_string(&claims).map_err(|e| OAuthError::internal(&e))?;
-        let opaque = zeroize::Zeroizing::new(format!("tso_{}", crate::random_id(32)));
+        let opaque = zeroize::Zeroizing::new(handle::mint(handle::Kind::Opaque));
         let hash = token_hash(&opaque);
         let refresh_token = match session {
             Some(session) => {
@@ -643,11 +644,18 @@ async fn user_assertion(
     Ok((sub, passed))
 }
 
-/// A new refresh token (`tsr_` and 256 random bits) and its stored hash.
+/// A new refresh token (a `tsr_` handle: 256 random bits and a check
+/// value) and its stored hash.
 pub(super) fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
-    let token = zeroize::Zeroizing::new(format!("tsr_{}", crate::random_id(32)));
+    let token = zeroize::Zeroizing::new(handle::mint(handle::Kind::Refresh));
     let hash = token_hash(&token);
     (token, hash)
+}
+
+/// Whether `token` is a well-formed handle of `kind` (its check value
+/// holds): only those are worth a lookup.
+pub(crate) fn is_handle(token: &str, kind: handle::Kind) -> bool {
+    handle::Handle::parse(token).is_ok_and(|h| h.kind() == kind)
 }
 
 /// SHA-256 of a token, base64url: how refresh tokens are stored and found.

@@ -7,6 +7,7 @@ mod common;
 mod connections;
 mod exchange;
 mod grants;
+mod handles;
 mod lifecycle;
 mod races;
 mod refresh;
