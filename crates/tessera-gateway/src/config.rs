@@ -63,6 +63,8 @@ pub struct GatewayConfig {
     /// Client connections: header-read and keep-alive timeouts, the
     /// connection limit, the shutdown deadline.
     pub connections: tessera_http::Limits,
+    /// Most phantom exchanges in flight at once; past that, 503.
+    pub phantom_max_in_flight: usize,
 }
 
 /// The client the gateway reads the deny-list feed as.
@@ -120,6 +122,7 @@ struct RawConfig {
     keep_alive_timeout: Option<String>,
     max_connections: Option<usize>,
     shutdown_timeout: Option<String>,
+    phantom_max_in_flight: Option<usize>,
     #[serde(default)]
     public_authorities: Vec<String>,
     #[serde(default)]
@@ -328,6 +331,10 @@ impl GatewayConfig {
             Some(t) => duration("phantom_cache", &t)?,
             None => Duration::from_secs(30),
         };
+        let phantom_max_in_flight = raw.phantom_max_in_flight.unwrap_or(64);
+        if phantom_max_in_flight == 0 {
+            return Err(err("phantom_max_in_flight", "must be at least 1"));
+        }
         Ok(Self {
             listen,
             upstream,
@@ -342,6 +349,7 @@ impl GatewayConfig {
             phantom,
             phantom_cache,
             connections,
+            phantom_max_in_flight,
             audience,
         })
     }

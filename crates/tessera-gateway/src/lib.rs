@@ -154,11 +154,14 @@ impl Gateway {
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let phantom = match &config.phantom {
             Some(c) => Some(
-                phantom::Phantom::new(c.clone(), config.phantom_cache).map_err(|e| {
-                    ConfigError {
-                        setting: "phantom".into(),
-                        message: e.to_string(),
-                    }
+                phantom::Phantom::new(
+                    c.clone(),
+                    config.phantom_cache,
+                    config.phantom_max_in_flight,
+                )
+                .map_err(|e| ConfigError {
+                    setting: "phantom".into(),
+                    message: e.to_string(),
                 })?,
             ),
             None => None,
@@ -264,16 +267,16 @@ async fn admit(
     // exchanged for, which is then verified like any other.
     let mut internal = None;
     if let Some(phantom) = &gw.phantom {
-        if token.starts_with("tso_") {
-            match phantom.exchange(&token).await {
-                Some(jwt) => {
-                    internal = Some(jwt.clone());
-                    token = jwt;
-                }
-                None => {
-                    return Err(Refusal::InvalidToken("inactive").response("tessera", first_scopes))
-                }
+        match phantom.resolve(&token).await {
+            phantom::Outcome::NotOpaque => {}
+            phantom::Outcome::Exchanged(jwt) => {
+                internal = Some(jwt.clone());
+                token = jwt;
             }
+            phantom::Outcome::Refused(code) => {
+                return Err(Refusal::InvalidToken(code).response("tessera", first_scopes))
+            }
+            phantom::Outcome::Busy => return Err(phantom::busy()),
         }
     }
     let mut verified = None;

@@ -4,17 +4,57 @@
 //! `Authorization` header toward the upstream. Exchanges are remembered by
 //! the token's hash for a short while (never past the JWT's exp); failures
 //! for one second at most.
+//!
+//! Anyone can send a `Bearer tso_...`, and each unknown one would cost a
+//! round trip to the authority. Two bounds keep that cost small:
+//! - a handle whose check value does not hold (see
+//!   [`tessera_verify::handle`]) is refused here, with no exchange, as
+//!   `invalid_token` / `malformed`;
+//! - at most `phantom_max_in_flight` exchanges run at once; past that a
+//!   request needing a new exchange is answered 503 with `Retry-After: 1`
+//!   at once rather than queued (cached exchanges need no slot).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Response, StatusCode};
 use serde::Deserialize;
+use tessera_verify::handle::{Handle, HandleError, Kind};
+use tokio::sync::Semaphore;
 
 use crate::config::FeedClient;
 
 /// A cached exchange: the JWT (None for a recent failure) and until when.
 type Cached = (Option<String>, i64);
+
+/// What became of a bearer token in phantom mode.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Not a handle (a JWT, perhaps): verify it as it is.
+    NotOpaque,
+    /// The internal JWT it was exchanged for.
+    Exchanged(String),
+    /// Refused without reaching the upstream; the stable code for
+    /// `invalid_token` (`malformed`: made up, or not an access token;
+    /// `inactive`: the issuer does not know it, or no longer).
+    Refused(&'static str),
+    /// Every exchange slot is taken: answer 503, do not queue.
+    Busy,
+}
+
+/// 503 with `Retry-After: 1`: every exchange slot is taken (the gateway,
+/// not the client, is short of capacity, hence not 429).
+pub(crate) fn busy() -> Response<Body> {
+    let mut r = crate::plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "token exchanges at capacity; retry\n",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
 
 /// The exchanger and its cache.
 pub(crate) struct Phantom {
@@ -23,6 +63,8 @@ pub(crate) struct Phantom {
     ttl: i64,
     /// hash -> (jwt, until), or (None, until) for a recent failure.
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// One permit per exchange in flight.
+    in_flight: Semaphore,
 }
 
 #[derive(Deserialize)]
@@ -36,7 +78,11 @@ fn now() -> i64 {
 }
 
 impl Phantom {
-    pub(crate) fn new(client: FeedClient, ttl: Duration) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        client: FeedClient,
+        ttl: Duration,
+        max_in_flight: usize,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             client,
             http: reqwest::Client::builder()
@@ -45,14 +91,25 @@ impl Phantom {
                 .build()?,
             ttl: i64::try_from(ttl.as_secs()).unwrap_or(30).max(1),
             cache: Mutex::new(HashMap::new()),
+            in_flight: Semaphore::new(max_in_flight.max(1)),
         })
     }
 
-    /// The internal JWT for an opaque token, or None when the issuer says
-    /// it is not (or no longer) valid.
-    pub(crate) async fn exchange(&self, opaque: &str) -> Option<String> {
+    /// What to verify in place of `token`.
+    pub(crate) async fn resolve(&self, token: &str) -> Outcome {
+        match Handle::parse(token) {
+            Err(HandleError::NotAHandle) => Outcome::NotOpaque,
+            Ok(h) if h.kind() == Kind::Opaque => self.exchange(h).await,
+            // Made up or mistyped, or a refresh token (never a bearer
+            // token): refused here, the authority is not asked.
+            Ok(_) | Err(HandleError::Malformed(_)) => Outcome::Refused("malformed"),
+        }
+    }
+
+    async fn exchange(&self, opaque: Handle<'_>) -> Outcome {
         let key: [u8; 32] = {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, opaque.as_bytes());
+            let d =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, opaque.as_str().as_bytes());
             let mut k = [0u8; 32];
             k.copy_from_slice(d.as_ref());
             k
@@ -61,10 +118,16 @@ impl Phantom {
         if let Ok(cache) = self.cache.lock() {
             if let Some((jwt, until)) = cache.get(&key) {
                 if *until > t {
-                    return jwt.clone();
+                    return jwt
+                        .clone()
+                        .map_or(Outcome::Refused("inactive"), Outcome::Exchanged);
                 }
             }
         }
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            tracing::debug!("phantom exchanges at capacity: refused");
+            return Outcome::Busy;
+        };
         let answer = self
             .http
             .post(&self.client.url)
@@ -74,7 +137,7 @@ impl Phantom {
                     "grant_type",
                     "urn:ietf:params:oauth:grant-type:token-exchange",
                 ),
-                ("subject_token", opaque),
+                ("subject_token", opaque.as_str()),
                 (
                     "subject_token_type",
                     "urn:ietf:params:oauth:token-type:access_token",
@@ -106,6 +169,8 @@ impl Phantom {
             }
             cache.insert(key, entry.clone());
         }
-        entry.0
+        entry
+            .0
+            .map_or(Outcome::Refused("inactive"), Outcome::Exchanged)
     }
 }
