@@ -48,6 +48,15 @@ pub const GRANTS: [&str; 4] = [
     TOKEN_EXCHANGE,
 ];
 
+/// The permission to read the deny-list feed (`GET /revocations`): it names
+/// revoked subjects and client ids, so only followers registered for it
+/// (gateways, resource servers) may read it.
+pub const REVOCATIONS_READ: &str = "revocations:read";
+
+/// Permissions a client may hold at the authority itself (not scopes: they
+/// are never put in tokens).
+pub const PERMISSIONS: [&str; 1] = [REVOCATIONS_READ];
+
 /// Token exchange (RFC 8693).
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
@@ -104,6 +113,7 @@ pub struct Registration {
     token_format: Option<String>,
     introspection_audiences: Option<Vec<String>>,
     assertion_claims: Option<Vec<String>>,
+    permissions: Option<Vec<String>>,
 }
 
 /// A client's metadata as stored and as the admin API shows it.
@@ -137,6 +147,10 @@ pub struct Metadata {
     /// (tenant_id, email...); any other assertion claim is dropped.
     #[serde(default)]
     pub assertion_claims: Vec<String>,
+    /// What the client may do at the authority besides asking for tokens
+    /// ([`PERMISSIONS`]: `revocations:read`). None by default.
+    #[serde(default)]
+    pub permissions: Vec<String>,
 }
 
 /// Why a registration was refused (RFC 7591 §3.2.2 `invalid_client_metadata`).
@@ -164,6 +178,7 @@ impl Registration {
             token_format: None,
             introspection_audiences: None,
             assertion_claims: None,
+            permissions: None,
         }
     }
 
@@ -297,6 +312,19 @@ impl Registration {
         if token_format != "jwt" && token_format != "opaque" {
             return Err(bad("token_format: \"jwt\" (default) or \"opaque\""));
         }
+        let mut permissions = self.permissions.unwrap_or_default();
+        if let Some(p) = permissions
+            .iter()
+            .find(|p| !PERMISSIONS.contains(&p.as_str()))
+        {
+            return Err(bad(format!(
+                "permissions: {:?} is not one this server grants; known: {}",
+                short(p),
+                PERMISSIONS.join(", ")
+            )));
+        }
+        permissions.sort();
+        permissions.dedup();
         Ok(Metadata {
             client_name,
             grant_types,
@@ -309,6 +337,7 @@ impl Registration {
             token_format,
             introspection_audiences: self.introspection_audiences.unwrap_or_default(),
             assertion_claims,
+            permissions,
         })
     }
 }
@@ -425,6 +454,11 @@ impl Client {
         })
     }
 
+    /// Whether its registration grants `permission` ([`PERMISSIONS`]).
+    pub fn may(&self, permission: &str) -> bool {
+        self.metadata.permissions.iter().any(|p| p == permission)
+    }
+
     /// Checks a presented secret: SHA-256, then a constant-time comparison.
     /// A 256-bit random secret needs no slow password hash: nobody can
     /// guess it, and a stolen hash does not reveal it.
@@ -470,6 +504,9 @@ mod tests {
         assert_eq!(m.audiences, vec!["http://127.0.0.1:8080"]);
         assert_eq!(m.access_token_ttl, 900);
         assert_eq!(m.token_format, "jwt");
+        assert!(m.permissions.is_empty(), "no permission unless asked for");
+        let m = reg(serde_json::json!({"client_name": "gw", "permissions": ["revocations:read", "revocations:read"]})).unwrap();
+        assert_eq!(m.permissions, vec![REVOCATIONS_READ]);
     }
 
     #[test]
@@ -519,6 +556,10 @@ mod tests {
             (
                 serde_json::json!({"client_name": "x", "token_format": "paseto"}),
                 "token_format",
+            ),
+            (
+                serde_json::json!({"client_name": "x", "permissions": ["revocations:write"]}),
+                "permissions",
             ),
         ];
         for (json, member) in cases {

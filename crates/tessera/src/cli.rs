@@ -208,6 +208,10 @@ pub(crate) struct CreateClientArgs {
     /// Claim of a jwt-bearer assertion passed on to the user's token; repeat for several.
     #[arg(long = "assertion-claim", value_name = "NAME")]
     pub(crate) assertion_claims: Vec<String>,
+    /// Permission at the authority itself; repeat for several. `revocations:read`
+    /// lets the client read the deny-list feed (for a gateway or a verifier that follows it).
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    pub(crate) permissions: Vec<String>,
     #[command(flatten)]
     pub(crate) server: ServerArgs,
 }

@@ -106,7 +106,8 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
     Ok(())
 }
 
-/// `GET /revocations?since=SEQ[&limit=N]`, HTTP Basic client authentication.
+/// `GET /revocations?since=SEQ[&limit=N]`, HTTP Basic client authentication
+/// of a client registered with the `revocations:read` permission.
 pub(super) async fn feed(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -116,8 +117,18 @@ pub(super) async fn feed(
         return OAuthError::invalid_client("the feed needs HTTP Basic client authentication", true)
             .into_response();
     }
-    if let Err(e) = authenticate_any(&st, &headers).await {
-        return e.into_response();
+    match authenticate_any(&st, &headers).await {
+        Ok(client) if client.may(crate::clients::REVOCATIONS_READ) => {}
+        Ok(client) => {
+            // The feed names revoked subjects and client ids.
+            tracing::info!(client_id = %client.id, "deny-list feed refused: no revocations:read");
+            return OAuthError::unauthorized_client(
+                "this client may not read the deny-list feed: register it with the permission revocations:read",
+            )
+            .with_status(StatusCode::FORBIDDEN)
+            .into_response();
+        }
+        Err(e) => return e.into_response(),
     }
     let since = match query.get("since").map(|s| s.parse::<i64>()) {
         None => 0,
@@ -187,20 +198,23 @@ pub(super) async fn feed(
     }
 }
 
-/// Basic credentials of any client with a secret (the feed is read-only;
-/// the registered token-endpoint method does not matter here).
-async fn authenticate_any(st: &AppState, headers: &HeaderMap) -> Result<(), OAuthError> {
+/// The client of Basic credentials, whatever its registered token-endpoint
+/// method (any client with a secret can authenticate here).
+async fn authenticate_any(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<Arc<crate::clients::Client>, OAuthError> {
     let mut params = HashMap::new();
     params.insert("grant_type".to_owned(), String::new());
     match authenticate(st, headers, &params).await {
-        Ok(_) => Ok(()),
+        Ok(client) => Ok(client),
         Err(e) if e.code() == "invalid_client" => {
             // A client_secret_post client presenting Basic: accept its secret.
             let (id, secret) = super::token::basic_credentials_of(headers)
                 .ok_or_else(|| OAuthError::invalid_client("client authentication failed", true))?;
             let clients = st.clients.load();
             match clients.get(&id) {
-                Some(c) if c.secret_matches(&secret) => Ok(()),
+                Some(c) if c.secret_matches(&secret) => Ok(Arc::clone(c)),
                 _ => Err(OAuthError::invalid_client(
                     "client authentication failed",
                     true,

@@ -123,6 +123,9 @@ pub(crate) struct TestServer {
     pub(crate) base: String,
     pub(crate) admin: String,
     pub(crate) http: reqwest::Client,
+    /// A client registered with `revocations:read` on first use: what a
+    /// gateway or resource server reads the deny-list feed as.
+    follower: tokio::sync::OnceCell<(String, String)>,
 }
 
 impl TestServer {
@@ -163,7 +166,20 @@ impl TestServer {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
+            follower: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The credentials of a client that may read the deny-list feed.
+    pub(crate) async fn follower(&self) -> &(String, String) {
+        self.follower
+            .get_or_init(|| async {
+                self.basic_client(
+                    json!({"client_name": "follower", "permissions": ["revocations:read"]}),
+                )
+                .await
+            })
+            .await
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -21,7 +21,9 @@ pub(crate) async fn revoke(
         .unwrap()
 }
 
-pub(crate) async fn feed(s: &TestServer, id: &str, secret: &str, since: i64) -> Value {
+/// The feed from `since`, read as the server's follower client.
+pub(crate) async fn feed(s: &TestServer, since: i64) -> Value {
+    let (id, secret) = s.follower().await;
     let resp = s
         .http
         .get(s.url(&format!("/revocations?since={since}")))
@@ -44,7 +46,7 @@ async fn a_revoked_access_token_enters_the_feed_until_it_expires() {
         let (id, secret) = s.basic_client(json!({})).await;
         let token = s.token(&id, &secret).await;
         let c = claims(&token);
-        assert_eq!(feed(&s, &id, &secret, 0).await["seq"], 0);
+        assert_eq!(feed(&s, 0).await["seq"], 0);
 
         let resp = revoke(
             &s,
@@ -54,7 +56,7 @@ async fn a_revoked_access_token_enters_the_feed_until_it_expires() {
         )
         .await;
         assert_eq!(resp.status(), 200, "{}", b.name);
-        let f = feed(&s, &id, &secret, 0).await;
+        let f = feed(&s, 0).await;
         assert_eq!(f["seq"], 1);
         assert_eq!(f["snapshot"], false);
         assert_eq!(
@@ -68,20 +70,20 @@ async fn a_revoked_access_token_enters_the_feed_until_it_expires() {
                 .status(),
             200
         );
-        assert_eq!(feed(&s, &id, &secret, 0).await["seq"], 1);
-        assert_eq!(feed(&s, &id, &secret, 1).await["entries"], json!([]));
+        assert_eq!(feed(&s, 0).await["seq"], 1);
+        assert_eq!(feed(&s, 1).await["entries"], json!([]));
 
         // A second one; a follower at 1 sees only it.
         let t2 = s.token(&id, &secret).await;
         revoke(&s, &id, &secret, &[("token", &t2)]).await;
-        let f = feed(&s, &id, &secret, 1).await;
+        let f = feed(&s, 1).await;
         assert_eq!(f["seq"], 2);
         assert_eq!(f["entries"][0]["jti"], claims(&t2)["jti"]);
 
         // Past exp + leeway the entries are purged; a follower from before
         // the purge gets a (now empty) snapshot, one that is current does not.
         s.advance(Duration::from_secs(900 + 61)).await;
-        let f = feed(&s, &id, &secret, 0).await;
+        let f = feed(&s, 0).await;
         assert_eq!(
             (f["seq"].as_i64(), f["snapshot"].as_bool()),
             (Some(2), Some(true)),
@@ -89,7 +91,7 @@ async fn a_revoked_access_token_enters_the_feed_until_it_expires() {
             b.name
         );
         assert_eq!(f["entries"], json!([]));
-        let f = feed(&s, &id, &secret, 2).await;
+        let f = feed(&s, 2).await;
         assert_eq!(f["snapshot"], false);
         s.stop().await;
     }
@@ -128,7 +130,7 @@ async fn revocation_refusals() {
                 .status(),
             200
         );
-        assert_eq!(feed(&s, &id, &secret, 0).await["seq"], 0);
+        assert_eq!(feed(&s, 0).await["seq"], 0);
         // Missing token, bad client.
         let resp = revoke(&s, &id, &secret, &[("token_type_hint", "access_token")]).await;
         assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
@@ -150,10 +152,11 @@ async fn revocation_refusals() {
             .await
             .unwrap();
         assert_eq!(oauth_error(resp).await, (401, "invalid_client".into()));
+        let (reader, reader_secret) = s.follower().await;
         let resp = s
             .http
             .get(s.url("/revocations?since=-1"))
-            .basic_auth(&id, Some(&secret))
+            .basic_auth(reader, Some(reader_secret))
             .send()
             .await
             .unwrap();
@@ -176,6 +179,88 @@ async fn revocation_refusals() {
             d["tessera_revocation_feed_endpoint"],
             format!("{}/revocations", crate::common::ISSUER)
         );
+        s.stop().await;
+    }
+}
+
+/// The feed names revoked subjects and client ids: only a client registered
+/// with `revocations:read` may read it, whatever it authenticates with.
+#[tokio::test]
+async fn only_clients_with_the_feed_permission_read_the_feed() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let (id, secret) = s.basic_client(json!({})).await;
+        let (post, post_secret) = s
+            .basic_client(json!({"token_endpoint_auth_method": "client_secret_post"}))
+            .await;
+        let (rs, rs_secret) = s
+            .basic_client(json!({"introspection_audiences": ["orders-api"]}))
+            .await;
+        let (reader, reader_secret) = s
+            .basic_client(json!({"token_endpoint_auth_method": "client_secret_post", "permissions": ["revocations:read"]}))
+            .await;
+        let token = s.token(&id, &secret).await;
+        revoke(&s, &id, &secret, &[("token", &token)]).await;
+        let read = |id: String, secret: String| {
+            let s = &s;
+            async move {
+                s.http
+                    .get(s.url("/revocations?since=0"))
+                    .basic_auth(id, Some(secret))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        for (who, secret) in [(&id, &secret), (&post, &post_secret), (&rs, &rs_secret)] {
+            let resp = read(who.clone(), secret.clone()).await;
+            assert_eq!(resp.headers()["cache-control"], "no-store");
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(
+                (status.as_u16(), body["error"].as_str()),
+                (403, Some("unauthorized_client")),
+                "{}: {body}",
+                b.name
+            );
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("revocations:read"),
+                "{body}"
+            );
+            assert!(!body
+                .to_string()
+                .contains(&claims(&token)["jti"].as_str().unwrap().to_owned()));
+        }
+        // Positive control: the permitted client reads the entry.
+        let resp = read(reader.clone(), reader_secret.clone()).await;
+        assert_eq!(resp.status(), 200, "{}", b.name);
+        let f: Value = resp.json().await.unwrap();
+        assert_eq!(f["entries"][0]["jti"], claims(&token)["jti"]);
+        // The admin API shows the permission.
+        let listed: Value = s
+            .http
+            .get(s.url("/admin/clients"))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let perms = |who: &str| {
+            listed["clients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["client_id"] == who)
+                .unwrap()["permissions"]
+                .clone()
+        };
+        assert_eq!(perms(&reader), json!(["revocations:read"]));
+        assert_eq!(perms(&id), json!([]));
         s.stop().await;
     }
 }
@@ -215,7 +300,7 @@ async fn nodes_share_one_sequence() {
         for call in calls {
             assert_eq!(call.await.unwrap(), 200, "{}", b.name);
         }
-        let f = feed(&c, &id, &secret, 0).await;
+        let f = feed(&c, 0).await;
         let seqs: Vec<i64> = f["entries"]
             .as_array()
             .unwrap()

@@ -80,6 +80,9 @@ fn registration(args: &CreateClientArgs) -> Result<Value> {
             args.assertion_claims.clone().into(),
         );
     }
+    if !args.permissions.is_empty() {
+        body.insert("permissions".into(), args.permissions.clone().into());
+    }
     Ok(body.into())
 }
 

@@ -299,6 +299,47 @@ fn clients_list_shows_and_delete_removes() {
         .refused("not_found");
 }
 
+// --permission revocations:read lets a client read the deny-list feed; a
+// client registered without it is refused with 403; an unknown permission
+// is refused at registration.
+#[test]
+fn clients_create_with_the_feed_permission_reads_the_feed() {
+    let server = Server::start();
+    let feed = |client: &Value| {
+        let response = http()
+            .get(format!("{}/revocations?since=0", server.url))
+            .basic_auth(
+                str_of(client, "client_id"),
+                Some(str_of(client, "client_secret")),
+            )
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json_value())
+    };
+    let follower = server.create_client("gateway", &["--permission", "revocations:read"]);
+    assert_eq!(follower["permissions"], json!(["revocations:read"]));
+    let (status, page) = feed(&follower);
+    assert_eq!(status, 200, "{page:#}");
+    assert_eq!(page["entries"], json!([]));
+
+    let plain = server.create_client("orders", &[]);
+    assert_eq!(plain["permissions"], json!([]));
+    let (status, answer) = feed(&plain);
+    assert_eq!(status, 403, "{answer:#}");
+    assert_eq!(answer["error"], "unauthorized_client");
+
+    server
+        .admin(&[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--permission",
+            "revocations:write",
+        ])
+        .refused("invalid_client_metadata");
+}
+
 // --jwks registers public keys for private_key_jwt (no secret is issued); a
 // single JWK becomes a set of one; a private key never leaves the machine.
 #[test]
