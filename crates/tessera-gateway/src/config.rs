@@ -54,6 +54,10 @@ pub struct GatewayConfig {
     /// Follow the issuer's deny-list feed as this client (id, secret read
     /// from a file), rejecting revoked tokens.
     pub revocations: Option<FeedClient>,
+    /// How long start-up may spend reading the deny-list feed to its end;
+    /// past it the gateway starts anyway, says it is not caught up, and
+    /// goes on reading in the background.
+    pub revocations_catch_up: Duration,
     /// Phantom-token mode: exchange opaque `tso_` tokens at the issuer's
     /// token endpoint (RFC 8693) as this client, for an internal JWT.
     pub phantom: Option<FeedClient>,
@@ -116,6 +120,7 @@ struct RawConfig {
     connect_timeout: Option<String>,
     token_cache: Option<usize>,
     revocations: Option<RawFeed>,
+    revocations_catch_up: Option<String>,
     phantom: Option<RawFeed>,
     phantom_cache: Option<String>,
     header_read_timeout: Option<String>,
@@ -331,6 +336,10 @@ impl GatewayConfig {
             Some(t) => duration("phantom_cache", &t)?,
             None => Duration::from_secs(30),
         };
+        let revocations_catch_up = match raw.revocations_catch_up {
+            Some(t) => duration("revocations_catch_up", &t)?,
+            None => Duration::from_secs(10),
+        };
         let phantom_max_in_flight = raw.phantom_max_in_flight.unwrap_or(64);
         if phantom_max_in_flight == 0 {
             return Err(err("phantom_max_in_flight", "must be at least 1"));
@@ -346,6 +355,7 @@ impl GatewayConfig {
             connect_timeout,
             token_cache: raw.token_cache.unwrap_or(10_000),
             revocations,
+            revocations_catch_up,
             phantom,
             phantom_cache,
             connections,
@@ -520,6 +530,25 @@ mod tests {
                 .unwrap_err()
                 .setting,
             "routes[0].prefix"
+        );
+        std::fs::write(&file, "phantom_max_in_flight = 0\n").unwrap();
+        assert_eq!(
+            GatewayConfig::load(Some(&file), &over())
+                .unwrap_err()
+                .setting,
+            "phantom_max_in_flight"
+        );
+        std::fs::write(&file, "revocations_catch_up = \"soon\"\n").unwrap();
+        assert_eq!(
+            GatewayConfig::load(Some(&file), &over())
+                .unwrap_err()
+                .setting,
+            "revocations_catch_up"
+        );
+        let c = GatewayConfig::load(None, &over()).unwrap();
+        assert_eq!(
+            (c.phantom_max_in_flight, c.revocations_catch_up),
+            (64, Duration::from_secs(10))
         );
         std::fs::write(&file, "colour = 1\n").unwrap();
         assert!(GatewayConfig::load(Some(&file), &over())

@@ -66,6 +66,8 @@ pub struct Gateway {
     client: Client<HttpConnector, Body>,
     upstream: Uri,
     phantom: Option<phantom::Phantom>,
+    /// The followed deny-list (shared by the verifiers).
+    denylist: Option<Arc<tessera_verify::DenyList>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -83,13 +85,19 @@ impl Gateway {
     /// # Errors
     /// When the issuer's keys cannot be fetched.
     pub async fn new(config: GatewayConfig) -> Result<Self, StartError> {
+        // A feed that cannot be read to its end within the catch-up time
+        // does not keep the gateway from starting: the list says it is not
+        // caught up (and the log warns) until it is.
         let denylist = match &config.revocations {
             Some(feed) => Some(
                 tessera_verify::DenyList::follow(
                     &feed.url,
                     &feed.client_id,
                     &feed.client_secret,
-                    &tessera_verify::RemoteOptions::default(),
+                    &tessera_verify::FeedOptions {
+                        catch_up_time: config.revocations_catch_up,
+                        ..tessera_verify::FeedOptions::default()
+                    },
                 )
                 .await?,
             ),
@@ -132,7 +140,17 @@ impl Gateway {
                 verifiers.insert(audience.clone(), Arc::new(v));
             }
         }
-        Self::with_verifiers(config, verifiers)
+        let mut gateway = Self::with_verifiers(config, verifiers)?;
+        gateway.denylist = denylist;
+        Ok(gateway)
+    }
+
+    /// Whether the deny-list it follows has been read to its end (None
+    /// without a `[revocations]` section). A gateway that started before
+    /// the feed could be read in full serves, refusing what it has read so
+    /// far, and catches up in the background.
+    pub fn revocations_caught_up(&self) -> Option<bool> {
+        self.denylist.as_ref().map(|l| l.caught_up())
     }
 
     /// Builds the gateway around given verifiers (by audience); tests use
@@ -172,6 +190,7 @@ impl Gateway {
             client,
             upstream,
             phantom,
+            denylist: None,
         })
     }
 

@@ -28,7 +28,7 @@ async fn an_opaque_token_reaches_the_upstream_as_an_internal_jwt() {
         )
         .await;
     let (gw_id, gw_secret) = auth
-        .register(json!({"client_name": "gateway", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "introspection_audiences": ["orders-api"]}))
+        .register(json!({"client_name": "gateway", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "introspection_audiences": ["orders-api"], "permissions": ["revocations:read"]}))
         .await;
 
     // The upstream echoes what it was given.

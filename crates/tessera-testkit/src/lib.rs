@@ -99,6 +99,14 @@ impl Authority {
         )
     }
 
+    /// Registers a client that may read the deny-list feed (the
+    /// `revocations:read` permission), as a gateway or a verifier following
+    /// the feed is: (id, secret).
+    pub async fn follower(&self) -> (String, String) {
+        self.register(json!({"client_name": "follower", "permissions": ["revocations:read"]}))
+            .await
+    }
+
     /// A client_credentials access token for `client`.
     pub async fn token_for(&self, client: &(String, String)) -> String {
         let resp = self

@@ -8,20 +8,16 @@
 //! the issuer's leeway), and is kept as a 64-bit keyed hash of the jti and
 //! that time, not the jti itself (a false match needs a 2^-64 collision
 //! under a per-process random key). When the authority is unreachable the
-//! list is kept and the follower catches up from its last sequence number.
+//! list is kept and the follower catches up from its last sequence number
+//! (see `feed.rs` for how the feed is read, and the bounds on it).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::RwLock;
 
-use reqwest::{StatusCode, Url};
 use serde::Deserialize;
-
-use crate::remote::{self, RemoteOptions};
-use crate::BuildError;
 
 /// The followed deny-list.
 pub struct DenyList {
@@ -37,6 +33,8 @@ pub struct DenyList {
     pub failures: AtomicU64,
     /// Feed answers applied.
     pub updates: AtomicU64,
+    /// Whether the last page read said nothing more was to come.
+    caught_up: AtomicBool,
 }
 
 impl std::fmt::Debug for DenyList {
@@ -44,14 +42,15 @@ impl std::fmt::Debug for DenyList {
         f.debug_struct("DenyList")
             .field("seq", &self.seq.load(Ordering::Relaxed))
             .field("entries", &self.len())
+            .field("caught_up", &self.caught_up())
             .finish_non_exhaustive()
     }
 }
 
 #[derive(Deserialize)]
-struct FeedPage {
+pub(crate) struct FeedPage {
     seq: i64,
-    more: bool,
+    pub(crate) more: bool,
     entries: Vec<FeedEntry>,
 }
 
@@ -141,7 +140,24 @@ impl DenyList {
             seq: AtomicI64::new(0),
             failures: AtomicU64::new(0),
             updates: AtomicU64::new(0),
+            caught_up: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the list holds everything the feed had listed when it was
+    /// last read: false until a page says nothing more is to come (so false
+    /// while [`DenyList::follow`] is still catching up, or for a list filled
+    /// only by hand), and false again after a page says more is to come or
+    /// a request fails, until the follower has read to the end again.
+    /// Exported as the gauge `tessera_verify_denylist_caught_up` (0 or 1).
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Records whether the feed has been read to its end; the previous state.
+    pub(crate) fn set_caught_up(&self, now: bool) -> bool {
+        metrics::gauge!("tessera_verify_denylist_caught_up").set(if now { 1.0 } else { 0.0 });
+        self.caught_up.swap(now, Ordering::AcqRel)
     }
 
     fn key(&self, jti: &str) -> u64 {
@@ -240,7 +256,7 @@ impl DenyList {
         }
     }
 
-    fn apply(&self, page: &FeedPage) {
+    pub(crate) fn apply(&self, page: &FeedPage) {
         let Ok(mut map) = self.entries.write() else {
             return;
         };
@@ -270,104 +286,6 @@ impl DenyList {
         let next = if page.more { last } else { page.seq.max(last) };
         self.seq.store(next, Ordering::Relaxed);
         self.updates.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Follows the feed at `url` (from the issuer's discovery document,
-    /// `tessera_revocation_feed_endpoint`) as client `client_id`, in the
-    /// background for as long as the returned list lives. The first page
-    /// is read before this returns.
-    ///
-    /// # Errors
-    /// A bad URL, or a first request that fails.
-    pub async fn follow(
-        url: &str,
-        client_id: &str,
-        client_secret: &str,
-        options: &RemoteOptions,
-    ) -> Result<Arc<Self>, BuildError> {
-        let url = remote::check_url(url)?;
-        // Long polls hold up to 25 s: the timeout covers that.
-        let mut long = options.clone();
-        long.timeout = options.timeout + Duration::from_secs(25);
-        let http = remote::http_client(&long)?;
-        let follower = Follower {
-            url,
-            http,
-            id: client_id.to_owned(),
-            secret: client_secret.to_owned(),
-            limit: options.max_response_bytes.max(64 * 1024) * 16,
-        };
-        let list = Arc::new(Self::new());
-        follower.poll(&list, 0).await.map_err(|e| {
-            BuildError::Fetch(format!(
-                "revocation feed {}: {e}",
-                remote::redacted(&follower.url)
-            ))
-        })?;
-        let weak = Arc::downgrade(&list);
-        tokio::spawn(async move { follower.run(weak).await });
-        Ok(list)
-    }
-}
-
-struct Follower {
-    url: Url,
-    http: reqwest::Client,
-    id: String,
-    secret: String,
-    limit: usize,
-}
-
-impl Follower {
-    async fn poll(&self, list: &DenyList, wait: u64) -> Result<(), String> {
-        loop {
-            let mut url = self.url.clone();
-            url.query_pairs_mut()
-                .append_pair("since", &list.seq().to_string())
-                .append_pair("wait", &wait.to_string());
-            let resp = self
-                .http
-                .get(url)
-                .basic_auth(&self.id, Some(&self.secret))
-                .send()
-                .await
-                .map_err(|e| e.without_url().to_string())?;
-            if resp.status() != StatusCode::OK {
-                return Err(format!("HTTP {}", resp.status()));
-            }
-            if resp.content_length().is_some_and(|n| n > self.limit as u64) {
-                return Err("answer too large".into());
-            }
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| e.without_url().to_string())?;
-            let page: FeedPage =
-                serde_json::from_slice(&body).map_err(|_| "not a feed page".to_owned())?;
-            list.apply(&page);
-            if !page.more {
-                return Ok(());
-            }
-        }
-    }
-
-    async fn run(self, weak: Weak<DenyList>) {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            let Some(list) = weak.upgrade() else { return };
-            list.purge(tessera_jose::UnixTime::now().secs());
-            match self.poll(&list, 25).await {
-                Ok(()) => backoff = Duration::from_millis(500),
-                Err(e) => {
-                    list.failures.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("tessera_verify_denylist_failures_total").increment(1);
-                    tracing::warn!(url = %remote::redacted(&self.url), error = %e, "revocation feed unreachable; keeping the list");
-                    drop(list);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
     }
 }
 

@@ -211,7 +211,10 @@ mod tests {
         let relabelled = format!("tsr_{}", &good[4..]);
         assert_eq!(bad(&relabelled), Err(HandleError::Malformed(Kind::Refresh)));
         // Not a handle at all.
-        assert_eq!(bad("eyJhbGciOiJFUzI1NiJ9.e30.sig"), Err(HandleError::NotAHandle));
+        assert_eq!(
+            bad("eyJhbGciOiJFUzI1NiJ9.e30.sig"),
+            Err(HandleError::NotAHandle)
+        );
         assert_eq!(bad("TSO_abc"), Err(HandleError::NotAHandle));
         assert_eq!(bad(""), Err(HandleError::NotAHandle));
     }

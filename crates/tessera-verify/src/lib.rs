@@ -11,6 +11,9 @@
 //!   given to [`VerifierBuilder::revocations`], refuses revoked tokens as
 //!   `revoked` within a second: listed jtis, and rules that revoke every
 //!   token of a subject or client issued before a time, or signed by a key.
+//!   The feed is read within bounds ([`FeedOptions`]: page size counted as it
+//!   streams, back-off, a bounded catch-up) and the list says whether it has
+//!   read to the end ([`DenyList::caught_up`]).
 //! - [`handle`]: the self-checking format of Tessera's opaque handles
 //!   (`tso_` access tokens, `tsr_` refresh tokens), minted by the authority
 //!   and recognised by the authority and the gateway.
@@ -38,6 +41,7 @@
 mod cache;
 mod denylist;
 mod extract;
+mod feed;
 pub mod handle;
 mod layer;
 pub mod remote;
@@ -45,6 +49,7 @@ mod verifier;
 
 pub use denylist::{DenyList, RuleKind, TokenFacts};
 pub use extract::Claims;
+pub use feed::FeedOptions;
 pub use layer::{bearer_token, check, Refusal, VerifiedToken, VerifyLayer, VerifyService};
 pub use remote::{RemoteKeySet, RemoteOptions, Stats};
 pub use verifier::{Verifier, VerifierBuilder};

@@ -163,12 +163,23 @@ pub(crate) async fn get_limited(
     if let Some(tag) = etag {
         req = req.header(IF_NONE_MATCH, tag);
     }
-    let mut resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+    let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
     let status = resp.status();
     let headers = resp.headers().clone();
     if status != StatusCode::OK {
         return Ok((status, headers, Vec::new()));
     }
+    let body = body_limited(resp, limit).await?;
+    Ok((status, headers, body))
+}
+
+/// A response body of at most `limit` bytes, counted as the chunks arrive
+/// (a chunked answer has no `Content-Length` to check first): past the
+/// limit the connection is dropped, never buffered.
+pub(crate) async fn body_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(format!("response is over {limit} bytes"));
     }
@@ -183,7 +194,7 @@ pub(crate) async fn get_limited(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok((status, headers, body))
+    Ok(body)
 }
 
 /// `max-age` of a `Cache-Control` header, if any (`no-cache`/`no-store`: 0).

@@ -2,6 +2,7 @@
 //! a real `tessera serve`.
 #![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
 
+mod feed;
 mod keyserver;
 mod layer;
 mod remote;

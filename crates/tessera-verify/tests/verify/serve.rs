@@ -6,20 +6,22 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tessera_jose::ErrorKind;
 use tessera_testkit::Authority;
-use tessera_verify::{RemoteOptions, Verifier};
+use tessera_verify::{FeedOptions, RemoteOptions, Verifier};
 
 /// A verifier for the authority's tokens with a verified-token cache,
-/// following its deny-list feed as the quickstart client.
+/// following its deny-list feed as a client registered for it.
 async fn following(auth: &Authority) -> (Arc<tessera_verify::DenyList>, Verifier) {
     let issuer = auth.issuer.clone();
+    let (id, secret) = auth.follower().await;
     let list = tessera_verify::DenyList::follow(
         &auth.url("/revocations"),
-        &auth.client.0,
-        &auth.client.1,
-        &RemoteOptions::default(),
+        &id,
+        &secret,
+        &FeedOptions::default(),
     )
     .await
     .unwrap();
+    assert!(list.caught_up());
     let v = Verifier::from_issuer(issuer.clone())
         .audience(issuer)
         .cache(100)
