@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tessera_server::{Config, Overrides, StartOptions};
-use tessera_verify::{DenyList, RemoteOptions};
+use tessera_verify::{DenyList, FeedOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Overrides::default()
         },
     )?;
+    let admin_file = config.admin_token_file.clone();
     let running = tessera_server::start(config, StartOptions::default()).await?;
     let base = format!("http://{}", running.addr);
     let creds = std::fs::read_to_string(
@@ -31,14 +32,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or("no quickstart client")?,
     )?;
     let (id, secret) = creds.trim().split_once(':').ok_or("bad credentials file")?;
+    let http = reqwest::Client::new();
+    // The follower reads the feed as a client registered for it.
+    let admin = std::fs::read_to_string(&admin_file)?;
+    let follower: Value = http
+        .post(format!("{base}/admin/clients"))
+        .bearer_auth(admin.trim())
+        .json(&serde_json::json!({"client_name": "follower", "permissions": ["revocations:read"]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let list = DenyList::follow(
         &format!("{base}/revocations"),
-        id,
-        secret,
-        &RemoteOptions::default(),
+        follower["client_id"].as_str().ok_or("no client_id")?,
+        follower["client_secret"].as_str().ok_or("no client_secret")?,
+        &FeedOptions::default(),
     )
     .await?;
-    let http = reqwest::Client::new();
     let mut delays = Vec::new();
     for _ in 0..300 {
         let body: Value = http
