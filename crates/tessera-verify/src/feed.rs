@@ -170,6 +170,7 @@ impl DenyList {
             Err(FeedError::Failed(reason)) => {
                 list.set_caught_up(false);
                 list.failures.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("tessera_verify_denylist_failures_total").increment(1);
                 tracing::warn!(
                     url = %remote::redacted(&follower.url),
                     seq = list.seq(),
