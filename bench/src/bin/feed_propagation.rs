@@ -47,7 +47,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let list = DenyList::follow(
         &format!("{base}/revocations"),
         follower["client_id"].as_str().ok_or("no client_id")?,
-        follower["client_secret"].as_str().ok_or("no client_secret")?,
+        follower["client_secret"]
+            .as_str()
+            .ok_or("no client_secret")?,
         &FeedOptions::default(),
     )
     .await?;
