@@ -330,6 +330,7 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
     // One canonical path: the routes are matched on it and the upstream
     // receives exactly it.
     if let Err(bad) = path::check_authority(
+        req.method(),
         req.uri(),
         req.headers().get(header::HOST),
         &gw.config.public_authorities,

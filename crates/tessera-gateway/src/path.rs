@@ -30,13 +30,14 @@
 use std::fmt::Write as _;
 
 use axum::http::uri::{Authority, Uri};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 
 /// Why a request target was refused: answered 400 with this code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BadTarget {
-    /// Not a path: `*`, the authority form of `CONNECT`.
+    /// Not a path: `*`; any `CONNECT`, whose target the gateway's client
+    /// would send upstream in authority form, whatever the client wrote.
     #[error("not_origin_form")]
     NotOriginForm,
     /// An absolute-form target naming another host, a userinfo or a scheme
@@ -273,15 +274,21 @@ fn segment_into(raw: &str, text: &mut String) -> Result<String, BadTarget> {
 /// Checks an absolute-form target (`GET http://host/path`): its scheme is
 /// http(s), it has no userinfo, and its authority is the gateway's: one of
 /// `public` when configured, else the request's `Host` (RFC 9112 §3.2
-/// requires them to agree). An origin-form target always passes.
+/// requires them to agree). An origin-form target passes, except with
+/// `CONNECT`: whatever its target, the request would reach the upstream as
+/// `CONNECT upstream:port`, not as the path decided on.
 ///
 /// # Errors
-/// [`BadTarget::ForeignAuthority`].
+/// [`BadTarget::ForeignAuthority`], [`BadTarget::NotOriginForm`].
 pub(crate) fn check_authority(
+    method: &Method,
     uri: &Uri,
     host: Option<&HeaderValue>,
     public: &[Authority],
 ) -> Result<(), BadTarget> {
+    if method == Method::CONNECT {
+        return Err(BadTarget::NotOriginForm);
+    }
     let Some(authority) = uri.authority() else {
         return Ok(());
     };
@@ -411,8 +418,16 @@ mod tests {
         let host = HeaderValue::from_static("gw.example:8000");
         let check = |uri: &str, host: Option<&HeaderValue>, public: &[&str]| {
             let public: Vec<Authority> = public.iter().map(|p| p.parse().unwrap()).collect();
-            check_authority(&uri.parse().unwrap(), host, &public)
+            check_authority(&Method::GET, &uri.parse().unwrap(), host, &public)
         };
+        // CONNECT never has a path the upstream would receive.
+        for uri in ["/admin", "http://gw.example:8000/a", "gw.example:8000"] {
+            assert_eq!(
+                check_authority(&Method::CONNECT, &uri.parse().unwrap(), Some(&host), &[]),
+                Err(BadTarget::NotOriginForm),
+                "{uri}"
+            );
+        }
         // Origin form: nothing to compare.
         assert_eq!(check("/admin", None, &[]), Ok(()));
         assert_eq!(

@@ -188,6 +188,15 @@ const CASES: &[(&[u8], Who, Want)] = &[
     (b"OPTIONS *", Nobody, Bad("not_origin_form")),
     (b"CONNECT evil:443", Nobody, Bad("not_origin_form")),
     (b"CONNECT gw.test:80", Admin, Bad("not_origin_form")),
+    // CONNECT with a path: the gateway's client would send it to the
+    // upstream in authority form, another target than the one decided on.
+    (b"CONNECT /health", Nobody, Bad("not_origin_form")),
+    (b"CONNECT /admin/users", Admin, Bad("not_origin_form")),
+    (
+        b"CONNECT http://gw.test/health",
+        Nobody,
+        Bad("not_origin_form"),
+    ),
     (b"GET http://gw.test/health", Nobody, Up("/health")),
     (
         b"GET http://gw.test/health/../admin/users",
