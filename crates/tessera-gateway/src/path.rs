@@ -25,12 +25,19 @@
 //!   `%0A`, `%7F`, C1), a broken escape, escapes that do not decode to
 //!   UTF-8 (the overlong `%C0%AE` is a dot to some decoders), an escaped
 //!   `%` followed by two hex digits (a second decoding would change the
-//!   path), a `..` above the root, and a target that is not a path.
+//!   path), a `..` above the root, and a target that is not a path;
+//! - refused too: what a Unicode-normalising upstream (NFKC/NFKD, or a
+//!   best-fit mapping to ASCII) would read as one of those delimiters or as
+//!   a dot-segment — `／` `＼` `；` `？` `＃` `％`, and segments such as
+//!   `．．`, `‥`, `.\u{200B}.` or `..%20` — since the routes already assume
+//!   an upstream may read paths that way ([`compatibility`]).
 
 use std::fmt::Write as _;
 
 use axum::http::uri::{Authority, Uri};
 use axum::http::{HeaderValue, Method};
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization as _;
 
 /// Why a request target was refused: answered 400 with this code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +79,11 @@ pub enum BadTarget {
     /// A `..` climbing above the root.
     #[error("above_root")]
     AboveRoot,
+    /// A non-ASCII character read as a delimiter (`／`, `＼`, `；`, `？`,
+    /// `＃`, `％`), or a segment read as `.` or `..` (`．．`, `‥`, `..%20`),
+    /// by an upstream that normalises Unicode.
+    #[error("unicode_lookalike")]
+    UnicodeLookalike,
 }
 
 impl BadTarget {
@@ -90,6 +102,7 @@ impl BadTarget {
             Self::BadUtf8 => "bad_utf8",
             Self::DoubleEncoding => "double_encoding",
             Self::AboveRoot => "above_root",
+            Self::UnicodeLookalike => "unicode_lookalike",
         }
     }
 }
@@ -268,7 +281,52 @@ fn segment_into(raw: &str, text: &mut String) -> Result<String, BadTarget> {
     {
         return Err(BadTarget::DoubleEncoding);
     }
+    if !decoded.is_ascii() || decoded.starts_with('.') {
+        lookalike(&decoded)?;
+    }
     Ok(decoded)
+}
+
+/// How the most lenient upstream could read a decoded segment before
+/// routing on it: its compatibility decomposition (NFKD: `ａ` is `a`, `／`
+/// is `/`, `‥` is `..`), without combining marks and invisible characters.
+pub(crate) fn compatibility(segment: &str) -> String {
+    segment
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c) && !invisible(*c))
+        .collect()
+}
+
+/// Characters some normalisers drop: the soft hyphen, joiners, bidi
+/// controls, the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{feff}'
+    )
+}
+
+/// Refuses a segment whose [`compatibility`] reading holds a delimiter the
+/// canonical form refuses, or is a dot-segment (trailing spaces dropped, as
+/// Windows does) while the segment itself is not one.
+fn lookalike(decoded: &str) -> Result<(), BadTarget> {
+    let delimiter = decoded.chars().filter(|c| !c.is_ascii()).any(|c| {
+        std::iter::once(c)
+            .nfkd()
+            .any(|d| matches!(d, '/' | '\\' | ';' | '?' | '#' | '%') || d.is_control())
+    });
+    let read = compatibility(decoded);
+    let dots = read.trim_end_matches(' ');
+    if delimiter || (matches!(dots, "." | "..") && dots != decoded) {
+        return Err(BadTarget::UnicodeLookalike);
+    }
+    Ok(())
 }
 
 /// Checks an absolute-form target (`GET http://host/path`): its scheme is
@@ -361,6 +419,10 @@ mod tests {
             ("/100%25", "/100%25"),
             ("/%25zz", "/%25zz"),
             ("/...", "/..."),
+            ("/.a", "/.a"),
+            ("/..a", "/..a"),
+            ("/%EF%BD%81", "/%EF%BD%81"),
+            ("/.%C3%A9", "/.%C3%A9"),
             ("/a..", "/a.."),
         ] {
             assert_eq!(canon(raw), Ok(want.to_owned()), "{raw}");
@@ -404,6 +466,16 @@ mod tests {
             ("/%u002e", BadEscape),
             ("/%252e%252e/admin", DoubleEncoding),
             ("/a%2525", DoubleEncoding),
+            ("/a/%EF%BC%8E%EF%BC%8E/b", UnicodeLookalike),
+            ("/a/%E2%80%A5/b", UnicodeLookalike),
+            ("/a/.%E2%80%8B./b", UnicodeLookalike),
+            ("/a/..%20/b", UnicodeLookalike),
+            ("/a/.%20", UnicodeLookalike),
+            ("/a%EF%BC%8Fb", UnicodeLookalike),
+            ("/a%EF%BC%BCb", UnicodeLookalike),
+            ("/a%EF%BC%9Bb", UnicodeLookalike),
+            ("/a%EF%B9%94b", UnicodeLookalike),
+            ("/%EF%BC%85%EF%BC%92%EF%BC%A6", UnicodeLookalike),
             ("/..", AboveRoot),
             ("/%2e%2e/admin", AboveRoot),
             ("/a/../..", AboveRoot),

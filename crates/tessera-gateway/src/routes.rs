@@ -13,9 +13,6 @@
 //! never opens any spelling but its own, since it only ever removes
 //! requirements.
 
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization as _;
-
 use crate::path::{self, CanonicalPath};
 
 /// What a path prefix requires.
@@ -203,11 +200,7 @@ pub(crate) fn fold(segment: &str) -> String {
     let base = if segment.is_ascii() {
         segment.to_ascii_lowercase()
     } else {
-        let plain: String = segment
-            .nfkd()
-            .filter(|c| !is_combining_mark(*c) && !invisible(*c))
-            .collect();
-        plain.to_uppercase().to_lowercase()
+        path::compatibility(segment).to_uppercase().to_lowercase()
     };
     base.trim_end_matches(['.', ' ']).to_owned()
 }
@@ -222,21 +215,6 @@ fn folds_to(segment: &str, folded: &str) -> bool {
     } else {
         fold(segment) == folded
     }
-}
-
-/// Characters some normalisers drop: the soft hyphen, joiners, bidi
-/// controls, the byte-order mark.
-fn invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{ad}'
-            | '\u{34f}'
-            | '\u{180e}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{feff}'
-    )
 }
 
 #[cfg(test)]

@@ -120,6 +120,79 @@ const CASES: &[(&[u8], Who, Want)] = &[
     (b"GET /%EF%BD%81dmin/users", Low, Refused(401)),
     (b"GET /ADM%C4%B0N/users", Low, Refused(401)),
     (b"GET /ad%C2%ADmin", Low, Refused(401)),
+    // Compatibility forms of delimiters and dots: an upstream that
+    // normalises Unicode (NFKC/NFKD) or maps it best-fit to ASCII reads
+    // `／` as `/`, `．．` and `‥` as `..`, `％` as `%`: refused, like the
+    // ASCII escapes they stand for.
+    (
+        b"GET /health/%EF%BC%8E%EF%BC%8E/admin/users",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /health/\xef\xbc\x8e\xef\xbc\x8e/admin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /health/%E2%80%A5/admin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /health/.%EF%B9%92/admin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /health/.%E2%80%8B./admin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /health/.%CC%81./admin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /health/..%C2%A0/admin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (b"GET /health/..%20/admin", Nobody, Bad("unicode_lookalike")),
+    (
+        b"GET /health/x%EF%BC%8F..%EF%BC%8F..%EF%BC%8Fadmin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /%EF%BD%81dmin%EF%BC%8Fusers",
+        Low,
+        Bad("unicode_lookalike"),
+    ),
+    (
+        b"GET /health/..%EF%BC%BCadmin",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    (b"GET /admin%EF%BC%9Bx/users", Low, Bad("unicode_lookalike")),
+    (b"GET /health/%EF%BC%9F", Nobody, Bad("unicode_lookalike")),
+    (b"GET /health/%EF%BC%83", Nobody, Bad("unicode_lookalike")),
+    (
+        b"GET /health/%EF%BC%85%EF%BC%92%EF%BD%85",
+        Nobody,
+        Bad("unicode_lookalike"),
+    ),
+    // ...while other compatibility forms and dotted names pass.
+    (b"GET /health/%EF%BD%81", Nobody, Up("/health/%EF%BD%81")),
+    (b"GET /health/.%C3%A9", Nobody, Up("/health/.%C3%A9")),
+    (b"GET /health/...", Nobody, Up("/health/...")),
+    (
+        b"GET /health/.well-known",
+        Nobody,
+        Up("/health/.well-known"),
+    ),
+    (b"GET /health/a%20", Nobody, Up("/health/a%20")),
     // Path parameters.
     (b"GET /admin;x/users", Low, Bad("path_parameter")),
     (b"GET /admin;x/users", Admin, Bad("path_parameter")),
