@@ -53,13 +53,30 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep: &[HeaderName]) {
     }
 }
 
+/// Headers that frameworks read as the request's path in place of the
+/// request line: `X-Original-URL` and `X-Rewrite-URL` (Symfony, Zend/
+/// Laminas, IIS URL Rewrite), `X-Original-URI` and `X-Forwarded-Uri`
+/// (what nginx `auth_request` and Traefik pass), `X-Forwarded-Path`, and
+/// `X-Forwarded-Prefix` (prepended to the path by Spring, ASP.NET Core,
+/// Werkzeug). The gateway forwards the path it decided on in the request
+/// line; a client's copy of these would name another one. Folded names.
+const REWRITES_PATH: [&str; 6] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+];
+
 /// Whether a client's header could be read upstream as one the gateway
-/// sets. CGI (RFC 3875 §4.1.18) and WSGI/Rack/PHP servers turn `-` into
-/// `_` and upper-case names, some every non-alphanumeric character, so
-/// `X_Tessera_Subject` and `x.tessera.subject` both become
-/// `HTTP_X_TESSERA_SUBJECT`. Compared that way: every `x-tessera-*` name
-/// (the gateway owns the prefix), a look-alike of `x-request-id` (the
-/// exact name is the gateway's to vet), and, in phantom mode, where the
+/// sets, or as the request's path. CGI (RFC 3875 §4.1.18) and
+/// WSGI/Rack/PHP servers turn `-` into `_` and upper-case names, some
+/// every non-alphanumeric character, so `X_Tessera_Subject` and
+/// `x.tessera.subject` both become `HTTP_X_TESSERA_SUBJECT`. Compared that
+/// way: every `x-tessera-*` name (the gateway owns the prefix), a
+/// look-alike of `x-request-id` (the exact name is the gateway's to vet),
+/// every header in [`REWRITES_PATH`], and, in phantom mode, where the
 /// gateway alone sets it toward the upstream, `Authorization`.
 fn impersonates(name: &HeaderName, phantom: bool) -> bool {
     let folded: String = name
@@ -75,6 +92,7 @@ fn impersonates(name: &HeaderName, phantom: bool) -> bool {
         .collect();
     folded.starts_with("x-tessera-")
         || (folded == REQUEST_ID.as_str() && *name != REQUEST_ID)
+        || REWRITES_PATH.contains(&folded.as_str())
         || (phantom && folded == header::AUTHORIZATION.as_str())
 }
 
@@ -160,6 +178,11 @@ mod tests {
             "x-tessera-anything-new",
             "x_request_id",
             "X.Request.Id",
+            "x-original-url",
+            "X_Original_URL",
+            "x-rewrite-url",
+            "X-Forwarded-Prefix",
+            "x.forwarded.uri",
         ] {
             let n = HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert!(impersonates(&n, false), "{name}");
@@ -172,6 +195,8 @@ mod tests {
             "xx-tessera-subject",
             "content-type",
             "x_forwarded_for",
+            "x-forwarded-proto",
+            "x-original-url-note",
         ] {
             let n = HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert!(!impersonates(&n, false), "{name}");

@@ -135,6 +135,57 @@ async fn look_alikes_of_gateway_headers_never_reach_the_upstream() {
     assert_eq!(up.last().one("authorization"), Some("Bearer x"));
 }
 
+/// Headers that frameworks read as the request's path instead of the
+/// request line (Symfony and Zend `X-Original-URL`/`X-Rewrite-URL`, IIS URL
+/// Rewrite, `X-Forwarded-Prefix` in Spring and ASP.NET Core...): from a
+/// client they name another path than the one the gateway decided on.
+#[tokio::test]
+async fn headers_that_rewrite_the_path_upstream_never_reach_it() {
+    let up = Upstream::start(&[]).await;
+    let (addr, _) = edge::gateway(&up.url, ROUTES, false).await;
+    let answer = send(
+        addr,
+        b"GET /public/x",
+        &[
+            ("X-Original-URL", "/admin/users"),
+            ("X-Rewrite-URL", "/admin/users"),
+            ("X_Original_URL", "/admin/users"),
+            ("x.rewrite.url", "/admin/users"),
+            ("X-Original-URI", "/admin/users"),
+            ("X-Forwarded-Uri", "/admin/users"),
+            ("X-Forwarded-Path", "/admin/users"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("X_Forwarded_Prefix", "/admin"),
+            ("X-Original-Url-Note", "1"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen = up.last();
+    assert_eq!(seen.target, "/public/x");
+    let folded = |n: &str| n.to_ascii_lowercase().replace(['_', '.', '~'], "-");
+    let rewriting: Vec<&(String, String)> = seen
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            matches!(
+                folded(n).as_str(),
+                "x-original-url"
+                    | "x-rewrite-url"
+                    | "x-original-uri"
+                    | "x-forwarded-uri"
+                    | "x-forwarded-path"
+                    | "x-forwarded-prefix"
+            )
+        })
+        .collect();
+    assert!(rewriting.is_empty(), "{seen:?}");
+    // Controls: other names pass.
+    assert_eq!(seen.one("x-original-url-note"), Some("1"));
+    assert_eq!(seen.one("x-forwarded-proto"), Some("https"));
+}
+
 #[tokio::test]
 async fn the_upstreams_hop_by_hop_headers_stop_at_the_gateway() {
     let up = Upstream::start(&[
