@@ -4,8 +4,9 @@
 //! longest route whose prefix the path spells exactly governs (the default
 //! audience when none does). That is what an upstream that reads paths
 //! byte for byte sees; a lenient upstream — one that ignores letter case,
-//! reads full-width `ａｄｍｉｎ` or `Admın` as `admin`, or drops trailing dots
-//! and spaces (`/admin./users`) — may instead serve a *longer* route for
+//! reads full-width `ａｄｍｉｎ` or `Admın` as `admin`, drops trailing dots
+//! and spaces (`/admin./users`), or takes a last segment's `.json` for a
+//! format (`/admin.json`) — may instead serve a *longer* route for
 //! the same request. So every [`Matching::Lenient`] protected route at
 //! least as long as the exact match that the path matches leniently
 //! governs too, and the request must satisfy all of them: a spelling never
@@ -36,7 +37,8 @@ pub enum Matching {
     /// spellings a lenient upstream reads as its own — other letter case
     /// (ASCII and Unicode), compatibility forms (full-width letters,
     /// ligatures), dropped accents and invisible characters, trailing dots
-    /// and spaces.
+    /// and spaces, and a format suffix on the path's last segment
+    /// (`/admin.json`).
     #[default]
     Lenient,
     /// `case_sensitive = true`: only its exact spelling, for an upstream
@@ -181,8 +183,14 @@ impl Routes {
                 && matches!(r.rule, Rule::Protected { .. })
                 && r.segments.len() <= segments.len()
                 && !exact.is_some_and(|e| std::ptr::eq(e, r));
+            // Only the path's last segment may carry a format suffix.
+            let last = segments.len();
             if candidate
-                && segments.iter().zip(&r.folded).all(|(s, f)| folds_to(s, f))
+                && segments
+                    .iter()
+                    .zip(&r.folded)
+                    .enumerate()
+                    .all(|(i, (s, f))| folds_to(s, f, i + 1 == last))
                 && !rules.contains(&&r.rule)
             {
                 rules.push(&r.rule);
@@ -206,15 +214,24 @@ pub(crate) fn fold(segment: &str) -> String {
 }
 
 /// `fold(segment) == folded`, without allocating for ASCII segments (the
-/// folded form of ASCII is lower-case ASCII).
-fn folds_to(segment: &str, folded: &str) -> bool {
-    if segment.is_ascii() {
-        segment
-            .trim_end_matches(['.', ' '])
-            .eq_ignore_ascii_case(folded)
+/// folded form of ASCII is lower-case ASCII). With `suffix` (the path's
+/// last segment), also `folded` followed by a `.` and anything: Rails
+/// routes (`(.:format)`) and Spring suffix patterns serve `/admin.json`
+/// as `/admin`.
+fn folds_to(segment: &str, folded: &str, suffix: bool) -> bool {
+    let read = if segment.is_ascii() {
+        std::borrow::Cow::Borrowed(segment.trim_end_matches(['.', ' ']))
     } else {
-        fold(segment) == folded
+        std::borrow::Cow::Owned(fold(segment))
+    };
+    if read.eq_ignore_ascii_case(folded) {
+        return true;
     }
+    suffix
+        && read
+            .get(..folded.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(folded))
+        && read[folded.len()..].starts_with('.')
 }
 
 #[cfg(test)]
@@ -287,6 +304,8 @@ mod tests {
             "/ad%C2%ADmin",             // soft hyphen
             "/ad%E2%80%8Bmin",          // zero-width space
             "/%E2%85%A0",               // not admin: Roman numeral one
+            "/admin.json",              // a format suffix (Rails, Spring)
+            "/Admin.tar.gz",
         ] {
             let got = rules(&t, spelling);
             if spelling == "/%E2%85%A0" {
@@ -298,6 +317,10 @@ mod tests {
         // A public route never opens another spelling of itself, and a
         // case variant of it stays under the protected route above it.
         assert_eq!(rules(&t, "/HEALTH"), [&api]);
+        // The suffix only on the path's last segment, after a whole name.
+        assert_eq!(rules(&t, "/admin.json/x"), [&api]);
+        assert_eq!(rules(&t, "/adminx.json"), [&api]);
+        assert_eq!(rules(&t, "/.json"), [&api]);
         assert_eq!(rules(&t, "/admin/DOCS/x"), [&admin]);
         assert_eq!(rules(&t, "/ADMIN/docs/x"), [&api, &admin]);
     }
@@ -340,7 +363,7 @@ mod tests {
         ];
         for a in words {
             for b in words {
-                assert_eq!(folds_to(a, &fold(b)), fold(a) == fold(b), "{a} {b}");
+                assert_eq!(folds_to(a, &fold(b), false), fold(a) == fold(b), "{a} {b}");
             }
         }
     }

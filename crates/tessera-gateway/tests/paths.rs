@@ -193,6 +193,15 @@ const CASES: &[(&[u8], Who, Want)] = &[
         Up("/health/.well-known"),
     ),
     (b"GET /health/a%20", Nobody, Up("/health/a%20")),
+    // A format suffix on the last segment: Rails (`(.:format)`) and Spring
+    // (suffix patterns) serve `/admin.json` as `/admin`.
+    (b"GET /admin.json", Low, Refused(401)),
+    (b"GET /ADMIN.xml", Low, Refused(401)),
+    (b"GET /admin.json", Both, Up("/admin.json")),
+    (b"GET /admin/users.json", Low, Refused(401)),
+    (b"GET /admin.json/x", Low, Up("/admin.json/x")),
+    (b"GET /adminx.json", Low, Up("/adminx.json")),
+    (b"GET /health.json", Nobody, Refused(401)),
     // Path parameters.
     (b"GET /admin;x/users", Low, Bad("path_parameter")),
     (b"GET /admin;x/users", Admin, Bad("path_parameter")),
