@@ -327,6 +327,13 @@ async fn admit(
 }
 
 async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Response<Body> {
+    // TRACE has the upstream echo the request back, with what the gateway
+    // adds to it (identity, in phantom mode the internal JWT the client
+    // must never see): not forwarded, in any letter case an upstream may
+    // read as TRACE (RFC 9110 §9.3.8).
+    if req.method().as_str().eq_ignore_ascii_case("TRACE") {
+        return plain(StatusCode::NOT_IMPLEMENTED, "TRACE is not forwarded\n");
+    }
     // One canonical path: the routes are matched on it and the upstream
     // receives exactly it.
     if let Err(bad) = path::check_authority(

@@ -186,6 +186,28 @@ async fn headers_that_rewrite_the_path_upstream_never_reach_it() {
     assert_eq!(seen.one("x-forwarded-proto"), Some("https"));
 }
 
+/// TRACE asks the upstream to echo the request, with what the gateway
+/// added to it (the identity headers, `X-Tessera-Token`, in phantom mode
+/// the internal JWT): never forwarded, on any route (RFC 9110 §9.3.8).
+#[tokio::test]
+async fn trace_is_not_forwarded() {
+    let up = Upstream::start(&[]).await;
+    let (addr, signer) = edge::gateway(&up.url, ROUTES, true).await;
+    let bearer = format!("Bearer {}", token(&signer, json!({})));
+    for (line, auth) in [
+        (&b"TRACE /orders"[..], Some(bearer.as_str())),
+        (b"TRACE /public/x", None),
+        (b"trace /orders", Some(bearer.as_str())),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        let answer = send(addr, line, &headers).await;
+        assert_eq!((answer.status, up.count()), (501, 0), "{answer:?}");
+    }
+    // Control: other methods pass.
+    let answer = send(addr, b"OPTIONS /public/x", &[]).await;
+    assert_eq!((answer.status, up.count()), (200, 1), "{answer:?}");
+}
+
 #[tokio::test]
 async fn the_upstreams_hop_by_hop_headers_stop_at_the_gateway() {
     let up = Upstream::start(&[
@@ -267,6 +289,12 @@ async fn in_phantom_mode_authorization_is_the_gateways_alone() {
     let internal = seen.one("authorization").unwrap();
     assert!(internal.starts_with("Bearer eyJ"), "{seen:?}");
     assert_eq!(seen.one("x-tessera-subject"), Some(app.as_str()));
+
+    // TRACE would have the upstream echo the internal JWT back to the
+    // client: it is not forwarded.
+    let before = up.count();
+    let answer = send(addr, b"TRACE /orders", &[("Authorization", &opaque)]).await;
+    assert_eq!((answer.status, up.count()), (501, before), "{answer:?}");
 
     // A client's own Authorization on a public route would pass for the
     // gateway's internal JWT: it is removed.
