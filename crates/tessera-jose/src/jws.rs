@@ -340,6 +340,21 @@ impl ClassifyMessage for serde_json::Error {
     }
 }
 
+/// Checks that `payload` is a claims set this crate's verifier accepts: one
+/// JSON object with no member name twice at any level (RFC 7519 §4: a
+/// parser that keeps the last of two would read another value than one that
+/// keeps the first), nesting within [`crate::MAX_DEPTH`], registered claims
+/// of the right types. For an issuer to check what it is about to sign.
+///
+/// # Errors
+/// `malformed`, naming the first problem.
+pub fn check_claims_json(payload: &str) -> Result<()> {
+    let mut raw = [None; 7];
+    json::scan_object(payload, &REGISTERED_NAMES, &mut raw)?;
+    RegisteredClaims::from_raw(&raw)?;
+    Ok(())
+}
+
 /// A token decoded without verification, for inspection (`tessera token
 /// decode`, lint). Never use it to make an access decision.
 #[derive(Clone, Debug)]
@@ -419,6 +434,23 @@ mod tests {
             claims
         );
         assert_eq!(v.claims, claims);
+    }
+
+    #[test]
+    fn claims_json_is_checked_as_the_verifier_reads_it() {
+        check_claims_json(r#"{"sub":"a","tenant_id":"acme","n":{"x":1}}"#).unwrap();
+        for bad in [
+            r#"{"tenant_id":"acme","tenant_id":"evil"}"#,
+            r#"{"n":{"x":1,"x":2}}"#,
+            r#"{"exp":"soon"}"#,
+            r#"["not","an","object"]"#,
+        ] {
+            assert_eq!(
+                check_claims_json(bad).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

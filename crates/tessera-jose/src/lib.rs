@@ -53,7 +53,9 @@ pub use alg::{Algorithm, Curve, Family};
 pub use claims::{Audience, Claim, RegisteredClaims, UnixTime};
 pub use error::{Error, ErrorKind, Result};
 pub use json::MAX_DEPTH;
-pub use jws::{decode_unverified, verify, verify_at, Header, Signer, Unverified, Verified};
+pub use jws::{
+    check_claims_json, decode_unverified, verify, verify_at, Header, Signer, Unverified, Verified,
+};
 pub use key::{Jwk, JwkSet, PublicJwk, SigningKey, VerifyingKey, MIN_RSA_BITS};
 pub use keyset::KeySet;
 pub use validation::{Validation, DEFAULT_LEEWAY, DEFAULT_MAX_SIZE};
