@@ -82,6 +82,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// Serializes reloads.
     reload: Mutex<()>,
+    /// Reloads of the key ring for tokens whose kid is unknown here.
+    pub(crate) kid_reloads: crate::http::own::KidReloads,
 }
 
 impl fmt::Debug for AppState {
@@ -130,6 +132,13 @@ impl AppState {
         let ring = self.lifecycle.load(Some(&previous)).await?;
         self.ring.store(Arc::new(ring));
         Ok(())
+    }
+
+    /// How many times this node read its keys again because a token of this
+    /// issuer named a kid it had not loaded (one at a time, at most one per
+    /// half second, however many such tokens arrive).
+    pub fn unknown_kid_reloads(&self) -> u64 {
+        self.kid_reloads.count()
     }
 
     /// Re-reads the client table, keeping the metric handles.
@@ -332,6 +341,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         revocations: tokio::sync::Notify::new(),
         stopping: tokio::sync::watch::Sender::new(false),
         reload: Mutex::new(()),
+        kid_reloads: crate::http::own::KidReloads::default(),
         config,
     });
     state.reload_clients().await?;

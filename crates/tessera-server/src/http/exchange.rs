@@ -63,14 +63,8 @@ async fn own_access_token(
         }
     } else {
         let validation = own_token_validation(st, std::time::Duration::ZERO);
-        let ring = st.ring.load();
-        match tessera_jose::verify_at::<Value>(
-            token,
-            &ring.verify_keys,
-            &validation,
-            UnixTime::from_secs(now),
-        ) {
-            Ok(v) => match (v.registered().jti.map(|j| j.into_owned()), v.claims) {
+        match super::own::verify_own(st, token, &validation, now).await? {
+            Some((v, _)) => match (v.registered().jti.map(|j| j.into_owned()), v.claims) {
                 (Some(jti), Value::Object(claims)) => Some(OwnToken {
                     claims,
                     key: jti,
@@ -78,7 +72,7 @@ async fn own_access_token(
                 }),
                 _ => None,
             },
-            Err(_) => None,
+            None => None,
         }
     };
     match found {

@@ -3,6 +3,7 @@
 mod admin;
 mod error;
 mod exchange;
+pub(crate) mod own;
 mod refresh;
 mod revoke;
 pub(crate) mod token;

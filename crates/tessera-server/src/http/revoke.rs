@@ -75,13 +75,10 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
         Err(HandleError::NotAHandle) => {}
     }
     let validation = super::token::own_token_validation(st, st.config.tokens.leeway);
-    let ring = st.ring.load();
-    let Ok(verified) = tessera_jose::verify_at::<Value>(
-        token,
-        &ring.verify_keys,
-        &validation,
-        UnixTime::from_secs(now),
-    ) else {
+    // A kid this node has not loaded is looked up again first; if the
+    // store cannot be read, 503: never a 200 for a token that might be
+    // live and is not listed (http/own.rs).
+    let Some((verified, _)) = super::own::verify_own(st, token, &validation, now).await? else {
         // Invalid, expired, or not ours: nothing to revoke (RFC 7009 §2.2).
         return Ok(());
     };
@@ -297,20 +294,18 @@ async fn introspection(
         return refresh_introspection(st, &client, token, now).await;
     }
     let validation = super::token::own_token_validation(st, std::time::Duration::ZERO);
-    let ring = st.ring.load();
     // A JWT's signature is checked once per key set: resource servers
     // introspect the same token again and again. The deny-list and the
     // caller's right to see it are checked every time.
     let key = crate::http::token::token_hash(token);
-    let jwt = match st.verified_jwts.get(&key, now, &ring.etag) {
+    let cached = st.verified_jwts.get(&key, now, &st.ring.load().etag);
+    let jwt = match cached {
         Some(jwt) => jwt,
         None => {
-            let Ok(verified) = tessera_jose::verify_at::<Value>(
-                token,
-                &ring.verify_keys,
-                &validation,
-                UnixTime::from_secs(now),
-            ) else {
+            // A kid this node has not loaded is looked up again first.
+            let Some((verified, etag)) =
+                super::own::verify_own(st, token, &validation, now).await?
+            else {
                 return Ok(inactive);
             };
             let exp = verified.registered().exp.map_or(now, UnixTime::secs);
@@ -318,8 +313,8 @@ async fn introspection(
                 kid: verified.header.kid.clone(),
                 claims: verified.claims,
             });
-            st.verified_jwts
-                .put(key, Arc::clone(&jwt), exp, &ring.etag, now);
+            // Under the key set it was verified with (perhaps just reloaded).
+            st.verified_jwts.put(key, Arc::clone(&jwt), exp, &etag, now);
             jwt
         }
     };

@@ -16,3 +16,4 @@ mod revoke;
 mod revoke_all;
 mod surface;
 mod token;
+mod unknown_kid;
