@@ -149,6 +149,33 @@ pub struct TokenSettings {
     /// Within this long after a refresh token is spent, presenting it again
     /// returns the same successor instead of revoking the family.
     pub refresh_reuse_interval: Duration,
+    /// What a `private_key_jwt` client assertion may name in `aud`.
+    pub private_key_jwt_audience: AssertionAudience,
+}
+
+/// What a `private_key_jwt` client assertion (RFC 7523 §2.2) may name as
+/// its audience.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssertionAudience {
+    /// The issuer identifier, as the sole value (`aud` a string, or an
+    /// array of that one string): draft-ietf-oauth-rfc7523bis §4, against
+    /// audience injection (a client tricked into signing an assertion for
+    /// an endpoint URL another server chose). The default.
+    Issuer,
+    /// Also the token endpoint URL, and `aud` arrays naming either among
+    /// other values: RFC 7523 as first published, for clients that have
+    /// not moved to the issuer yet.
+    IssuerOrTokenEndpoint,
+}
+
+impl AssertionAudience {
+    /// The setting's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Issuer => "issuer",
+            Self::IssuerOrTokenEndpoint => "issuer_or_token_endpoint",
+        }
+    }
 }
 
 /// Values given on the command line; they win over everything else.
@@ -252,6 +279,7 @@ struct RawTokens {
     refresh_idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     refresh_reuse_interval: Option<Duration>,
+    private_key_jwt_audience: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -528,6 +556,19 @@ impl Config {
                 "must be at most 10s: it only absorbs a client's concurrent retries",
             ));
         }
+        let private_key_jwt_audience = match t.private_key_jwt_audience.as_deref() {
+            None | Some("issuer") => AssertionAudience::Issuer,
+            Some("issuer_or_token_endpoint") => AssertionAudience::IssuerOrTokenEndpoint,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "tokens.private_key_jwt_audience",
+                    format!(
+                    "{:?} is not one of \"issuer\" (the default) or \"issuer_or_token_endpoint\"",
+                    other.chars().take(40).collect::<String>()
+                ),
+                ))
+            }
+        };
         let jwks_max_age = raw
             .jwks
             .max_age
@@ -579,6 +620,7 @@ impl Config {
                 refresh_token_ttl,
                 refresh_idle_timeout,
                 refresh_reuse_interval,
+                private_key_jwt_audience,
             },
             jwks_max_age,
             admin_token_file,
@@ -715,6 +757,7 @@ mod tests {
         assert_eq!(c.tokens.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.tokens.size_budget, 1024);
         assert_eq!(c.audit_retention, days(90));
+        assert_eq!(c.tokens.private_key_jwt_audience, AssertionAudience::Issuer);
         assert!(c.jwks_max_age <= c.keys.prepublish / 2);
         assert_eq!(c.token_endpoint(), "http://127.0.0.1:8080/token");
         assert_eq!(c.connections, tessera_http::Limits::default());
@@ -869,6 +912,10 @@ mod tests {
         ] {
             assert_eq!(err(&[(name, value)]).setting, setting, "{name}={value}");
         }
+        assert_eq!(
+            err(&[("TESSERA_TOKENS_PRIVATE_KEY_JWT_AUDIENCE", "token_endpoint")]).setting,
+            "tokens.private_key_jwt_audience"
+        );
         let e = err(&[("TESSERA_KEYS_GRACE", "soon")]);
         assert!(e.message.contains("not a duration"), "{e}");
         let e = err(&[("TESSERA_SERVER_COLOUR", "blue")]);

@@ -23,6 +23,7 @@ use tessera_verify::handle;
 use super::exchange::{exchange, federated, OwnToken, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
 use super::{refresh, OAuthError};
 use crate::clients::{AuthMethod, Client};
+use crate::config::AssertionAudience;
 use crate::server::AppState;
 use crate::store::FamilyAccess;
 
@@ -539,7 +540,8 @@ async fn private_key_jwt(
         (AuthMethod::PrivateKeyJwt, Some(keys)) => keys,
         _ => return Err(not_one()),
     };
-    let validation = assertion_validation(st, &iss);
+    let policy = st.config.tokens.private_key_jwt_audience;
+    let validation = client_assertion_validation(st, &iss, policy);
     let now = st.clock.now();
     let verified =
         tessera_jose::verify_at::<Value>(assertion, keys, &validation, UnixTime::from_secs(now))
@@ -547,6 +549,12 @@ async fn private_key_jwt(
     let reg = verified.registered();
     if reg.sub.as_deref() != Some(iss.as_str()) {
         return Err(failed("sub must equal iss (the client_id)"));
+    }
+    if policy == AssertionAudience::Issuer && reg.aud.as_ref().map(|a| a.iter().count()) != Some(1)
+    {
+        return Err(failed(
+            "aud must be the issuer identifier alone (draft-ietf-oauth-rfc7523bis)",
+        ));
     }
     let exp = reg.exp.map_or(now, UnixTime::secs);
     if exp > now.saturating_add(MAX_ASSERTION_LIFETIME) {
@@ -602,7 +610,7 @@ async fn user_assertion(
         .assertion_keys
         .as_ref()
         .ok_or_else(|| bad("the client has no registered keys"))?;
-    let validation = assertion_validation(st, &client.id);
+    let validation = grant_assertion_validation(st, &client.id);
     let now = st.clock.now();
     let verified =
         tessera_jose::verify_at::<Value>(assertion, keys, &validation, UnixTime::from_secs(now))
@@ -685,9 +693,31 @@ pub(super) fn narrowed_scope(
     Ok(asked.clone())
 }
 
-/// The policy of a client's own assertion (RFC 7523 §3): issued by the
-/// client, for the token endpoint or the issuer, with `sub` and `jti`.
-fn assertion_validation(st: &AppState, client_id: &str) -> Validation {
+/// The policy of a `private_key_jwt` client assertion (RFC 7523 §2.2, §3):
+/// issued by the client, with `sub` and `jti`, for the issuer identifier
+/// (the caller also checks it is the sole audience), or with
+/// `issuer_or_token_endpoint` for either of them.
+fn client_assertion_validation(
+    st: &AppState,
+    client_id: &str,
+    policy: AssertionAudience,
+) -> Validation {
+    let validation = Validation::new()
+        .issuer(client_id.to_owned())
+        .audience(st.config.issuer.clone())
+        .require(Claim::Sub)
+        .require(Claim::Jti)
+        .leeway(st.config.tokens.leeway);
+    match policy {
+        AssertionAudience::Issuer => validation,
+        AssertionAudience::IssuerOrTokenEndpoint => validation.audience(st.config.token_endpoint()),
+    }
+}
+
+/// The policy of a jwt-bearer grant's assertion (RFC 7523 §2.1, §3): issued
+/// by the client, for the token endpoint or the issuer, with `sub` and
+/// `jti`.
+fn grant_assertion_validation(st: &AppState, client_id: &str) -> Validation {
     Validation::new()
         .issuer(client_id.to_owned())
         .audience(st.config.token_endpoint())

@@ -423,12 +423,11 @@ async fn private_key_jwt_and_its_refusals() {
         );
         let id = c["client_id"].as_str().unwrap().to_owned();
         let now = s.now();
-        let endpoint = format!("{ISSUER}/token");
         let good = Assertion {
             key: &key,
             iss: &id,
             sub: &id,
-            aud: &endpoint,
+            aud: ISSUER,
             exp: Some(now + 60),
             jti: "a-1",
         };
@@ -445,15 +444,6 @@ async fn private_key_jwt_and_its_refusals() {
         };
         let resp = post(assertion(&good)).await.unwrap();
         assert_eq!(resp.status(), 200, "{}: {:?}", b.name, resp.text().await);
-        // The issuer is accepted as audience too.
-        let resp = post(assertion(&Assertion {
-            aud: ISSUER,
-            jti: "a-2",
-            ..good
-        }))
-        .await
-        .unwrap();
-        assert_eq!(resp.status(), 200);
 
         let refusals = [
             ("replayed jti", assertion(&good)),
@@ -560,5 +550,108 @@ async fn private_key_jwt_and_its_refusals() {
             .unwrap();
         assert_eq!(oauth_error(resp).await, (400, "invalid_request".into()));
         s.stop().await;
+    }
+}
+
+/// A `private_key_jwt` client's key, registered: (client id, signer).
+async fn assertion_client(s: &TestServer) -> (String, Signer) {
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let kid = key.thumbprint();
+    let key = key.with_kid(kid);
+    let public = serde_json::to_value(key.public_jwk().unwrap()).unwrap();
+    let c = s
+        .register(json!({"client_name": "pkjwt", "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [public]}}))
+        .await;
+    (
+        c["client_id"].as_str().unwrap().to_owned(),
+        Signer::new(key),
+    )
+}
+
+/// draft-ietf-oauth-rfc7523bis §4 (audience injection): by default a client
+/// assertion's `aud` is the issuer identifier and nothing else; the token
+/// endpoint URL, or the issuer beside another value, is `invalid_client`.
+/// `tokens.private_key_jwt_audience = "issuer_or_token_endpoint"` accepts
+/// what RFC 7523 first allowed, for clients that still send the endpoint.
+#[tokio::test]
+async fn a_client_assertion_names_the_issuer_alone_unless_configured_otherwise() {
+    let endpoint = format!("{ISSUER}/token");
+    for b in backends().await {
+        for (setting, endpoint_accepted) in
+            [(None, false), (Some("issuer_or_token_endpoint"), true)]
+        {
+            let env: Vec<(&str, &str)> = setting
+                .map(|v| ("TESSERA_TOKENS_PRIVATE_KEY_JWT_AUDIENCE", v))
+                .into_iter()
+                .collect();
+            let s = TestServer::start(&b, &env).await;
+            let (id, key) = assertion_client(&s).await;
+            let now = s.now();
+            let cases = [
+                ("the issuer", json!(ISSUER), true),
+                ("the issuer, in an array of one", json!([ISSUER]), true),
+                ("the token endpoint", json!(endpoint), endpoint_accepted),
+                (
+                    "issuer and token endpoint",
+                    json!([ISSUER, endpoint]),
+                    endpoint_accepted,
+                ),
+                (
+                    "issuer beside another",
+                    json!([ISSUER, "https://rs.example"]),
+                    endpoint_accepted,
+                ),
+                ("elsewhere", json!("https://elsewhere.example"), false),
+            ];
+            for (n, (what, aud, accepted)) in cases.into_iter().enumerate() {
+                let jwt = key
+                    .sign(&json!({"iss": id, "sub": id, "aud": aud, "exp": now + 60, "jti": format!("j-{n}")}))
+                    .unwrap();
+                let resp = s
+                    .http
+                    .post(s.url("/token"))
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        (
+                            "client_assertion_type",
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                        ),
+                        ("client_assertion", jwt.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let body: serde_json::Value = resp.json().await.unwrap();
+                let want = if accepted { 200 } else { 401 };
+                assert_eq!(status, want, "{}: {setting:?}: aud {what}: {body}", b.name);
+                if !accepted {
+                    assert_eq!(body["error"], "invalid_client", "{what}");
+                }
+            }
+            // The same rule where clients authenticate to revoke and introspect.
+            let jwt = key
+                .sign(
+                    &json!({"iss": id, "sub": id, "aud": endpoint, "exp": now + 60, "jti": "r-1"}),
+                )
+                .unwrap();
+            let resp = s
+                .http
+                .post(s.url("/introspect"))
+                .form(&[
+                    ("token", "x"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", jwt.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let want = if endpoint_accepted { 200 } else { 401 };
+            assert_eq!(resp.status(), want, "{}: {setting:?}: introspect", b.name);
+            s.stop().await;
+        }
     }
 }
