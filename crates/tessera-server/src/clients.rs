@@ -78,6 +78,57 @@ pub const ASSERTION_ALGS: [Algorithm; 10] = [
     Algorithm::PS512,
 ];
 
+/// Every client id starts with this (then 128 random bits, base64url); a
+/// `client_credentials` token's `sub` is its client id, so no user subject
+/// may start with it (in any letter case).
+pub const CLIENT_ID_PREFIX: &str = "tc_";
+
+/// Why a jwt-bearer assertion's `sub` cannot be a user's subject, if it
+/// cannot: subjects from different sources never share a name. Client ids
+/// (`tc_...`, the `sub` of a client's own tokens) and federated subjects
+/// (`<prefix>|<upstream sub>`) are namespaces of their own; a login
+/// backend's user is neither.
+pub fn user_subject_refusal(sub: &str) -> Option<String> {
+    let prefix = CLIENT_ID_PREFIX.len();
+    if sub
+        .get(..prefix)
+        .is_some_and(|p| p.eq_ignore_ascii_case(CLIENT_ID_PREFIX))
+    {
+        return Some(format!(
+            "sub must not start with {CLIENT_ID_PREFIX:?}: that namespace is the client ids'"
+        ));
+    }
+    if sub.contains(crate::config::SUBJECT_SEPARATOR) {
+        return Some(format!(
+            "sub must not contain {:?}: it separates a federated subject's prefix from its upstream subject",
+            crate::config::SUBJECT_SEPARATOR
+        ));
+    }
+    None
+}
+
+/// Why a client with these metadata may not be registered next to these
+/// federations, if so: with the token-exchange grant it can exchange any
+/// upstream's token, and a mapping onto one of its static claims would put
+/// two values of one claim in play (the static one wins, but the
+/// administrator meant one of them and should say which).
+pub fn federation_conflict(
+    metadata: &Metadata,
+    federation: &[crate::config::Upstream],
+) -> Option<String> {
+    if !metadata.grant_types.iter().any(|g| g == TOKEN_EXCHANGE) {
+        return None;
+    }
+    federation.iter().find_map(|up| {
+        up.collision(&metadata.claims).map(|(from, to)| {
+            format!(
+                "claims: {to:?} is also what federation {} maps its {from:?} claim onto; remove one of them, or register without the token-exchange grant",
+                up.issuer
+            )
+        })
+    })
+}
+
 /// Claims a client's static `claims`, its `assertion_claims` and a
 /// federation mapping may not set, and an exchange does not carry over:
 /// the server owns them.
@@ -566,6 +617,21 @@ mod tests {
             let e = reg(json.clone()).unwrap_err();
             assert!(e.0.contains(member), "{json}: {e}");
             assert!(!e.0.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn user_subjects_stay_out_of_other_namespaces() {
+        for ok in ["user-42", "alice@example.com", "tc", "t_c_1", "xtc_1"] {
+            assert_eq!(user_subject_refusal(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("tc_Zm9vYmFyYmF6cXV4cXV1eA", "client ids"),
+            ("TC_abc", "client ids"),
+            ("login.example.com|alice", "federated"),
+        ] {
+            let e = user_subject_refusal(bad).unwrap();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 

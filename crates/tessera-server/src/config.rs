@@ -13,6 +13,10 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use tessera_jose::Algorithm;
 
+mod federation;
+
+pub use federation::{Upstream, SUBJECT_SEPARATOR};
+
 /// A setting that is missing, malformed or inconsistent with another.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{setting}: {message}")]
@@ -207,24 +211,7 @@ struct RawConfig {
     #[serde(default)]
     admin: RawAdmin,
     #[serde(default)]
-    federation: Vec<Upstream>,
-}
-
-/// An upstream issuer whose tokens clients may exchange for Tessera tokens
-/// (RFC 8693 federation), as `[[federation]]` in the config file.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Upstream {
-    /// Its issuer URL (`iss` of its tokens; discovery is read from it
-    /// unless `jwks_url` is given).
-    pub issuer: String,
-    /// Its JWKS URL, if discovery is not to be used.
-    pub jwks_url: Option<String>,
-    /// The audience its tokens must carry to be exchanged here.
-    pub audience: String,
-    /// Upstream claim -> Tessera claim, copied into the exchanged token.
-    #[serde(default)]
-    pub claims: std::collections::BTreeMap<String, String>,
+    federation: Vec<federation::RawUpstream>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -625,7 +612,7 @@ impl Config {
             jwks_max_age,
             admin_token_file,
             audit_retention,
-            federation: raw.federation,
+            federation: federation::validate(raw.federation)?,
             connections,
             metrics_listen,
             derived_issuer,

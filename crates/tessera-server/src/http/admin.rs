@@ -67,6 +67,9 @@ pub(super) async fn create_client(
     let metadata = registration
         .validate(&st.config.tokens)
         .map_err(|e| OAuthError::invalid_client_metadata(e.0))?;
+    if let Some(conflict) = crate::clients::federation_conflict(&metadata, &st.config.federation) {
+        return Err(OAuthError::invalid_client_metadata(conflict));
+    }
     let (row, secret) = st
         .register(&metadata, ACTOR)
         .await

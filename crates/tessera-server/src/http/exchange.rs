@@ -22,6 +22,8 @@ pub(super) struct Exchanged {
     pub(super) scope: String,
     pub(super) audience: Value,
     pub(super) exp: i64,
+    /// `act` (RFC 8693 §4.1): the acting party, with the prior chain.
+    pub(super) act: Option<Value>,
     /// The subject token, and the actor token of a delegation: recorded as
     /// the new token's parents.
     pub(super) parents: Vec<OwnToken>,
@@ -210,15 +212,14 @@ pub(super) async fn exchange(
             ))
         }
     };
-    // Carry the user's claims; the server sets the registered ones anew.
+    // Carry the user's claims; the server sets the registered ones anew,
+    // and the exchanging client's static claims replace the subject
+    // token's (http/claims.rs).
     for name in crate::clients::RESERVED_CLAIMS {
         claims.remove(name);
     }
     for name in client.metadata.claims.keys() {
         claims.remove(name);
-    }
-    if let Some(act) = act {
-        claims.insert("act".into(), act);
     }
     Ok(Exchanged {
         subject,
@@ -226,6 +227,7 @@ pub(super) async fn exchange(
         scope,
         audience,
         exp,
+        act,
         parents,
     })
 }
@@ -235,7 +237,8 @@ pub(super) const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// Federation (RFC 8693 with `subject_token_type` jwt): a token of a
 /// configured upstream issuer, verified by tessera-verify with that
 /// issuer's key set and policy (its `iss`, our audience), becomes a Tessera
-/// token for its subject, with the claims the mapping names.
+/// token for its subject in that upstream's namespace
+/// (`<subject_prefix>|<sub>`), with the claims the mapping names.
 pub(super) async fn federated(
     st: &AppState,
     params: &HashMap<String, String>,
@@ -255,17 +258,14 @@ pub(super) async fn federated(
         .verify::<Value>(token)
         .await
         .map_err(|e| OAuthError::invalid_request(format!("subject_token: {}", e.code())))?;
-    let sub = verified
-        .registered()
-        .sub
-        .as_deref()
-        .unwrap_or_default()
-        .to_owned();
-    if sub.is_empty() {
+    let upstream_sub = verified.registered().sub.unwrap_or_default();
+    if upstream_sub.is_empty() {
         return Err(OAuthError::invalid_request(
             "subject_token: missing_claim (sub)",
         ));
     }
+    // Two upstreams may both have an "alice": each gets its own namespace.
+    let sub = upstream.subject(&upstream_sub);
     // An upstream token issued before its subject was signed out everywhere
     // here does not sign them back in.
     let facts = crate::store::TokenFacts {

@@ -1,6 +1,7 @@
 //! The HTTP surface: `fn app(state) -> Router`.
 
 mod admin;
+mod claims;
 mod error;
 mod exchange;
 pub(crate) mod own;

@@ -15,11 +15,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use tessera_jose::{Claim, UnixTime, Validation};
 use tessera_verify::handle;
 
+use super::claims::{access_claims, checked_json, ServerClaims};
 use super::exchange::{exchange, federated, OwnToken, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
 use super::{refresh, OAuthError};
 use crate::clients::{AuthMethod, Client};
@@ -131,6 +131,8 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let mut exp_cap: Option<i64> = None;
     // The tokens an exchange was granted on (subject, and actor).
     let mut parents: Vec<OwnToken> = Vec::new();
+    // The acting party of a delegation (RFC 8693 §4.1): server-owned.
+    let mut act: Option<Value> = None;
     let (subject, user_claims, scope, audience) = match grant.as_str() {
         crate::clients::JWT_BEARER => {
             let (sub, claims) = user_assertion(st, &client, &params).await?;
@@ -166,6 +168,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             let x = exchange(st, &client, &params, now).await?;
             exp_cap = Some(x.exp);
             parents = x.parents;
+            act = x.act;
             (Some(x.subject), x.claims, x.scope, x.audience)
         }
         _ => {
@@ -184,24 +187,29 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let max_ttl = st.config.tokens.max_access_token_ttl.as_secs();
     let ttl = i64::try_from(client.metadata.access_token_ttl.min(max_ttl)).unwrap_or(900);
     let ttl = exp_cap.map_or(ttl, |cap| ttl.min(cap.saturating_sub(now)).max(0));
-    let claims = AccessClaims {
-        iss: &st.config.issuer,
-        sub: subject.as_deref().unwrap_or(&client.id),
-        aud: &audience,
-        exp: now.saturating_add(ttl),
-        iat: now,
-        jti: crate::random_id(16),
-        client_id: &client.id,
-        scope: (!scope.is_empty()).then_some(scope.as_str()),
-        extra: &client.metadata.claims,
-        user: &user_claims,
-    };
+    let jti = crate::random_id(16);
+    let exp = now.saturating_add(ttl);
+    let claims = access_claims(
+        &ServerClaims {
+            iss: &st.config.issuer,
+            sub: subject.as_deref().unwrap_or(&client.id),
+            aud: &audience,
+            exp,
+            iat: now,
+            jti: &jti,
+            client_id: &client.id,
+            scope: &scope,
+            act: act.as_ref(),
+        },
+        &client.metadata.claims,
+        &user_claims,
+    );
+    let json = checked_json(&claims)?;
     // Token exchange always answers with a JWT: that is what the phantom
     // token pattern exchanges an opaque token for.
     if client.metadata.token_format == "opaque" && exp_cap.is_none() {
         // The Stripe model: a random handle; the claims stay here and are
         // read through introspection.
-        let json = serde_json::to_string(&claims).map_err(|e| OAuthError::internal(&e))?;
         let opaque = zeroize::Zeroizing::new(handle::mint(handle::Kind::Opaque));
         let hash = token_hash(&opaque);
         let refresh_token = match session {
@@ -209,13 +217,13 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
                 let access = FamilyAccess::Opaque {
                     hash: &hash,
                     claims: &json,
-                    expires_at: claims.exp,
+                    expires_at: exp,
                 };
                 Some(session.store(st, &client, access, now).await?)
             }
             None => {
                 st.store
-                    .insert_opaque(&hash, &client.id, &json, now, claims.exp)
+                    .insert_opaque(&hash, &client.id, &json, now, exp)
                     .await
                     .map_err(|e| OAuthError::internal(&e))?;
                 None
@@ -246,10 +254,8 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         // Revoking the subject or actor token (or everything of its client
         // or key) reaches this one through the deny-list feed.
         let derived = crate::store::Derived {
-            jti: &claims.jti,
-            expires_at: claims
-                .exp
-                .saturating_add(crate::clock::secs(st.config.tokens.leeway)),
+            jti: &jti,
+            expires_at: exp.saturating_add(crate::clock::secs(st.config.tokens.leeway)),
             parent: parent.key.clone(),
             parent_client: parent
                 .claims
@@ -278,10 +284,8 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let refresh_token = match session {
         Some(session) => {
             let access = FamilyAccess::Jwt {
-                jti: &claims.jti,
-                expires_at: claims
-                    .exp
-                    .saturating_add(crate::clock::secs(st.config.tokens.leeway)),
+                jti: &jti,
+                expires_at: exp.saturating_add(crate::clock::secs(st.config.tokens.leeway)),
             };
             Some(session.store(st, &client, access, now).await?)
         }
@@ -340,24 +344,6 @@ fn token_response(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
-}
-
-/// RFC 9068 §2.2 claims, then the client's static claims.
-#[derive(Serialize)]
-struct AccessClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a Value,
-    exp: i64,
-    iat: i64,
-    jti: String,
-    client_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a str>,
-    #[serde(flatten)]
-    extra: &'a Map<String, Value>,
-    #[serde(flatten)]
-    user: &'a Map<String, Value>,
 }
 
 /// The requested scope if every part is allowed; all allowed scopes when
@@ -594,9 +580,13 @@ pub(super) fn basic_credentials_of(
 
 /// RFC 7523 §2.1 and §3: the client's assertion, signed with a key it
 /// registered, names the user in `sub`; `aud` is the token endpoint or the
-/// issuer, `exp` at most an hour ahead, `jti` never used before. Returns
-/// the user and the assertion claims the client may pass on. Any failure
-/// is `invalid_grant`.
+/// issuer (draft-ietf-oauth-rfc7523bis §4 keeps both for authorization
+/// grants: the client itself chose where to send its assertion), `exp` at
+/// most an hour ahead, `jti` never used before. The user's `sub` is
+/// neither a client id nor a federated subject
+/// ([`crate::clients::user_subject_refusal`]). Returns the user and the
+/// assertion claims the client may pass on. Any failure is
+/// `invalid_grant`.
 async fn user_assertion(
     st: &AppState,
     client: &Client,
@@ -619,6 +609,9 @@ async fn user_assertion(
     let sub = reg.sub.as_deref().unwrap_or_default().to_owned();
     if sub.is_empty() || sub.len() > 255 {
         return Err(bad("sub must name the user (1 to 255 bytes)"));
+    }
+    if let Some(why) = crate::clients::user_subject_refusal(&sub) {
+        return Err(bad(&why));
     }
     let exp = reg.exp.map_or(now, UnixTime::secs);
     if exp > now.saturating_add(MAX_ASSERTION_LIFETIME) {

@@ -305,7 +305,8 @@ async fn federation_from_a_configured_upstream_issuer() {
         .unwrap();
         assert_eq!(
             (c["sub"].as_str(), c["client_id"].as_str()),
-            (Some("alice"), Some(svc.as_str()))
+            (Some("idp.example.test|alice"), Some(svc.as_str())),
+            "the upstream's subject, in its namespace"
         );
         assert_eq!(
             (c["email"].as_str(), c["roles"].clone()),
@@ -362,13 +363,19 @@ async fn federation_from_a_configured_upstream_issuer() {
                 c["email"].as_str(),
                 c["client_id"].as_str()
             ),
-            (Some("alice"), Some("alice@example.com"), Some(app.as_str()))
+            (
+                Some("idp.example.test|alice"),
+                Some("alice@example.com"),
+                Some(app.as_str())
+            )
         );
         assert_ne!(body["refresh_token"].as_str(), Some(refresh), "rotated");
 
         // Alice is signed out everywhere: an upstream token issued before
         // that does not sign her back in; one issued after does.
-        let resp = s.admin_post("/admin/revoke", json!({"sub": "alice"})).await;
+        let resp = s
+            .admin_post("/admin/revoke", json!({"sub": "idp.example.test|alice"}))
+            .await;
         assert_eq!(resp.status(), 200);
         let before = upstream(json!({"iat": s.now() - 10}), &idp_key);
         let resp = exchange(
@@ -461,32 +468,28 @@ async fn federation_from_a_configured_upstream_issuer() {
     }
 }
 
-/// A federation mapping may not set a claim the server owns: the start is
-/// refused and names the claim, whichever reserved one it is.
+/// A federation mapping may not set a claim the server owns: the settings
+/// are refused, naming the claim, whichever reserved one it is.
 #[tokio::test]
 async fn a_federation_mapping_onto_a_reserved_claim_is_refused_at_start() {
     for target in ["sub", "client_id", "cnf", "auth_time"] {
-        let b = crate::common::backends().await.remove(0);
-        let file = b.data.path().join("federation.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("federation.toml");
         std::fs::write(
             &file,
             format!("[[federation]]\nissuer = \"https://idp.example.test\"\njwks_url = \"http://127.0.0.1:9/jwks\"\naudience = \"tessera\"\nclaims = {{ email = \"{target}\" }}\n"),
         )
         .unwrap();
-        let config = crate::common::config_file(&b, &[], Some(&file));
-        let err = tessera_server::start(
-            config,
-            tessera_server::StartOptions {
-                background: false,
-                handle_signals: false,
-                ..tessera_server::StartOptions::default()
-            },
+        let err = tessera_server::Config::load(
+            Some(&file),
+            Vec::new(),
+            &tessera_server::Overrides::default(),
         )
-        .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        assert_eq!(err.setting, "federation[0].claims", "{target}: {err}");
         assert!(
-            err.contains(&format!("claims may not set {target:?}")),
+            err.message
+                .contains(&format!("claims may not set {target:?}")),
             "{target}: {err}"
         );
     }

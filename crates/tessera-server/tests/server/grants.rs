@@ -612,3 +612,70 @@ async fn the_reuse_interval_gives_retries_the_same_answer() {
         s.stop().await;
     }
 }
+
+/// A login backend names users, never clients: a `sub` that is another
+/// client's id (what that client's own tokens carry) or anything in the
+/// client-id namespace is `invalid_grant`, and so is a federated subject's
+/// form (`<prefix>|<sub>`), which belongs to the federations.
+#[tokio::test]
+async fn a_users_subject_is_never_a_client_id_or_a_federated_subject() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let key = signer();
+        let (id, secret) = login_backend(&s, &key).await;
+        let (victim, victim_secret) = s.basic_client(json!({"audiences": ["orders-api"]})).await;
+        let victims_own = verify(
+            &s.token(&victim, &victim_secret).await,
+            &s.jwks().await,
+            "orders-api",
+            s.now(),
+        )
+        .unwrap();
+        assert_eq!(victims_own["sub"], victim.as_str());
+        let now = s.now();
+        let login = |sub: &str, jti: &str| {
+            let a = key
+                .sign(&json!({"iss": id, "sub": sub, "aud": ISSUER, "exp": now + 60, "jti": jti}))
+                .unwrap();
+            let (id, secret) = (id.clone(), secret.clone());
+            let s = &s;
+            async move {
+                s.token_basic(
+                    &id,
+                    &secret,
+                    &[("grant_type", JWT_BEARER), ("assertion", &a)],
+                )
+                .await
+            }
+        };
+        for (n, (sub, why)) in [
+            (victim.as_str(), "client ids"),
+            ("tc_not-yet-registered", "client ids"),
+            (&victim.to_uppercase(), "client ids"),
+            ("login.example.com|alice", "federated"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let resp = login(sub, &format!("ns-{n}")).await;
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(
+                (status.as_u16(), body["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{}: sub {sub}: {body}",
+                b.name
+            );
+            assert!(
+                body["error_description"].as_str().unwrap().contains(why),
+                "{body}"
+            );
+        }
+        // Control: a user's subject.
+        let resp = login("user-42", "ns-ok").await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{}: {body}", b.name);
+        s.stop().await;
+    }
+}

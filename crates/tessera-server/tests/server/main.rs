@@ -6,6 +6,7 @@ mod admin;
 mod common;
 mod connections;
 mod exchange;
+mod federation;
 mod grants;
 mod handles;
 mod lifecycle;
