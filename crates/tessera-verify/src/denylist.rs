@@ -54,6 +54,13 @@ pub(crate) struct FeedPage {
     entries: Vec<FeedEntry>,
 }
 
+impl FeedPage {
+    /// Whether the page lists any entry.
+    pub(crate) fn lists_anything(&self) -> bool {
+        !self.entries.is_empty()
+    }
+}
+
 /// One entry: exactly one of jti, sub, client_id or kid. An entry naming
 /// none of them (a kind a later authority may add) is skipped, so the
 /// follower keeps following instead of failing every page.

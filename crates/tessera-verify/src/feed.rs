@@ -7,7 +7,9 @@
 //! - a page that brings nothing new before its long poll ran its course
 //!   (`more: true` with no entries, or an empty answer at once) is followed
 //!   by a pause that doubles up to [`FeedOptions::max_backoff`], as is a
-//!   failure: the follower never spins;
+//!   failure: the follower never spins. Nothing new means no entries
+//!   (whatever the page's `seq` says), or entries that do not move the
+//!   sequence number forward;
 //! - the catch-up [`DenyList::follow`] does before it returns is bounded in
 //!   time and pages. A feed that does not let it finish does not stop the
 //!   caller from starting: `follow` returns a list that says it is not
@@ -95,7 +97,8 @@ impl std::fmt::Display for FeedError {
 struct Step {
     /// The page said more is to come.
     more: bool,
-    /// The list's sequence number moved forward.
+    /// The page listed entries and the list's sequence number moved
+    /// forward.
     progressed: bool,
 }
 
@@ -249,7 +252,10 @@ impl Follower {
         list.apply(&page);
         Ok(Step {
             more: page.more,
-            progressed: list.seq() > before,
+            // Entries, not only a higher number: a page that moves the
+            // sequence number but lists nothing brings nothing new, and a
+            // feed answering so forever must not make us spin.
+            progressed: page.lists_anything() && list.seq() > before,
         })
     }
 

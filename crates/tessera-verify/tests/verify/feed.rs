@@ -76,6 +76,26 @@ async fn pages_that_bring_nothing_new_do_not_make_the_follower_spin() {
 }
 
 #[tokio::test]
+async fn pages_that_only_move_the_sequence_number_do_not_make_the_follower_spin() {
+    // `more: true` and no entries, with a `seq` one past what was asked for
+    // each time: the list's number moves, but nothing is listed. The
+    // authority never answers so (an empty page ends the feed).
+    let (url, count) = fake_feed(|_, since| {
+        Some(json!({"seq": since + 1, "more": true, "snapshot": false, "entries": []}))
+    })
+    .await;
+    let list = DenyList::follow(&url, "tc_gw", "tcs_x", &FeedOptions::default())
+        .await
+        .unwrap();
+    assert!(!list.caught_up(), "a feed that lists nothing and says more");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let n = count.load(Ordering::SeqCst);
+    assert!(n <= 6, "{n} requests in 2.5 s");
+    assert!(n >= 2, "the follower kept following ({n})");
+    drop(list);
+}
+
+#[tokio::test]
 async fn a_feed_that_never_ends_does_not_keep_follow_from_returning() {
     // Every page has one new entry and says more is to come.
     let (url, count) = fake_feed(|_, since| {
