@@ -189,6 +189,11 @@ impl DenyList {
     }
 }
 
+/// The `wait` a request asks the feed for: whole seconds, at most 30.
+fn asked_wait(long_poll: Duration) -> Duration {
+    Duration::from_secs(long_poll.as_secs().min(30))
+}
+
 impl Follower {
     /// Reads pages without waiting until one says nothing more is to come,
     /// within the catch-up bounds.
@@ -228,7 +233,7 @@ impl Follower {
         let before = list.seq();
         url.query_pairs_mut()
             .append_pair("since", &before.to_string())
-            .append_pair("wait", &wait.as_secs().min(30).to_string());
+            .append_pair("wait", &asked_wait(wait).as_secs().to_string());
         let resp = self
             .http
             .get(url)
@@ -275,8 +280,11 @@ impl Follower {
                         tracing::info!(url = %remote::redacted(&self.url), seq = list.seq(), entries = list.len(), "revocation feed caught up");
                     }
                     // Nothing new, and sooner than a long poll that ran its
-                    // course: a feed that would make us spin.
-                    if !step.progressed && sent.elapsed() < o.long_poll / 2 {
+                    // course (the wait the feed was asked for, not the
+                    // option: under 1 s it asks for none, and past 30 s for
+                    // 30): a feed that would make us spin.
+                    let asked = asked_wait(o.long_poll);
+                    if !step.progressed && (asked.is_zero() || sent.elapsed() < asked / 2) {
                         let pause = idle_backoff;
                         idle_backoff = (idle_backoff * 2).min(o.max_backoff);
                         Some(pause)

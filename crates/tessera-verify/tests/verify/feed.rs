@@ -96,6 +96,28 @@ async fn pages_that_only_move_the_sequence_number_do_not_make_the_follower_spin(
 }
 
 #[tokio::test]
+async fn a_follower_without_a_long_poll_does_not_spin_on_an_idle_feed() {
+    // `long_poll` 0: the authority answers every request at once, and an
+    // idle feed brings nothing new each time.
+    let (url, count) =
+        fake_feed(|_, _| Some(json!({"seq": 0, "more": false, "snapshot": false, "entries": []})))
+            .await;
+    let options = FeedOptions {
+        long_poll: Duration::ZERO,
+        ..FeedOptions::default()
+    };
+    let list = DenyList::follow(&url, "tc_gw", "tcs_x", &options)
+        .await
+        .unwrap();
+    assert!(list.caught_up());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let n = count.load(Ordering::SeqCst);
+    assert!(n <= 6, "{n} requests in 2.5 s");
+    assert!(n >= 2, "the follower kept following ({n})");
+    drop(list);
+}
+
+#[tokio::test]
 async fn a_feed_that_never_ends_does_not_keep_follow_from_returning() {
     // Every page has one new entry and says more is to come.
     let (url, count) = fake_feed(|_, since| {
