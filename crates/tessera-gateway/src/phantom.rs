@@ -14,20 +14,19 @@
 //!   request needing a new exchange is answered 503 with `Retry-After: 1`
 //!   at once rather than queued (cached exchanges need no slot).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use serde::Deserialize;
+use tessera_verify::expiring::ExpiringCache;
 use tessera_verify::handle::{Handle, HandleError, Kind};
 use tokio::sync::Semaphore;
 
 use crate::config::FeedClient;
 
-/// A cached exchange: the JWT (None for a recent failure) and until when.
-type Cached = (Option<String>, i64);
+/// How many exchanges (and recent failures) are remembered.
+const CACHED_EXCHANGES: usize = 100_000;
 
 /// What became of a bearer token in phantom mode.
 #[derive(Debug)]
@@ -61,8 +60,8 @@ pub(crate) struct Phantom {
     client: FeedClient,
     http: reqwest::Client,
     ttl: i64,
-    /// hash -> (jwt, until), or (None, until) for a recent failure.
-    cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// hash -> the JWT, or None for a recent failure, until a time.
+    cache: ExpiringCache<[u8; 32], Option<String>>,
     /// One permit per exchange in flight.
     in_flight: Semaphore,
 }
@@ -90,7 +89,7 @@ impl Phantom {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             ttl: i64::try_from(ttl.as_secs()).unwrap_or(30).max(1),
-            cache: Mutex::new(HashMap::new()),
+            cache: ExpiringCache::new(CACHED_EXCHANGES),
             in_flight: Semaphore::new(max_in_flight.max(1)),
         })
     }
@@ -115,14 +114,8 @@ impl Phantom {
             k
         };
         let t = now();
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((jwt, until)) = cache.get(&key) {
-                if *until > t {
-                    return jwt
-                        .clone()
-                        .map_or(Outcome::Refused("inactive"), Outcome::Exchanged);
-                }
-            }
+        if let Some(jwt) = self.cache.get(&key, t, &()) {
+            return jwt.map_or(Outcome::Refused("inactive"), Outcome::Exchanged);
         }
         let Ok(_permit) = self.in_flight.try_acquire() else {
             tracing::debug!("phantom exchanges at capacity: refused");
@@ -156,21 +149,14 @@ impl Phantom {
                 None
             }
         };
-        let entry = match jwt {
+        let (jwt, until) = match jwt {
             Some(a) => {
                 let until = t.saturating_add(self.ttl.min(a.expires_in));
                 (Some(a.access_token), until)
             }
             None => (None, t + 1),
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 100_000 {
-                cache.retain(|_, (_, until)| *until > t);
-            }
-            cache.insert(key, entry.clone());
-        }
-        entry
-            .0
-            .map_or(Outcome::Refused("inactive"), Outcome::Exchanged)
+        self.cache.put(key, jwt.clone(), until, (), t);
+        jwt.map_or(Outcome::Refused("inactive"), Outcome::Exchanged)
     }
 }

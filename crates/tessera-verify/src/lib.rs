@@ -17,6 +17,8 @@
 //! - [`handle`]: the self-checking format of Tessera's opaque handles
 //!   (`tso_` access tokens, `tsr_` refresh tokens), minted by the authority
 //!   and recognised by the authority and the gateway.
+//! - [`expiring`]: the bounded cache whose entries expire, shared with the
+//!   authority and the gateway.
 //! - [`VerifyLayer`] (tower) and [`Claims`] (axum extractor): 401 with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3) for a
 //!   bad token, 403 `insufficient_scope` for a missing scope.
@@ -40,6 +42,7 @@
 
 mod cache;
 mod denylist;
+pub mod expiring;
 mod extract;
 mod feed;
 pub mod handle;

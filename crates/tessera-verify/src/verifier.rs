@@ -178,7 +178,7 @@ impl Verifier {
         let key = cache::digest(token);
         let now = tessera_jose::UnixTime::now().secs();
         let generation = self.generation();
-        if let Some(hit) = cache.get(&key, now, generation) {
+        if let Some(hit) = cache.get(&key, now, &generation) {
             // A cached token is still checked against the deny-list.
             if let Some(list) = &self.denylist {
                 let facts = hit
@@ -197,7 +197,7 @@ impl Verifier {
         let exp = v.registered().exp.map_or(now, tessera_jose::UnixTime::secs);
         let out = VerifiedToken::new(v.header, v.claims);
         // Entries are tied to the generation the token verified under.
-        cache.put(key, &out, exp, self.generation(), now);
+        cache.put(key, out.clone(), exp, self.generation(), now);
         Ok(out)
     }
 

@@ -314,7 +314,7 @@ async fn introspection(
                 claims: verified.claims,
             });
             // Under the key set it was verified with (perhaps just reloaded).
-            st.verified_jwts.put(key, Arc::clone(&jwt), exp, &etag, now);
+            st.verified_jwts.put(key, Arc::clone(&jwt), exp, etag, now);
             jwt
         }
     };
