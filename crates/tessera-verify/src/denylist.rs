@@ -17,7 +17,7 @@ use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use serde::Deserialize;
+use crate::feed_format::{Page, RuleKind};
 
 /// The followed deny-list.
 pub struct DenyList {
@@ -45,46 +45,6 @@ impl std::fmt::Debug for DenyList {
             .field("caught_up", &self.caught_up())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct FeedPage {
-    seq: i64,
-    pub(crate) more: bool,
-    entries: Vec<FeedEntry>,
-}
-
-impl FeedPage {
-    /// Whether the page lists any entry.
-    pub(crate) fn lists_anything(&self) -> bool {
-        !self.entries.is_empty()
-    }
-}
-
-/// One entry: exactly one of jti, sub, client_id or kid. An entry naming
-/// none of them (a kind a later authority may add) is skipped, so the
-/// follower keeps following instead of failing every page.
-#[derive(Deserialize)]
-struct FeedEntry {
-    seq: i64,
-    exp: i64,
-    jti: Option<String>,
-    sub: Option<String>,
-    client_id: Option<String>,
-    kid: Option<String>,
-    not_before: Option<i64>,
-}
-
-/// What a rule covers (the feed's names: `sub`, `client_id`, `kid`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RuleKind {
-    /// Every token of a subject issued before the rule's `not_before`.
-    Subject,
-    /// Every token of a client (its `client_id` claim) issued before the
-    /// rule's `not_before`.
-    Client,
-    /// Every token signed by a key (its header `kid`).
-    Kid,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,8 +144,14 @@ impl DenyList {
 
     /// Lists a rule until `exp`: tokens of `kind` `target` (with an `iat`
     /// before `not_before`, for subject and client rules; `None` covers
-    /// every token). A rule listed again takes the new bounds.
+    /// every token). A rule listed again takes the new bounds. A
+    /// [`RuleKind::Jti`] "rule" lists the one token, as
+    /// [`DenyList::insert`] does.
     pub fn insert_rule(&self, kind: RuleKind, target: &str, not_before: Option<i64>, exp: i64) {
+        if kind == RuleKind::Jti {
+            self.insert(target, exp);
+            return;
+        }
         if let Ok(mut map) = self.rules.write() {
             let rule = Rule {
                 not_before: not_before.unwrap_or(i64::MAX),
@@ -263,30 +229,24 @@ impl DenyList {
         }
     }
 
-    pub(crate) fn apply(&self, page: &FeedPage) {
+    pub(crate) fn apply(&self, page: &Page) {
         let Ok(mut map) = self.entries.write() else {
             return;
         };
         // Nothing is cleared on a snapshot: entries older than the purge
-        // horizon expire here by their own exp (see `purge`).
+        // horizon expire here by their own exp (see `purge`). An entry of a
+        // kind this version does not know is skipped (its seq counts).
         for e in &page.entries {
-            if let Some(jti) = &e.jti {
-                map.insert(self.key(jti), e.exp);
+            if let Some(t) = e.target.as_ref().filter(|t| t.kind == RuleKind::Jti) {
+                map.insert(self.key(&t.value), e.exp);
             }
         }
         drop(map);
         for e in &page.entries {
-            let rule = [
-                (RuleKind::Subject, &e.sub),
-                (RuleKind::Client, &e.client_id),
-                (RuleKind::Kid, &e.kid),
-            ]
-            .into_iter()
-            .find_map(|(kind, t)| t.as_deref().map(|t| (kind, t)));
-            if let Some((kind, target)) = rule {
+            if let Some(t) = e.target.as_ref().filter(|t| t.kind != RuleKind::Jti) {
                 // A subject or client rule without a bound covers every
                 // token: the safe reading of a malformed entry.
-                self.insert_rule(kind, target, e.not_before, e.exp);
+                self.insert_rule(t.kind, &t.value, e.not_before, e.exp);
             }
         }
         let last = page.entries.last().map_or(page.seq, |e| e.seq);
@@ -357,9 +317,18 @@ mod tests {
     }
 
     #[test]
+    fn a_jti_rule_lists_the_one_token() {
+        let list = DenyList::new();
+        list.insert_rule(RuleKind::Jti, "j-1", None, 900);
+        assert!(list.contains("j-1", 900));
+        assert!(!list.has_rules());
+        assert!(list.refuses(token("bob", "web", "k1", 100), 900));
+    }
+
+    #[test]
     fn feed_pages_carry_jtis_and_rules() {
         let list = DenyList::new();
-        let page: FeedPage = serde_json::from_value(serde_json::json!({
+        let page: Page = serde_json::from_value(serde_json::json!({
             "seq": 4, "more": false, "snapshot": false,
             "entries": [
                 {"seq": 1, "jti": "j-1", "exp": 900},

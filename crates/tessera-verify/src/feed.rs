@@ -28,7 +28,8 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-use crate::denylist::{DenyList, FeedPage};
+use crate::denylist::DenyList;
+use crate::feed_format::Page;
 use crate::remote;
 use crate::BuildError;
 
@@ -251,7 +252,7 @@ impl Follower {
         let body = remote::body_limited(resp, self.options.max_page_bytes)
             .await
             .map_err(FeedError::Failed)?;
-        let page: FeedPage = serde_json::from_slice(&body)
+        let page: Page = serde_json::from_slice(&body)
             .map_err(|_| FeedError::Failed("not a feed page".into()))?;
         drop(body);
         list.apply(&page);
@@ -260,7 +261,7 @@ impl Follower {
             // Entries, not only a higher number: a page that moves the
             // sequence number but lists nothing brings nothing new, and a
             // feed answering so forever must not make us spin.
-            progressed: page.lists_anything() && list.seq() > before,
+            progressed: !page.entries.is_empty() && list.seq() > before,
         })
     }
 

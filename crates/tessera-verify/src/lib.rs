@@ -14,6 +14,8 @@
 //!   The feed is read within bounds ([`FeedOptions`]: page size counted as it
 //!   streams, back-off, a bounded catch-up) and the list says whether it has
 //!   read to the end ([`DenyList::caught_up`]).
+//! - [`feed_format`]: the feed's wire format (pages, entries, [`RuleKind`]),
+//!   which the authority writes with and the follower reads with.
 //! - [`handle`]: the self-checking format of Tessera's opaque handles
 //!   (`tso_` access tokens, `tsr_` refresh tokens), minted by the authority
 //!   and recognised by the authority and the gateway.
@@ -45,14 +47,16 @@ mod denylist;
 pub mod expiring;
 mod extract;
 mod feed;
+pub mod feed_format;
 pub mod handle;
 mod layer;
 pub mod remote;
 mod verifier;
 
-pub use denylist::{DenyList, RuleKind, TokenFacts};
+pub use denylist::{DenyList, TokenFacts};
 pub use extract::Claims;
 pub use feed::FeedOptions;
+pub use feed_format::RuleKind;
 pub use layer::{bearer_token, check, Refusal, VerifiedToken, VerifyLayer, VerifyService};
 pub use remote::{RemoteKeySet, RemoteOptions, Stats};
 pub use verifier::{Verifier, VerifierBuilder};

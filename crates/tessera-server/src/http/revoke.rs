@@ -166,26 +166,12 @@ pub(super) async fn feed(
     match result {
         Ok((latest, snapshot, entries)) => {
             let more = i64::try_from(entries.len()).unwrap_or(i64::MAX) == limit;
-            let entries: Vec<Value> = entries
-                .into_iter()
-                .map(|e| {
-                    // The kind's name is the member that carries the target:
-                    // {"jti"}, or a rule: {"sub"} or {"client_id"} with
-                    // not_before (tokens whose iat is before it), {"kid"}.
-                    let mut entry = json!({"seq": e.seq, "exp": e.expires_at});
-                    entry[e.kind.name()] = Value::String(e.target);
-                    if let Some(nbf) = e.not_before {
-                        entry["not_before"] = json!(nbf);
-                    }
-                    entry
-                })
-                .collect();
-            let mut resp = axum::Json(json!({
-                "seq": latest,
-                "snapshot": snapshot,
-                "more": more,
-                "entries": entries,
-            }))
+            let mut resp = axum::Json(tessera_verify::feed_format::Page {
+                entries,
+                more,
+                seq: latest,
+                snapshot,
+            })
             .into_response();
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

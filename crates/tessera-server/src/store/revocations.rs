@@ -22,55 +22,12 @@ use sqlx::Row as _;
 
 use super::{audit, Store, StoreError};
 
-/// What a deny-list entry covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleKind {
-    /// One token, by jti.
-    Jti,
-    /// Every token of a subject issued before `not_before`.
-    Subject,
-    /// Every token of a client issued before `not_before`.
-    Client,
-    /// Every token signed by a key.
-    Kid,
-}
+/// What a deny-list entry covers; its [name](RuleKind::name) is the
+/// `kind` stored, and the member that carries the target in the feed.
+pub use tessera_verify::feed_format::RuleKind;
 
-impl RuleKind {
-    /// The name stored and served in the feed.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Jti => "jti",
-            Self::Subject => "sub",
-            Self::Client => "client_id",
-            Self::Kid => "kid",
-        }
-    }
-
-    fn parse(name: &str) -> Result<Self, StoreError> {
-        Ok(match name {
-            "jti" => Self::Jti,
-            "sub" => Self::Subject,
-            "client_id" => Self::Client,
-            "kid" => Self::Kid,
-            other => return Err(StoreError::Corrupt(format!("revocation kind {other:?}"))),
-        })
-    }
-}
-
-/// One entry of the feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedEntry {
-    /// Its sequence number.
-    pub seq: i64,
-    /// What it covers.
-    pub kind: RuleKind,
-    /// The jti, subject, client id or kid.
-    pub target: String,
-    /// For subject and client rules: tokens whose `iat` is before this.
-    pub not_before: Option<i64>,
-    /// When the last token it covers has expired.
-    pub expires_at: i64,
-}
+/// One entry of the feed, as the feed serves it.
+pub use tessera_verify::feed_format::Entry as FeedEntry;
 
 /// What the deny-list reads of a token: the same facts a following
 /// verifier reads (a token without `iat` counts as issued at 0 here, so
@@ -415,13 +372,15 @@ impl Store {
             .iter()
             .map(|r| {
                 let kind: String = r.try_get(1)?;
-                Ok(FeedEntry {
-                    seq: r.try_get(0)?,
-                    kind: RuleKind::parse(&kind)?,
-                    target: r.try_get(2)?,
-                    not_before: r.try_get(3)?,
-                    expires_at: r.try_get(4)?,
-                })
+                let kind = RuleKind::from_name(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("revocation kind {kind:?}")))?;
+                Ok(FeedEntry::new(
+                    r.try_get(0)?,
+                    kind,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((latest, snapshot, entries))
