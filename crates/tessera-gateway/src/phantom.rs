@@ -106,13 +106,7 @@ impl Phantom {
     }
 
     async fn exchange(&self, opaque: Handle<'_>) -> Outcome {
-        let key: [u8; 32] = {
-            let d =
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, opaque.as_str().as_bytes());
-            let mut k = [0u8; 32];
-            k.copy_from_slice(d.as_ref());
-            k
-        };
+        let key = tessera_verify::token_hash::digest(opaque.as_str());
         let t = now();
         if let Some(jwt) = self.cache.get(&key, t, &()) {
             return jwt.map_or(Outcome::Refused("inactive"), Outcome::Exchanged);

@@ -434,10 +434,8 @@ pub struct Client {
     pub assertion_keys: Option<KeySet>,
     /// Allowed scopes.
     pub scopes: Vec<String>,
-    /// Tokens issued to it (a counter handle: no registry lookup per token).
-    pub issued: metrics::Counter,
-    /// Tokens issued for users through the jwt-bearer grant.
-    pub issued_for_users: metrics::Counter,
+    /// Tokens issued to it, by grant.
+    pub issued: crate::telemetry::IssuedCounters,
     /// The metadata JSON as stored (to tell whether a reload changed it).
     pub stored: String,
     /// Why tokens must not be issued to it: static claims that break the
@@ -462,8 +460,7 @@ impl Client {
     /// When the stored metadata or hash no longer parses.
     pub fn from_row(
         row: &crate::store::ClientRow,
-        issued: metrics::Counter,
-        issued_for_users: metrics::Counter,
+        issued: crate::telemetry::IssuedCounters,
     ) -> Result<Self, String> {
         let metadata: Metadata = serde_json::from_str(&row.metadata)
             .map_err(|e| format!("client {}: metadata: {e}", row.client_id))?;
@@ -496,7 +493,6 @@ impl Client {
             assertion_keys,
             scopes,
             issued,
-            issued_for_users,
             stored: row.metadata.clone(),
             refusal: tessera_jose::lint::sensitive_claims(&metadata.claims)
                 .first()
@@ -517,16 +513,15 @@ impl Client {
         let Some(stored) = &self.secret_hash else {
             return false;
         };
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, presented.as_bytes());
-        aws_lc_rs::constant_time::verify_slices_are_equal(digest.as_ref(), stored).is_ok()
+        tessera_verify::token_hash::matches(presented, stored)
     }
 }
 
 /// A new secret (256 random bits, base64url) and its stored hash.
 pub fn new_secret() -> (zeroize::Zeroizing<String>, String) {
     let secret = zeroize::Zeroizing::new(format!("tcs_{}", crate::random_id(32)));
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
-    (secret, tessera_jose::b64::encode(digest.as_ref()))
+    let hash = tessera_verify::token_hash::encoded(&secret);
+    (secret, hash)
 }
 
 /// The client table the hot path reads.
@@ -657,8 +652,8 @@ mod tests {
             secret_hash: Some(hash),
             created_at: 0,
         };
-        let client =
-            Client::from_row(&row, metrics::Counter::noop(), metrics::Counter::noop()).unwrap();
+        let issued = crate::telemetry::Metrics::new().issued("c");
+        let client = Client::from_row(&row, issued).unwrap();
         assert!(client.secret_matches(&secret));
         assert!(!client.secret_matches("tcs_wrong"));
         assert!(!client.secret_matches(""));

@@ -157,9 +157,8 @@ impl AppState {
                 table.insert(row.client_id.clone(), Arc::clone(old));
                 continue;
             }
-            let issued = self.metrics.issued("client_credentials", &row.client_id);
-            let for_users = self.metrics.issued("jwt_bearer", &row.client_id);
-            let client = Client::from_row(row, issued, for_users).map_err(StartError::Client)?;
+            let issued = self.metrics.issued(&row.client_id);
+            let client = Client::from_row(row, issued).map_err(StartError::Client)?;
             if let Some(conflict) =
                 clients::federation_conflict(&client.metadata, &self.config.federation)
             {
@@ -548,8 +547,8 @@ async fn admin_token(store: &Store, file: &Path) -> Result<(Vec<u8>, bool), Star
         return Ok((bytes, false));
     }
     let token = Zeroizing::new(format!("tat_{}", crate::random_id(32)));
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let hash = tessera_jose::b64::encode(digest.as_ref());
+    let digest = tessera_verify::token_hash::digest(&token);
+    let hash = tessera_jose::b64::encode(digest);
     if !store.set_setting_once(NAME, &hash).await? {
         // Another node set it first; its admin.token is the one.
         let stored = store.setting(NAME).await?.unwrap_or_default();
@@ -557,7 +556,7 @@ async fn admin_token(store: &Store, file: &Path) -> Result<(Vec<u8>, bool), Star
         return Ok((bytes, false));
     }
     write_secret_file(file, token.as_bytes())?;
-    Ok((digest.as_ref().to_vec(), true))
+    Ok((digest.to_vec(), true))
 }
 
 /// Writes a secret to a new file with mode 0600, replacing a stale one

@@ -13,10 +13,3 @@ use crate::layer::VerifiedToken;
 /// Token digest -> the verified token, until its `exp`, tagged with the
 /// key-set generation it was verified under.
 pub(crate) type TokenCache = ExpiringCache<[u8; 32], VerifiedToken, u64>;
-
-pub(crate) fn digest(token: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}

@@ -21,6 +21,8 @@
 //!   and recognised by the authority and the gateway.
 //! - [`expiring`]: the bounded cache whose entries expire, shared with the
 //!   authority and the gateway.
+//! - [`token_hash`]: the SHA-256 of a token as the authority stores it;
+//!   [`url_policy`]: HTTPS, or plain HTTP to a loopback address only.
 //! - [`VerifyLayer`] (tower) and [`Claims`] (axum extractor): 401 with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3) for a
 //!   bad token, 403 `insufficient_scope` for a missing scope.
@@ -51,6 +53,8 @@ pub mod feed_format;
 pub mod handle;
 mod layer;
 pub mod remote;
+pub mod token_hash;
+pub mod url_policy;
 mod verifier;
 
 pub use denylist::{DenyList, TokenFacts};

@@ -125,19 +125,13 @@ pub(crate) fn redacted(url: &Url) -> String {
 /// HTTPS, or plain HTTP to a loopback address only.
 pub(crate) fn check_url(text: &str) -> Result<Url, BuildError> {
     let url = Url::parse(text).map_err(|e| BuildError::Url(format!("{text:?}: {e}")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        _ => Err(BuildError::Url(format!(
+    if crate::url_policy::allows(&url) {
+        Ok(url)
+    } else {
+        Err(BuildError::Url(format!(
             "{}: HTTPS is required (plain HTTP only to a loopback address)",
             redacted(&url)
-        ))),
+        )))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tessera_jose::{Algorithm, Claim, ErrorKind, JwkSet, KeySet, Validation, Verified};
 
-use crate::cache::{self, TokenCache};
+use crate::cache::TokenCache;
 use crate::denylist::{DenyList, TokenFacts};
 
 /// The one unregistered claim the deny-list reads.
@@ -175,7 +175,7 @@ impl Verifier {
             let v = self.verify::<serde_json::Value>(token).await?;
             return Ok(VerifiedToken::new(v.header, v.claims));
         };
-        let key = cache::digest(token);
+        let key = crate::token_hash::digest(token);
         let now = tessera_jose::UnixTime::now().secs();
         let generation = self.generation();
         if let Some(hit) = cache.get(&key, now, &generation) {

@@ -64,14 +64,7 @@ pub(crate) fn read_jwks_source(source: &str) -> Result<Zeroizing<String>> {
     );
     // Keys fetched in clear text can be swapped on the way; plain http is
     // for a local authority only.
-    let host = url.host_str().unwrap_or("");
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if url.scheme() == "http" && !loopback {
+    if !tessera_verify::url_policy::allows(&url) {
         bail!("{shown}: a JWKS URL must use https (plain http only for localhost)");
     }
     let client = reqwest::blocking::Client::builder()

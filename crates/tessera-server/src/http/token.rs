@@ -26,6 +26,7 @@ use crate::clients::{AuthMethod, Client};
 use crate::config::AssertionAudience;
 use crate::server::AppState;
 use crate::store::FamilyAccess;
+use crate::telemetry::IssuedGrant;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -133,18 +134,19 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let mut parents: Vec<OwnToken> = Vec::new();
     // The acting party of a delegation (RFC 8693 §4.1): server-owned.
     let mut act: Option<Value> = None;
-    let (subject, user_claims, scope, audience) = match grant.as_str() {
+    let (issued_by, subject, user_claims, scope, audience) = match grant.as_str() {
         crate::clients::JWT_BEARER => {
             let (sub, claims) = user_assertion(st, &client, &params).await?;
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
             session = refresh::start(st, &client, &sub, &scope, &audience, &claims, now);
-            (Some(sub), claims, scope, audience)
+            (IssuedGrant::JwtBearer, Some(sub), claims, scope, audience)
         }
         "refresh_token" => {
             let (presented, granted) = refresh::present(st, &client, &params, now).await?;
             session = Some(presented);
             (
+                IssuedGrant::RefreshToken,
                 Some(granted.subject),
                 granted.claims,
                 granted.scope,
@@ -162,19 +164,37 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             // §2.2.1): the upstream login becomes a Tessera session.
             exp_cap = Some(i64::MAX);
             session = refresh::start(st, &client, &sub, &scope, &audience, &claims, now);
-            (Some(sub), claims, scope, audience)
+            (
+                IssuedGrant::TokenExchange,
+                Some(sub),
+                claims,
+                scope,
+                audience,
+            )
         }
         crate::clients::TOKEN_EXCHANGE => {
             let x = exchange(st, &client, &params, now).await?;
             exp_cap = Some(x.exp);
             parents = x.parents;
             act = x.act;
-            (Some(x.subject), x.claims, x.scope, x.audience)
+            (
+                IssuedGrant::TokenExchange,
+                Some(x.subject),
+                x.claims,
+                x.scope,
+                x.audience,
+            )
         }
         _ => {
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
-            (None, Map::new(), scope, audience)
+            (
+                IssuedGrant::ClientCredentials,
+                None,
+                Map::new(),
+                scope,
+                audience,
+            )
         }
     };
 
@@ -231,7 +251,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         };
         return Ok(token_response(
             &client,
-            subject.is_some(),
+            issued_by,
             opaque.to_string(),
             ttl,
             scope,
@@ -291,7 +311,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         }
         None => None,
     };
-    let mut resp = token_response(&client, subject.is_some(), token, ttl, scope, refresh_token);
+    let mut resp = token_response(&client, issued_by, token, ttl, scope, refresh_token);
     if exp_cap.is_some() {
         // RFC 8693 §2.2.1: say what was issued.
         resp = with_issued_token_type(resp).await;
@@ -317,17 +337,13 @@ async fn with_issued_token_type(resp: Response) -> Response {
 /// The token endpoint's success answer (RFC 6749 §5.1), counted.
 fn token_response(
     client: &Client,
-    for_user: bool,
+    issued_by: IssuedGrant,
     token: String,
     ttl: i64,
     scope: String,
     refresh_token: Option<zeroize::Zeroizing<String>>,
 ) -> Response {
-    if for_user {
-        client.issued_for_users.increment(1);
-    } else {
-        client.issued.increment(1);
-    }
+    client.issued.count(issued_by);
     let mut body = serde_json::json!({
         "access_token": token,
         "token_type": "Bearer",
@@ -661,8 +677,7 @@ pub(crate) fn is_handle(token: &str, kind: handle::Kind) -> bool {
 
 /// SHA-256 of a token, base64url: how refresh tokens are stored and found.
 pub(crate) fn token_hash(token: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    tessera_jose::b64::encode(d.as_ref())
+    tessera_verify::token_hash::encoded(token)
 }
 
 /// The scope asked for when it is within `granted` (all of `granted` when

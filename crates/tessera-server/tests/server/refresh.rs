@@ -299,3 +299,26 @@ async fn a_retried_refresh_issues_an_access_token_of_the_family() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn tokens_issued_are_counted_under_the_grant_used() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[crate::common::METRICS]).await;
+        let (id, secret, key) = refreshing_backend(&s).await;
+        let r1 = member(&login(&s, &id, &secret, &key).await, "refresh_token");
+        let r2 = member(&refreshed(&s, &id, &secret, &r1).await, "refresh_token");
+        refreshed(&s, &id, &secret, &r2).await;
+        let metrics = s.metrics().await;
+        for (grant, n) in [
+            ("jwt_bearer", 1),
+            ("refresh_token", 2),
+            ("client_credentials", 0),
+            ("token_exchange", 0),
+        ] {
+            let line =
+                format!("tessera_tokens_issued_total{{grant=\"{grant}\",client=\"{id}\"}} {n}\n");
+            assert!(metrics.contains(&line), "{}: {line}{metrics}", b.name);
+        }
+        s.stop().await;
+    }
+}

@@ -146,14 +146,7 @@ fn base_url(text: &str) -> Result<Url> {
     }
     // The admin token is a bearer secret: in clear text it goes only to
     // this machine.
-    let host = url.host_str().unwrap_or("");
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if url.scheme() == "http" && !loopback {
+    if !tessera_verify::url_policy::allows(&url) {
         bail!(
             "--server {}: the admin token is only sent over https (plain http only for localhost)",
             url.as_str()
