@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use tessera_jose::UnixTime;
+use tessera_verify::token_hash;
 
-use super::token::{is_handle, narrowed_scope, own_token_validation, token_hash};
+use super::token::{is_handle, narrowed_scope, own_token_validation};
 use super::OAuthError;
 use crate::clients::Client;
 use crate::server::AppState;
@@ -46,7 +47,7 @@ async fn own_access_token(
 ) -> Result<Option<OwnToken>, OAuthError> {
     // A made-up `tso_` handle fails as a JWT below, without a lookup.
     let found = if is_handle(token, tessera_verify::handle::Kind::Opaque) {
-        let hash = token_hash(token);
+        let hash = token_hash::encoded(token);
         let row = st
             .store
             .opaque(&hash)

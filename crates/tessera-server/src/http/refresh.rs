@@ -15,9 +15,10 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use tessera_verify::token_hash;
 use zeroize::Zeroizing;
 
-use super::token::{is_handle, narrowed_scope, new_refresh_token, token_hash};
+use super::token::{is_handle, narrowed_scope, new_refresh_token};
 use super::OAuthError;
 use crate::clients::Client;
 use crate::server::AppState;
@@ -111,7 +112,7 @@ pub(super) async fn present(
     if !is_handle(token, tessera_verify::handle::Kind::Refresh) {
         return Err(refusal(st, client, RefreshOutcome::Unknown));
     }
-    let hash = token_hash(token);
+    let hash = token_hash::encoded(token);
     let interval = crate::clock::secs(st.config.tokens.refresh_reuse_interval);
     let row = st
         .store

@@ -55,7 +55,7 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
         Ok(h) if h.kind() == Kind::Opaque => {
             let done = st
                 .store
-                .delete_opaque(&super::token::token_hash(token), &client.id, now)
+                .delete_opaque(&tessera_verify::token_hash::encoded(token), &client.id, now)
                 .await
                 .map_err(|e| OAuthError::internal(&e))?;
             return owned(done);
@@ -63,7 +63,7 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
         Ok(_) => {
             let done = st
                 .store
-                .revoke_refresh_family(&super::token::token_hash(token), &client.id, now)
+                .revoke_refresh_family(&tessera_verify::token_hash::encoded(token), &client.id, now)
                 .await
                 .map_err(|e| OAuthError::internal(&e))?;
             // The family's access tokens are now on the deny-list.
@@ -257,7 +257,7 @@ async fn introspection(
     if handle == Some(Kind::Opaque) {
         let found = st
             .store
-            .opaque(&super::token::token_hash(token))
+            .opaque(&tessera_verify::token_hash::encoded(token))
             .await
             .map_err(|e| OAuthError::internal(&e))?;
         let Some((owner, claims, exp)) = found else {
@@ -283,7 +283,7 @@ async fn introspection(
     // A JWT's signature is checked once per key set: resource servers
     // introspect the same token again and again. The deny-list and the
     // caller's right to see it are checked every time.
-    let key = crate::http::token::token_hash(token);
+    let key = tessera_verify::token_hash::encoded(token);
     let cached = st.verified_jwts.get(&key, now, &st.ring.load().etag);
     let jwt = match cached {
         Some(jwt) => jwt,
@@ -334,7 +334,7 @@ async fn refresh_introspection(
 ) -> Result<Value, OAuthError> {
     let row = st
         .store
-        .refresh_token(&super::token::token_hash(token))
+        .refresh_token(&tessera_verify::token_hash::encoded(token))
         .await
         .map_err(|e| OAuthError::internal(&e))?;
     let Some(row) = row.filter(|r| {

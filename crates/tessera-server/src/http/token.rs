@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use tessera_jose::{Claim, UnixTime, Validation};
-use tessera_verify::handle;
+use tessera_verify::{handle, token_hash};
 
 use super::claims::{access_claims, checked_json, ServerClaims};
 use super::exchange::{exchange, federated, OwnToken, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
@@ -231,7 +231,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         // The Stripe model: a random handle; the claims stay here and are
         // read through introspection.
         let opaque = zeroize::Zeroizing::new(handle::mint(handle::Kind::Opaque));
-        let hash = token_hash(&opaque);
+        let hash = token_hash::encoded(&opaque);
         let refresh_token = match session {
             Some(session) => {
                 let access = FamilyAccess::Opaque {
@@ -665,7 +665,7 @@ async fn user_assertion(
 /// value) and its stored hash.
 pub(super) fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
     let token = zeroize::Zeroizing::new(handle::mint(handle::Kind::Refresh));
-    let hash = token_hash(&token);
+    let hash = token_hash::encoded(&token);
     (token, hash)
 }
 
@@ -673,11 +673,6 @@ pub(super) fn new_refresh_token() -> (zeroize::Zeroizing<String>, String) {
 /// holds): only those are worth a lookup.
 pub(crate) fn is_handle(token: &str, kind: handle::Kind) -> bool {
     handle::Handle::parse(token).is_ok_and(|h| h.kind() == kind)
-}
-
-/// SHA-256 of a token, base64url: how refresh tokens are stored and found.
-pub(crate) fn token_hash(token: &str) -> String {
-    tessera_verify::token_hash::encoded(token)
 }
 
 /// The scope asked for when it is within `granted` (all of `granted` when
