@@ -168,11 +168,6 @@ impl Lifecycle {
         }
     }
 
-    /// The clock in use.
-    pub fn now(&self) -> i64 {
-        self.clock.now()
-    }
-
     /// Performs every transition that is due now; true if anything changed.
     ///
     /// # Errors

@@ -72,10 +72,7 @@ pub(super) async fn create_client(
     if let Some(conflict) = crate::clients::federation_conflict(&metadata, &st.config.federation) {
         return Err(OAuthError::invalid_client_metadata(conflict));
     }
-    let (row, secret) = st
-        .register(&metadata, ACTOR)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    let (row, secret) = st.register(&metadata, ACTOR).await?;
     tracing::info!(client_id = %row.client_id, "client registered");
     let mut out = client_json(&row.client_id, row.created_at, &metadata);
     if let (Some(map), Some(secret)) = (out.as_object_mut(), secret) {
@@ -95,11 +92,7 @@ pub(super) async fn list_clients(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     authorize(&st, &headers)?;
-    let rows = st
-        .store
-        .clients()
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    let rows = st.store.clients().await?;
     let mut out = Vec::new();
     for row in rows {
         let metadata: Metadata =
@@ -117,9 +110,7 @@ pub(super) async fn delete_client(
     authorize(&st, &headers)?;
     if !st.clients.load().contains_key(&id) {
         // Perhaps registered on another node since this one last looked.
-        st.reload_clients()
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
+        st.reload_clients().await?;
         if !st.clients.load().contains_key(&id) {
             return Err(OAuthError::not_found("no client with that id"));
         }
@@ -129,22 +120,13 @@ pub(super) async fn delete_client(
     // issue before they reload their clients. A failure here leaves the
     // client in place for a retry.
     revoke_everything(&st, RuleKind::Client, &id, None).await?;
-    let deleted = st
-        .store
-        .delete_client(&id)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    let deleted = st.store.delete_client(&id).await?;
     if !deleted {
         return Err(OAuthError::not_found("no client with that id"));
     }
     let now = st.clock.now();
-    st.store
-        .audit(now, ACTOR, "client_deleted", &id)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
-    st.reload_clients()
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    st.store.audit(now, ACTOR, "client_deleted", &id).await?;
+    st.reload_clients().await?;
     tracing::info!(client_id = %id, "client deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -154,11 +136,7 @@ pub(super) async fn list_keys(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     authorize(&st, &headers)?;
-    let rows = st
-        .store
-        .keys()
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    let rows = st.store.keys().await?;
     let keys: Vec<Value> = rows
         .iter()
         .map(|k| {
@@ -225,9 +203,7 @@ pub(super) async fn rotate(
         }
     }
     // What did happen is served at once, even when a later algorithm failed.
-    st.reload_keys()
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    st.reload_keys().await?;
     tracing::info!(rotations = ?out, "manual rotation");
     if let Some(e) = failed {
         return Err(lifecycle_error(e));
@@ -246,9 +222,7 @@ pub(super) async fn compromised(
         .compromise(&kid, ACTOR)
         .await
         .map_err(lifecycle_error)?;
-    st.reload_keys()
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    st.reload_keys().await?;
     st.revocations.notify_waiters();
     tracing::warn!(kid = %kid, successor = ?successor, "key marked compromised");
     Ok(Json(json!({ "kid": kid, "state": "compromised", "successor": successor })).into_response())
@@ -320,8 +294,7 @@ async fn revoke_everything(
     let done = st
         .store
         .revoke_all(kind, target, not_before, until, ACTOR, now)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+        .await?;
     st.revocations.notify_waiters();
     tracing::warn!(
         kind = kind.name(),

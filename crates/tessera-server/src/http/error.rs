@@ -4,6 +4,10 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::kek::KekError;
+use crate::server::StartError;
+use crate::store::StoreError;
+
 /// An OAuth error response.
 #[derive(Debug)]
 pub struct OAuthError {
@@ -122,6 +126,30 @@ impl OAuthError {
     }
 }
 
+// Failures of the server's own machinery (storage, the key-encryption key,
+// re-reading keys or clients) are never the client's fault: `?` turns them
+// into `server_error`, the detail going to the log, exactly as
+// `OAuthError::internal(&e)`. Errors that can come from what a client sent
+// (JSON, JOSE) deliberately have no `From`: each call site names its answer.
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<KekError> for OAuthError {
+    fn from(e: KekError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<StartError> for OAuthError {
+    fn from(e: StartError) -> Self {
+        Self::internal(&e)
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
@@ -144,5 +172,48 @@ impl IntoResponse for OAuthError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Status and body of an error as a client would see it.
+    async fn seen(e: OAuthError) -> (StatusCode, String) {
+        let resp = e.into_response();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_failures_convert_exactly_like_internal() {
+        let expected = seen(OAuthError::internal(&"anything")).await;
+        assert_eq!(expected.0, StatusCode::INTERNAL_SERVER_ERROR);
+        let converted = [
+            OAuthError::from(StoreError::Corrupt("secret-row-detail".into())),
+            OAuthError::from(KekError::Format("/secret/path/kek".into())),
+            OAuthError::from(StartError::Client("secret-client-detail".into())),
+        ];
+        for e in converted {
+            assert_eq!(e.code(), "server_error");
+            let got = seen(e).await;
+            assert_eq!(got, expected);
+            assert!(!got.1.contains("secret"), "{}", got.1);
+        }
+    }
+
+    #[test]
+    fn question_mark_converts_a_store_error() {
+        fn failing() -> Result<(), OAuthError> {
+            Err(StoreError::Corrupt("x".into()))?;
+            Ok(())
+        }
+        assert_eq!(failing().unwrap_err().code(), "server_error");
     }
 }

@@ -48,11 +48,7 @@ async fn own_access_token(
     // A made-up `tso_` handle fails as a JWT below, without a lookup.
     let found = if is_handle(token, tessera_verify::handle::Kind::Opaque) {
         let hash = token_hash::encoded(token);
-        let row = st
-            .store
-            .opaque(&hash)
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
+        let row = st.store.opaque(&hash).await?;
         match row {
             Some((_, claims, exp)) if exp > now => match serde_json::from_str(&claims) {
                 Ok(Value::Object(claims)) => Some(OwnToken {
@@ -276,12 +272,7 @@ pub(super) async fn federated(
         iat: verified.registered().iat.map(UnixTime::secs),
         kid: None,
     };
-    if st
-        .store
-        .is_refused(facts)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?
-    {
+    if st.store.is_refused(facts).await? {
         return Err(OAuthError::invalid_request(
             "subject_token: revoked (issued before its subject's tokens were revoked)",
         ));

@@ -114,11 +114,7 @@ pub(super) async fn present(
     }
     let hash = token_hash::encoded(token);
     let interval = crate::clock::secs(st.config.tokens.refresh_reuse_interval);
-    let row = st
-        .store
-        .refresh_token(&hash)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    let row = st.store.refresh_token(&hash).await?;
     let Some(row) = row.filter(|r| r.client_id == client.id) else {
         return Err(refusal(st, client, RefreshOutcome::Unknown));
     };
@@ -127,8 +123,7 @@ pub(super) async fn present(
         let outcome = if row.spent_at.is_some() {
             st.store
                 .refresh_reused(&presented(st, client, &hash, now))
-                .await
-                .map_err(|e| OAuthError::internal(&e))?
+                .await?
         } else if row.revoked_at.is_some() {
             RefreshOutcome::Revoked
         } else {
@@ -150,11 +145,7 @@ pub(super) async fn present(
     let (successor, successor_hash) = new_refresh_token();
     // Kept sealed for the reuse interval only when there is one.
     let sealed = if interval > 0 {
-        Some(
-            st.kek
-                .seal(SUCCESSOR_CONTEXT, successor.as_bytes())
-                .map_err(|e| OAuthError::internal(&e))?,
-        )
+        Some(st.kek.seal(SUCCESSOR_CONTEXT, successor.as_bytes())?)
     } else {
         None
     };
@@ -191,10 +182,7 @@ impl Session {
     ) -> Result<Zeroizing<String>, OAuthError> {
         let (presented_hash, successor, successor_hash, sealed) = match self.0 {
             Pending::Start { token, hash, row } => {
-                st.store
-                    .insert_refresh(&hash, &row, &access, now)
-                    .await
-                    .map_err(|e| OAuthError::internal(&e))?;
+                st.store.insert_refresh(&hash, &row, &access, now).await?;
                 return Ok(token);
             }
             Pending::Rotate {
@@ -212,16 +200,12 @@ impl Session {
         let outcome = st
             .store
             .rotate_refresh(&presented(st, client, &presented_hash, now), &issue)
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
+            .await?;
         match outcome {
             RefreshOutcome::Rotated(_) => Ok(successor),
             RefreshOutcome::Retry(sealed, _) => {
                 // A retry within the reuse interval: the same successor.
-                let plain = st
-                    .kek
-                    .open(SUCCESSOR_CONTEXT, &sealed)
-                    .map_err(|e| OAuthError::internal(&e))?;
+                let plain = st.kek.open(SUCCESSOR_CONTEXT, &sealed)?;
                 let text =
                     String::from_utf8(plain.to_vec()).map_err(|e| OAuthError::internal(&e))?;
                 Ok(Zeroizing::new(text))

@@ -56,16 +56,14 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
             let done = st
                 .store
                 .delete_opaque(&tessera_verify::token_hash::encoded(token), &client.id, now)
-                .await
-                .map_err(|e| OAuthError::internal(&e))?;
+                .await?;
             return owned(done);
         }
         Ok(_) => {
             let done = st
                 .store
                 .revoke_refresh_family(&tessera_verify::token_hash::encoded(token), &client.id, now)
-                .await
-                .map_err(|e| OAuthError::internal(&e))?;
+                .await?;
             // The family's access tokens are now on the deny-list.
             st.revocations.notify_waiters();
             return owned(done);
@@ -93,11 +91,7 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
     let until = exp
         .secs()
         .saturating_add(crate::clock::secs(st.config.tokens.leeway));
-    let seq = st
-        .store
-        .revoke_jti(jti, &client.id, until, now)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    let seq = st.store.revoke_jti(jti, &client.id, until, now).await?;
     tracing::info!(client_id = %client.id, jti, seq, "access token revoked");
     st.revocations.notify_waiters();
     Ok(())
@@ -177,7 +171,7 @@ pub(super) async fn feed(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Err(e) => OAuthError::internal(&e).into_response(),
+        Err(e) => OAuthError::from(e).into_response(),
     }
 }
 
@@ -258,8 +252,7 @@ async fn introspection(
         let found = st
             .store
             .opaque(&tessera_verify::token_hash::encoded(token))
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
+            .await?;
         let Some((owner, claims, exp)) = found else {
             return Ok(inactive);
         };
@@ -335,8 +328,7 @@ async fn refresh_introspection(
     let row = st
         .store
         .refresh_token(&tessera_verify::token_hash::encoded(token))
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+        .await?;
     let Some(row) = row.filter(|r| {
         r.client_id == client.id
             && r.spent_at.is_none()
@@ -371,10 +363,10 @@ pub(super) async fn refused(
     claims: &serde_json::Map<String, Value>,
     kid: Option<&str>,
 ) -> Result<bool, OAuthError> {
-    st.store
+    Ok(st
+        .store
         .is_refused(crate::store::TokenFacts::from_claims(claims).signed_by(kid))
-        .await
-        .map_err(|e| OAuthError::internal(&e))
+        .await?)
 }
 
 /// A caller may introspect its own tokens, and tokens for an audience in its

@@ -244,8 +244,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             None => {
                 st.store
                     .insert_opaque(&hash, &client.id, &json, now, exp)
-                    .await
-                    .map_err(|e| OAuthError::internal(&e))?;
+                    .await?;
                 None
             }
         };
@@ -290,8 +289,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
                 &derived,
                 crate::store::TokenFacts::from_claims(&parent.claims),
             )
-            .await
-            .map_err(|e| OAuthError::internal(&e))?;
+            .await?;
         if !recorded {
             // Revoked between the check and now.
             return Err(OAuthError::invalid_request(
@@ -567,8 +565,7 @@ async fn private_key_jwt(
     let fresh = st
         .store
         .use_assertion(&client.id, jti, exp.saturating_add(leeway), now)
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+        .await?;
     if !fresh {
         return Err(failed("jti was already used"));
     }
@@ -653,8 +650,7 @@ async fn user_assertion(
             exp.saturating_add(leeway),
             now,
         )
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+        .await?;
     if !fresh {
         return Err(bad("jti was already used"));
     }
