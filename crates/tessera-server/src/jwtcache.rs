@@ -1,13 +1,12 @@
 //! Signatures of this issuer's own JWTs, checked once: introspection sees
 //! the same token many times. An entry holds the verified claims until the
-//! token's `exp` and only for the key set (JWKS ETag) it was verified under,
-//! so a compromised key's tokens are checked again, and fail, once it is
-//! gone. Revocation is not cached here: callers check the deny-list on
+//! token's `exp` and only for the key set it was verified under
+//! (`KeyRing::version`, the JWKS ETag without its quotes), so a compromised
+//! key's tokens are checked again, and fail, once it is gone. Revocation is not cached here: callers check the deny-list on
 //! every use.
 
 use std::sync::Arc;
 
-use axum::http::HeaderValue;
 use serde_json::Value;
 use tessera_verify::expiring::ExpiringCache;
 
@@ -21,5 +20,6 @@ pub struct OwnJwt {
 }
 
 /// The cache, keyed by the token's SHA-256 (base64url), each entry until
-/// the token's `exp` and tagged with the JWKS ETag it was verified under.
-pub type VerifiedJwts = ExpiringCache<String, Arc<OwnJwt>, HeaderValue>;
+/// the token's `exp` and tagged with the version of the key set it was
+/// verified under.
+pub type VerifiedJwts = ExpiringCache<String, Arc<OwnJwt>, Arc<str>>;

@@ -531,10 +531,7 @@ impl Lifecycle {
             .and_then(|text| tessera_jose::JwkSet::parse(text).ok())
             .and_then(|set| tessera_jose::KeySet::from_jwks(&set, &[]).ok())
             .unwrap_or_else(|| tessera_jose::KeySet::new(Vec::new()));
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
-        let etag = format!("\"{}\"", tessera_jose::b64::encode(&digest.as_ref()[..16]));
-        let etag = axum::http::HeaderValue::from_str(&etag)
-            .map_err(|e| LifecycleError::Key(e.to_string()))?;
+        let version = jwks_version(&body).into();
         let next_change = rows
             .iter()
             .filter_map(|r| match r.state {
@@ -548,7 +545,7 @@ impl Lifecycle {
             signers,
             primary: self.settings.algorithms.first().copied(),
             jwks: body.into(),
-            etag,
+            version,
             next_change,
         })
     }
@@ -593,8 +590,15 @@ impl fmt::Debug for ActiveKey {
     }
 }
 
+/// Names a published key set: the base64url of the first 16 bytes of the
+/// SHA-256 of its JSON document. Two rings with equal versions publish the
+/// same document (the HTTP layer quotes it as the JWKS's strong ETag).
+pub fn jwks_version(document: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document);
+    tessera_jose::b64::encode(&digest.as_ref()[..16])
+}
+
 /// What the hot path reads: swapped whole, never locked.
-#[derive(Debug)]
 pub struct KeyRing {
     /// The published keys, to verify this server's own tokens.
     pub verify_keys: tessera_jose::KeySet,
@@ -602,17 +606,46 @@ pub struct KeyRing {
     pub signers: HashMap<Algorithm, Arc<ActiveKey>>,
     /// The algorithm access tokens are signed with.
     pub primary: Option<Algorithm>,
-    /// The JWKS document.
-    pub jwks: axum::body::Bytes,
-    /// Its strong ETag (base64url of a SHA-256 prefix, quoted).
-    pub etag: axum::http::HeaderValue,
+    /// The published key set, `{"keys": [...]}` as JSON (public keys only).
+    pub jwks: Arc<[u8]>,
+    /// [`jwks_version`] of `jwks`: what caches of this key set are keyed by.
+    pub version: Arc<str>,
     /// The earliest scheduled transition, if any.
     pub next_change: Option<i64>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("verify_keys", &self.verify_keys)
+            .field("signers", &self.signers)
+            .field("primary", &self.primary)
+            .field("version", &self.version)
+            .field("next_change", &self.next_change)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyRing {
     /// The key access tokens are signed with now.
     pub fn primary(&self) -> Option<&Arc<ActiveKey>> {
         self.primary.and_then(|alg| self.signers.get(&alg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jwks_version;
+
+    #[test]
+    fn version_is_base64url_of_a_sha256_prefix() {
+        // base64url(SHA-256(`{"keys":[]}`)[..16]), computed independently.
+        assert_eq!(jwks_version(br#"{"keys":[]}"#), "ljjRGRRzXQByAC3U1nxzSg");
+        let v = jwks_version(b"any document");
+        assert_eq!(v.len(), 22);
+        assert!(v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(v, jwks_version(b"any document "));
     }
 }

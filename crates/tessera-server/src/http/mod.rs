@@ -4,6 +4,7 @@ mod admin;
 mod claims;
 mod error;
 mod exchange;
+mod jwks;
 pub(crate) mod own;
 mod refresh;
 mod revoke;
@@ -68,12 +69,14 @@ pub fn metrics_app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The discovery documents and the cache header, built once at start.
-#[derive(Debug, Clone)]
+/// The discovery documents and the cache header, built once at start, and
+/// the JWKS response, built once per published key set.
+#[derive(Debug)]
 pub struct Discovery {
     oidc: axum::body::Bytes,
     oauth: axum::body::Bytes,
     cache_control: HeaderValue,
+    jwks: jwks::JwksCache,
 }
 
 impl Discovery {
@@ -133,6 +136,7 @@ impl Discovery {
             oidc,
             oauth,
             cache_control,
+            jwks: jwks::JwksCache::default(),
         }
     }
 }
@@ -159,8 +163,8 @@ async fn oauth_metadata(State(st): State<Arc<AppState>>) -> Response {
 /// The JWKS, from memory: a strong ETag, and 304 when it matches.
 async fn jwks(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     st.metrics.jwks_requests.increment(1);
-    let ring = st.ring.load();
-    let etag = ring.etag.as_bytes();
+    let served = st.discovery.jwks.for_ring(&st.ring.load());
+    let etag = served.etag.as_bytes();
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -172,10 +176,10 @@ async fn jwks(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut resp = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        cached_json(ring.jwks.clone(), &st.discovery.cache_control)
+        cached_json(served.body.clone(), &st.discovery.cache_control)
     };
     let h = resp.headers_mut();
-    h.insert(header::ETAG, ring.etag.clone());
+    h.insert(header::ETAG, served.etag.clone());
     h.insert(header::CACHE_CONTROL, st.discovery.cache_control.clone());
     resp
 }

@@ -22,9 +22,9 @@
 //! one per request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderValue;
 use serde_json::Value;
 use tessera_jose::{ErrorKind, UnixTime, Validation, Verified};
 use tokio::sync::Mutex;
@@ -81,8 +81,8 @@ impl KidReloads {
 
 /// Verifies `token` as one of this issuer's own under `validation`, with
 /// the key ring read again once if its kid is unknown here and its `iss`
-/// is ours (see the module documentation), with the ETag of the key set
-/// that verified it. `None`: not a valid token of this issuer.
+/// is ours (see the module documentation), with the version of the key
+/// set that verified it. `None`: not a valid token of this issuer.
 ///
 /// # Errors
 /// 503 `temporarily_unavailable` when the ring had to be read again and
@@ -92,7 +92,7 @@ pub(super) async fn verify_own(
     token: &str,
     validation: &Validation,
     now: i64,
-) -> Result<Option<(Verified<Value>, HeaderValue)>, OAuthError> {
+) -> Result<Option<(Verified<Value>, Arc<str>)>, OAuthError> {
     let asked = Instant::now();
     let verify = || {
         let ring = st.ring.load();
@@ -102,7 +102,7 @@ pub(super) async fn verify_own(
             validation,
             UnixTime::from_secs(now),
         )
-        .map(|v| (v, ring.etag.clone()))
+        .map(|v| (v, Arc::clone(&ring.version)))
     };
     match verify() {
         Ok(v) => Ok(Some(v)),

@@ -277,7 +277,7 @@ async fn introspection(
     // introspect the same token again and again. The deny-list and the
     // caller's right to see it are checked every time.
     let key = tessera_verify::token_hash::encoded(token);
-    let cached = st.verified_jwts.get(&key, now, &st.ring.load().etag);
+    let cached = st.verified_jwts.get(&key, now, &st.ring.load().version);
     let jwt = match cached {
         Some(jwt) => jwt,
         None => {
