@@ -38,15 +38,97 @@ impl AuthMethod {
     pub fn uses_secret(self) -> bool {
         !matches!(self, Self::PrivateKeyJwt)
     }
+
+    /// Every method, in the order discovery lists them.
+    pub const ALL: [Self; 3] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+    ];
+
+    /// The method with this RFC 7591 name, if this server implements it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
 }
 
-/// The grants this server implements today.
-pub const GRANTS: [&str; 4] = [
-    "client_credentials",
-    JWT_BEARER,
-    "refresh_token",
-    TOKEN_EXCHANGE,
-];
+/// An OAuth grant this server implements; serialized (stored metadata,
+/// admin API, discovery) as its RFC name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GrantType {
+    /// `client_credentials` (RFC 6749 §4.4): a token for the client itself.
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    /// The JWT bearer grant (RFC 7523 §2.1): a trusted client's signed
+    /// assertion names a user, who gets the token.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
+    /// `refresh_token` (RFC 6749 §6).
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    /// Token exchange (RFC 8693).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
+}
+
+impl GrantType {
+    /// The grants this server implements today, in the order discovery
+    /// and error messages list them.
+    pub const ALL: [Self; 4] = [
+        Self::ClientCredentials,
+        Self::JwtBearer,
+        Self::RefreshToken,
+        Self::TokenExchange,
+    ];
+
+    /// The RFC name (`grant_type` parameter, `grant_types` member).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            Self::RefreshToken => "refresh_token",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        }
+    }
+
+    /// The grant with this RFC name, if this server implements it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// Every supported name, comma-separated (for error messages).
+    pub fn supported() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
+
+    /// Whether the grant acts for a user (and so may start a refresh-token
+    /// family).
+    pub const fn acts_for_user(self) -> bool {
+        matches!(self, Self::JwtBearer | Self::TokenExchange)
+    }
+}
+
+/// What a client's access tokens are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// Signed JWT access tokens (the default).
+    #[default]
+    Jwt,
+    /// `tso_` handles, stored hashed and valid only through introspection.
+    Opaque,
+}
+
+impl TokenFormat {
+    /// The format with this name, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "jwt" => Some(Self::Jwt),
+            "opaque" => Some(Self::Opaque),
+            _ => None,
+        }
+    }
+}
 
 /// The permission to read the deny-list feed (`GET /revocations`): it names
 /// revoked subjects and client ids, so only followers registered for it
@@ -56,13 +138,6 @@ pub const REVOCATIONS_READ: &str = "revocations:read";
 /// Permissions a client may hold at the authority itself (not scopes: they
 /// are never put in tokens).
 pub const PERMISSIONS: [&str; 1] = [REVOCATIONS_READ];
-
-/// Token exchange (RFC 8693).
-pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-
-/// The JWT bearer grant (RFC 7523 §2.1): a trusted client's signed
-/// assertion names a user, who gets the token.
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Every algorithm a `private_key_jwt` assertion may use (asymmetric only).
 pub const ASSERTION_ALGS: [Algorithm; 10] = [
@@ -116,7 +191,7 @@ pub fn federation_conflict(
     metadata: &Metadata,
     federation: &[crate::config::Upstream],
 ) -> Option<String> {
-    if !metadata.grant_types.iter().any(|g| g == TOKEN_EXCHANGE) {
+    if !metadata.grant_types.contains(&GrantType::TokenExchange) {
         return None;
     }
     federation.iter().find_map(|up| {
@@ -173,7 +248,7 @@ pub struct Metadata {
     /// Human name.
     pub client_name: String,
     /// Grants it may use.
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     /// Its one authentication method.
     pub token_endpoint_auth_method: AuthMethod,
     /// Allowed scopes, space-separated (empty: none).
@@ -189,7 +264,7 @@ pub struct Metadata {
     pub claims: Map<String, Value>,
     /// `jwt` (signed access tokens, the default) or `opaque` (`tso_`
     /// handles, stored hashed and valid only through introspection).
-    pub token_format: String,
+    pub token_format: TokenFormat,
     /// Audiences whose tokens this client (a resource server) may
     /// introspect, besides its own tokens.
     #[serde(default)]
@@ -242,40 +317,39 @@ impl Registration {
         if client_name.trim().is_empty() || client_name.len() > 200 {
             return Err(bad("client_name is required (1 to 200 characters)"));
         }
-        let grant_types = self
-            .grant_types
-            .unwrap_or_else(|| vec!["client_credentials".to_owned()]);
+        let grant_types = match self.grant_types {
+            None => vec![GrantType::ClientCredentials],
+            Some(names) => names
+                .iter()
+                .map(|g| {
+                    GrantType::from_name(g).ok_or_else(|| {
+                        bad(format!(
+                            "grant_types: {:?} is not supported; supported: {}",
+                            short(g),
+                            GrantType::supported()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         if grant_types.is_empty() {
             return Err(bad("grant_types must name at least one grant"));
         }
-        for g in &grant_types {
-            if !GRANTS.contains(&g.as_str()) {
-                return Err(bad(format!(
-                    "grant_types: {:?} is not supported; supported: {}",
-                    short(g),
-                    GRANTS.join(", ")
-                )));
-            }
-        }
-        if grant_types.iter().any(|g| g == "refresh_token")
-            && !grant_types
-                .iter()
-                .any(|g| g == JWT_BEARER || g == TOKEN_EXCHANGE)
+        if grant_types.contains(&GrantType::RefreshToken)
+            && !grant_types.iter().any(|g| g.acts_for_user())
         {
             return Err(bad(
                 "grant_types: refresh_token needs a grant that acts for a user (urn:ietf:params:oauth:grant-type:jwt-bearer, or token-exchange from a federated issuer); client_credentials gets no refresh tokens (RFC 6749 §4.4.3)",
             ));
         }
         let method = match self.token_endpoint_auth_method.as_deref() {
-            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
-            Some("client_secret_post") => AuthMethod::ClientSecretPost,
-            Some("private_key_jwt") => AuthMethod::PrivateKeyJwt,
-            Some(other) => {
-                return Err(bad(format!(
+            None => AuthMethod::ClientSecretBasic,
+            Some(name) => AuthMethod::from_name(name).ok_or_else(|| {
+                bad(format!(
                     "token_endpoint_auth_method {:?} is not supported; use client_secret_basic, client_secret_post or private_key_jwt",
-                    short(other)
-                )))
-            }
+                    short(name)
+                ))
+            })?,
         };
         let scope = self.scope.unwrap_or_default();
         for s in scope.split(' ').filter(|s| !s.is_empty()) {
@@ -299,7 +373,7 @@ impl Registration {
             (AuthMethod::PrivateKeyJwt, None) => return Err(bad(
                 "private_key_jwt needs jwks: the public keys the client signs its assertions with",
             )),
-            (_, Some(jwks)) if grant_types.iter().any(|g| g == JWT_BEARER) => {
+            (_, Some(jwks)) if grant_types.contains(&GrantType::JwtBearer) => {
                 assertion_keys(&jwks)?;
                 Some(jwks)
             }
@@ -308,7 +382,7 @@ impl Registration {
                     "jwks is only for token_endpoint_auth_method private_key_jwt or the jwt-bearer grant",
                 ))
             }
-            (_, None) if grant_types.iter().any(|g| g == JWT_BEARER) => {
+            (_, None) if grant_types.contains(&GrantType::JwtBearer) => {
                 return Err(bad(
                     "the jwt-bearer grant needs jwks: the public keys the client signs its user assertions with",
                 ))
@@ -359,10 +433,11 @@ impl Registration {
                 )));
             }
         }
-        let token_format = self.token_format.unwrap_or_else(|| "jwt".to_owned());
-        if token_format != "jwt" && token_format != "opaque" {
-            return Err(bad("token_format: \"jwt\" (default) or \"opaque\""));
-        }
+        let token_format = match self.token_format.as_deref() {
+            None => TokenFormat::Jwt,
+            Some(name) => TokenFormat::from_name(name)
+                .ok_or_else(|| bad("token_format: \"jwt\" (default) or \"opaque\""))?,
+        };
         let mut permissions = self.permissions.unwrap_or_default();
         if let Some(p) = permissions
             .iter()
@@ -545,11 +620,11 @@ mod tests {
     #[test]
     fn defaults_fill_everything_but_the_name() {
         let m = reg(serde_json::json!({"client_name": "orders"})).unwrap();
-        assert_eq!(m.grant_types, vec!["client_credentials"]);
+        assert_eq!(m.grant_types, vec![GrantType::ClientCredentials]);
         assert_eq!(m.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(m.audiences, vec!["http://127.0.0.1:8080"]);
         assert_eq!(m.access_token_ttl, 900);
-        assert_eq!(m.token_format, "jwt");
+        assert_eq!(m.token_format, TokenFormat::Jwt);
         assert!(m.permissions.is_empty(), "no permission unless asked for");
         let m = reg(serde_json::json!({"client_name": "gw", "permissions": ["revocations:read", "revocations:read"]})).unwrap();
         assert_eq!(m.permissions, vec![REVOCATIONS_READ]);
@@ -613,6 +688,40 @@ mod tests {
             assert!(e.0.contains(member), "{json}: {e}");
             assert!(!e.0.contains("hunter2"), "{e}");
         }
+    }
+
+    #[test]
+    fn typed_members_keep_their_wire_names() {
+        for g in GrantType::ALL {
+            assert_eq!(serde_json::to_value(g).unwrap(), g.name());
+            assert_eq!(GrantType::from_name(g.name()), Some(g));
+        }
+        // The metrics counters are indexed by discriminant.
+        for (i, g) in GrantType::ALL.into_iter().enumerate() {
+            assert_eq!(g as usize, i);
+        }
+        assert_eq!(
+            GrantType::supported(),
+            "client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange"
+        );
+        assert_eq!(GrantType::from_name("password"), None);
+        for m in AuthMethod::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+            assert_eq!(AuthMethod::from_name(m.name()), Some(m));
+        }
+        assert_eq!(AuthMethod::from_name("none"), None);
+        assert_eq!(serde_json::to_value(TokenFormat::Jwt).unwrap(), "jwt");
+        assert_eq!(serde_json::to_value(TokenFormat::Opaque).unwrap(), "opaque");
+        assert_eq!(TokenFormat::from_name("paseto"), None);
+    }
+
+    #[test]
+    fn stored_metadata_round_trips_byte_for_byte() {
+        let stored = r#"{"client_name":"x","grant_types":["client_credentials","urn:ietf:params:oauth:grant-type:jwt-bearer","refresh_token","urn:ietf:params:oauth:grant-type:token-exchange"],"token_endpoint_auth_method":"client_secret_post","scope":"","audiences":["a"],"access_token_ttl":60,"claims":{},"token_format":"opaque","introspection_audiences":[],"assertion_claims":[],"permissions":[]}"#;
+        let m: Metadata = serde_json::from_str(stored).unwrap();
+        assert_eq!(m.token_format, TokenFormat::Opaque);
+        assert_eq!(m.grant_types, GrantType::ALL);
+        assert_eq!(serde_json::to_string(&m).unwrap(), stored);
     }
 
     #[test]

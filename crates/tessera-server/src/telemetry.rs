@@ -7,6 +7,8 @@ use std::fmt;
 use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder as _};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::clients::GrantType;
+
 /// Token endpoint error codes counted by `tessera_token_errors_total`.
 pub const ERROR_CODES: [&str; 10] = [
     "invalid_request",
@@ -21,37 +23,14 @@ pub const ERROR_CODES: [&str; 10] = [
     "other",
 ];
 
-/// The grant a token was issued through: the `grant` label of
-/// `tessera_tokens_issued_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IssuedGrant {
-    /// `client_credentials`: a token for the client itself.
-    ClientCredentials,
-    /// The jwt-bearer grant (RFC 7523): a token for the user an assertion names.
-    JwtBearer,
-    /// `refresh_token`: a token for the user of a refresh-token family.
-    RefreshToken,
-    /// Token exchange (RFC 8693), of a Tessera token or a federated one.
-    TokenExchange,
-}
-
-impl IssuedGrant {
-    /// Every grant, in the order of [`IssuedCounters`].
-    pub const ALL: [Self; 4] = [
-        Self::ClientCredentials,
-        Self::JwtBearer,
-        Self::RefreshToken,
-        Self::TokenExchange,
-    ];
-
-    /// The label value.
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::JwtBearer => "jwt_bearer",
-            Self::RefreshToken => "refresh_token",
-            Self::TokenExchange => "token_exchange",
-        }
+/// The `grant` label of `tessera_tokens_issued_total` for a token issued
+/// through `grant`.
+pub const fn grant_label(grant: GrantType) -> &'static str {
+    match grant {
+        GrantType::ClientCredentials => "client_credentials",
+        GrantType::JwtBearer => "jwt_bearer",
+        GrantType::RefreshToken => "refresh_token",
+        GrantType::TokenExchange => "token_exchange",
     }
 }
 
@@ -62,7 +41,7 @@ pub struct IssuedCounters([Counter; 4]);
 
 impl IssuedCounters {
     /// Counts a token issued through `grant`.
-    pub fn count(&self, grant: IssuedGrant) {
+    pub fn count(&self, grant: GrantType) {
         self.0[grant as usize].increment(1);
     }
 }
@@ -144,12 +123,12 @@ impl Metrics {
 
     /// The issuance counters of one client, one per grant.
     pub fn issued(&self, client_id: &str) -> IssuedCounters {
-        IssuedCounters(IssuedGrant::ALL.map(|grant| {
+        IssuedCounters(GrantType::ALL.map(|grant| {
             self.recorder.register_counter(
                 &Key::from_parts(
                     "tessera_tokens_issued_total",
                     vec![
-                        Label::new("grant", grant.label()),
+                        Label::new("grant", grant_label(grant)),
                         Label::new("client", client_id.to_owned()),
                     ],
                 ),
@@ -200,9 +179,9 @@ mod tests {
     fn each_grant_counts_under_its_own_label() {
         let m = Metrics::new();
         let issued = m.issued("tc_a");
-        issued.count(IssuedGrant::RefreshToken);
-        issued.count(IssuedGrant::RefreshToken);
-        issued.count(IssuedGrant::TokenExchange);
+        issued.count(GrantType::RefreshToken);
+        issued.count(GrantType::RefreshToken);
+        issued.count(GrantType::TokenExchange);
         let text = m.render();
         for (grant, n) in [
             ("client_credentials", 0),

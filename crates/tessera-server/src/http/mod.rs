@@ -21,7 +21,7 @@ use serde_json::json;
 
 pub use error::OAuthError;
 
-use crate::clients::{ASSERTION_ALGS, GRANTS};
+use crate::clients::{AuthMethod, GrantType, ASSERTION_ALGS};
 use crate::config::Config;
 use crate::server::AppState;
 
@@ -96,17 +96,17 @@ impl Discovery {
             "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "grant_types_supported": GRANTS,
+            "grant_types_supported": GrantType::ALL,
             // `none` (OAuth 2.0 Multiple Response Type Encoding Practices):
             // nothing is ever returned from the authorization endpoint.
             "response_types_supported": ["none"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_methods_supported": AuthMethod::ALL,
             "token_endpoint_auth_signing_alg_values_supported": assertion,
             "revocation_endpoint": format!("{issuer}/revoke"),
             "introspection_endpoint": format!("{issuer}/introspect"),
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "introspection_endpoint_auth_methods_supported": AuthMethod::ALL,
             "introspection_endpoint_auth_signing_alg_values_supported": assertion,
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "revocation_endpoint_auth_methods_supported": AuthMethod::ALL,
             // RFC 8414 §2: required where private_key_jwt is listed.
             "revocation_endpoint_auth_signing_alg_values_supported": assertion,
             // Tessera's deny-list feed: GET with HTTP Basic, ?since=SEQ.

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::token::{is_handle, narrowed_scope, new_refresh_token};
 use super::OAuthError;
-use crate::clients::Client;
+use crate::clients::{Client, GrantType};
 use crate::server::AppState;
 use crate::store::{FamilyAccess, Issue, Presented, RefreshOutcome, RefreshRow};
 
@@ -70,8 +70,7 @@ pub(super) fn start(
     if !client
         .metadata
         .grant_types
-        .iter()
-        .any(|g| g == "refresh_token")
+        .contains(&GrantType::RefreshToken)
     {
         return None;
     }

@@ -22,11 +22,10 @@ use tessera_verify::{handle, token_hash};
 use super::claims::{access_claims, checked_json, ServerClaims};
 use super::exchange::{exchange, federated, OwnToken, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
 use super::{refresh, OAuthError};
-use crate::clients::{AuthMethod, Client};
+use crate::clients::{AuthMethod, Client, GrantType, TokenFormat};
 use crate::config::AssertionAudience;
 use crate::server::AppState;
 use crate::store::FamilyAccess;
-use crate::telemetry::IssuedGrant;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -103,14 +102,14 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let grant = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    if !crate::clients::GRANTS.contains(&grant.as_str()) {
-        return Err(OAuthError::unsupported_grant_type(format!(
+    let grant = GrantType::from_name(grant).ok_or_else(|| {
+        OAuthError::unsupported_grant_type(format!(
             "grant_type {:?} is not supported here; supported: {}",
             grant.chars().take(60).collect::<String>(),
-            crate::clients::GRANTS.join(", ")
-        )));
-    }
-    if !client.metadata.grant_types.iter().any(|g| g == grant) {
+            GrantType::supported()
+        ))
+    })?;
+    if !client.metadata.grant_types.contains(&grant) {
         return Err(OAuthError::unauthorized_client(
             "this client is not registered for that grant",
         ));
@@ -134,26 +133,25 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let mut parents: Vec<OwnToken> = Vec::new();
     // The acting party of a delegation (RFC 8693 §4.1): server-owned.
     let mut act: Option<Value> = None;
-    let (issued_by, subject, user_claims, scope, audience) = match grant.as_str() {
-        crate::clients::JWT_BEARER => {
+    let (subject, user_claims, scope, audience) = match grant {
+        GrantType::JwtBearer => {
             let (sub, claims) = user_assertion(st, &client, &params).await?;
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
             session = refresh::start(st, &client, &sub, &scope, &audience, &claims, now);
-            (IssuedGrant::JwtBearer, Some(sub), claims, scope, audience)
+            (Some(sub), claims, scope, audience)
         }
-        "refresh_token" => {
+        GrantType::RefreshToken => {
             let (presented, granted) = refresh::present(st, &client, &params, now).await?;
             session = Some(presented);
             (
-                IssuedGrant::RefreshToken,
                 Some(granted.subject),
                 granted.claims,
                 granted.scope,
                 granted.audience,
             )
         }
-        crate::clients::TOKEN_EXCHANGE
+        GrantType::TokenExchange
             if params.get("subject_token_type").map(String::as_str) == Some(JWT_TOKEN_TYPE) =>
         {
             let (sub, claims) = federated(st, &params).await?;
@@ -164,37 +162,19 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             // §2.2.1): the upstream login becomes a Tessera session.
             exp_cap = Some(i64::MAX);
             session = refresh::start(st, &client, &sub, &scope, &audience, &claims, now);
-            (
-                IssuedGrant::TokenExchange,
-                Some(sub),
-                claims,
-                scope,
-                audience,
-            )
+            (Some(sub), claims, scope, audience)
         }
-        crate::clients::TOKEN_EXCHANGE => {
+        GrantType::TokenExchange => {
             let x = exchange(st, &client, &params, now).await?;
             exp_cap = Some(x.exp);
             parents = x.parents;
             act = x.act;
-            (
-                IssuedGrant::TokenExchange,
-                Some(x.subject),
-                x.claims,
-                x.scope,
-                x.audience,
-            )
+            (Some(x.subject), x.claims, x.scope, x.audience)
         }
-        _ => {
+        GrantType::ClientCredentials => {
             let scope = granted_scope(&client, params.get("scope").map(String::as_str))?;
             let audience = granted_audience(&client, &params)?;
-            (
-                IssuedGrant::ClientCredentials,
-                None,
-                Map::new(),
-                scope,
-                audience,
-            )
+            (None, Map::new(), scope, audience)
         }
     };
 
@@ -227,7 +207,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let json = checked_json(&claims)?;
     // Token exchange always answers with a JWT: that is what the phantom
     // token pattern exchanges an opaque token for.
-    if client.metadata.token_format == "opaque" && exp_cap.is_none() {
+    if client.metadata.token_format == TokenFormat::Opaque && exp_cap.is_none() {
         // The Stripe model: a random handle; the claims stay here and are
         // read through introspection.
         let opaque = zeroize::Zeroizing::new(handle::mint(handle::Kind::Opaque));
@@ -250,7 +230,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         };
         return Ok(token_response(
             &client,
-            issued_by,
+            grant,
             opaque.to_string(),
             ttl,
             scope,
@@ -309,7 +289,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         }
         None => None,
     };
-    let mut resp = token_response(&client, issued_by, token, ttl, scope, refresh_token);
+    let mut resp = token_response(&client, grant, token, ttl, scope, refresh_token);
     if exp_cap.is_some() {
         // RFC 8693 §2.2.1: say what was issued.
         resp = with_issued_token_type(resp).await;
@@ -335,7 +315,7 @@ async fn with_issued_token_type(resp: Response) -> Response {
 /// The token endpoint's success answer (RFC 6749 §5.1), counted.
 fn token_response(
     client: &Client,
-    issued_by: IssuedGrant,
+    issued_by: GrantType,
     token: String,
     ttl: i64,
     scope: String,
