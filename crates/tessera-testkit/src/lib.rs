@@ -1,12 +1,28 @@
-//! An in-process `tessera serve` on a free loopback port, with its own
-//! data folder (SQLite), for tests that need a real authority: the
-//! verifier following its keys and deny-list, the gateway in front of it.
+//! One harness for the tests that need a real, in-process `tessera serve`
+//! on a free loopback port:
+//!
+//! - [`TestServer`] on each of [`backends`] (SQLite, and PostgreSQL when
+//!   `TESSERA_TEST_DATABASE_URL` is set), with a fixed [`ISSUER`] and a
+//!   manual clock: the server's own HTTP tests;
+//! - [`Authority`] on SQLite with the system clock and its quickstart
+//!   client: the verifier following its keys and deny-list, the gateway in
+//!   front of it.
 //!
 //! Test support: a failure panics, which is what a test wants.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod backend;
+mod server;
+
+use std::sync::Arc;
+
 use serde_json::{json, Value};
-use tessera_server::{Config, Overrides, Running, StartOptions};
+use tessera_server::Running;
+
+pub use backend::{backends, Backend};
+pub use server::{
+    config, config_file, count_rows, oauth_error, verify, TestServer, ISSUER, METRICS, T0,
+};
 
 /// A running authority.
 #[derive(Debug)]
@@ -29,40 +45,20 @@ impl Authority {
     /// Starts one without background tasks (keys are reloaded when the
     /// admin API changes them).
     pub async fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let config = Config::load(
-            None,
-            Vec::new(),
-            &Overrides {
-                data: Some(data.path().to_path_buf()),
-                listen: Some("127.0.0.1:0".into()),
-                ..Overrides::default()
-            },
-        )
-        .unwrap();
-        let admin_file = config.admin_token_file.clone();
-        let running = tessera_server::start(
-            config,
-            StartOptions {
-                background: false,
-                ..StartOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let backend = Backend::sqlite();
+        let config = server::load(&backend, &[], None, None);
+        let admin = config.admin_token_file.clone();
+        let running = server::launch(&backend, config, Arc::new(tessera_server::SystemClock)).await;
         let creds =
             std::fs::read_to_string(running.quickstart_credentials.as_ref().unwrap()).unwrap();
         let (id, secret) = creds.trim().split_once(':').unwrap();
         Self {
             issuer: running.state.config.issuer.clone(),
-            admin: std::fs::read_to_string(admin_file)
-                .unwrap()
-                .trim()
-                .to_owned(),
+            admin: server::admin_token(&admin),
             client: (id.to_owned(), secret.to_owned()),
             running,
             http: reqwest::Client::new(),
-            data,
+            data: backend.data,
         }
     }
 
@@ -109,19 +105,7 @@ impl Authority {
 
     /// A client_credentials access token for `client`.
     pub async fn token_for(&self, client: &(String, String)) -> String {
-        let resp = self
-            .http
-            .post(self.url("/token"))
-            .basic_auth(&client.0, Some(&client.1))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        server::client_credentials(&self.http, &self.url("/token"), &client.0, &client.1).await
     }
 
     /// A client_credentials access token for the quickstart client.
