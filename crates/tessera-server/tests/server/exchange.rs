@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::common::{backends, oauth_error, verify, TestServer};
+use crate::idp::Idp;
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -243,19 +244,11 @@ async fn downscoping_delegation_and_phantom_tokens() {
 #[tokio::test]
 async fn federation_from_a_configured_upstream_issuer() {
     // The upstream identity provider: one ES256 key behind a JWKS URL.
-    let idp_key = {
-        let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();
-        let kid = k.thumbprint();
-        tessera_jose::Signer::new(k.with_kid(kid))
-    };
-    let jwks =
-        json!({"keys": [serde_json::to_value(idp_key.key().public_jwk().unwrap()).unwrap()]})
-            .to_string();
-    let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { jwks }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_url = format!("http://{}/jwks", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let idp = "https://idp.example.test";
+    let Idp {
+        issuer: idp,
+        jwks_url,
+        key: idp_key,
+    } = Idp::start("https://idp.example.test").await;
     let now = tessera_jose::UnixTime::now().secs();
     let upstream = |claims: Value, signer: &tessera_jose::Signer| {
         let mut c = json!({"iss": idp, "sub": "alice", "aud": "tessera-federation", "exp": now + 300, "iat": now,

@@ -9,6 +9,7 @@ mod exchange;
 mod federation;
 mod grants;
 mod handles;
+mod idp;
 mod lifecycle;
 mod races;
 mod refresh;

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::common::{backends, count_rows, oauth_error, TestServer, ISSUER, T0};
 use crate::grants::{login, refreshing_backend, JWT_BEARER};
+use crate::idp::Idp;
 
 const FAMILIES: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE client_id = $1";
 const FAMILY_TOKENS: &str = "SELECT COUNT(*) FROM family_tokens WHERE family IN (SELECT family FROM refresh_tokens WHERE client_id = $1)";
@@ -53,19 +54,11 @@ async fn a_login_refused_by_the_size_budget_leaves_no_family() {
 /// is refused starts no family either.
 #[tokio::test]
 async fn a_federated_login_refused_by_the_size_budget_leaves_no_family() {
-    let idp_key = {
-        let k = tessera_jose::SigningKey::generate(tessera_jose::Algorithm::ES256).unwrap();
-        let kid = k.thumbprint();
-        tessera_jose::Signer::new(k.with_kid(kid))
-    };
-    let jwks =
-        json!({"keys": [serde_json::to_value(idp_key.key().public_jwk().unwrap()).unwrap()]})
-            .to_string();
-    let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { jwks }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_url = format!("http://{}/jwks", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let idp = "https://idp.example.test";
+    let Idp {
+        issuer: idp,
+        jwks_url,
+        key: idp_key,
+    } = Idp::start("https://idp.example.test").await;
     // Upstream tokens are checked against the real clock.
     let now = tessera_jose::UnixTime::now().secs();
     let upstream = |email: &str| {
