@@ -332,14 +332,10 @@ impl GatewayConfig {
         }
         .resolve()
         .map_err(|e| err(e.setting, e.message))?;
-        let phantom_cache = match raw.phantom_cache {
-            Some(t) => duration("phantom_cache", &t)?,
-            None => Duration::from_secs(30),
-        };
-        let revocations_catch_up = match raw.revocations_catch_up {
-            Some(t) => duration("revocations_catch_up", &t)?,
-            None => Duration::from_secs(10),
-        };
+        let phantom_cache =
+            optional("phantom_cache", raw.phantom_cache)?.unwrap_or(Duration::from_secs(30));
+        let revocations_catch_up = optional("revocations_catch_up", raw.revocations_catch_up)?
+            .unwrap_or(Duration::from_secs(10));
         let phantom_max_in_flight = raw.phantom_max_in_flight.unwrap_or(64);
         if phantom_max_in_flight == 0 {
             return Err(err("phantom_max_in_flight", "must be at least 1"));

@@ -193,7 +193,7 @@ impl std::fmt::Display for CanonicalPath {
 }
 
 /// RFC 3986 `unreserved`.
-fn unreserved(b: u8) -> bool {
+pub(crate) fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 

@@ -87,7 +87,7 @@ impl Route {
                 if let Some(c) = s
                     .decoded
                     .chars()
-                    .find(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+                    .find(|c| c.is_ascii() && !path::unreserved(*c as u8))
                 {
                     return Err(format!(
                         "{c:?} in {raw:?}: a prefix holds only letters, digits, - . _ ~ and non-ASCII text"
