@@ -127,6 +127,14 @@ impl DenyList {
         self.caught_up.swap(now, Ordering::AcqRel)
     }
 
+    /// A failed read of the feed: the list is not caught up, and the
+    /// failure is counted (the field and the metric).
+    pub(crate) fn record_failure(&self) {
+        self.set_caught_up(false);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tessera_verify_denylist_failures_total").increment(1);
+    }
+
     fn key(&self, jti: &str) -> u64 {
         self.hasher.hash_one(jti)
     }

@@ -21,7 +21,6 @@
 //! client without the `revocations:read` permission) stop `follow`: they
 //! are a configuration error that waiting does not mend.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -172,9 +171,7 @@ impl DenyList {
                 )));
             }
             Err(FeedError::Failed(reason)) => {
-                list.set_caught_up(false);
-                list.failures.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("tessera_verify_denylist_failures_total").increment(1);
+                list.record_failure();
                 tracing::warn!(
                     url = %remote::redacted(&follower.url),
                     seq = list.seq(),
@@ -295,9 +292,7 @@ impl Follower {
                     }
                 }
                 Err(e) => {
-                    list.set_caught_up(false);
-                    list.failures.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("tessera_verify_denylist_failures_total").increment(1);
+                    list.record_failure();
                     tracing::warn!(url = %remote::redacted(&self.url), error = %e, "revocation feed unreachable; keeping the list");
                     let pause = error_backoff;
                     error_backoff = (error_backoff * 2).min(o.max_backoff);
