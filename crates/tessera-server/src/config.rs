@@ -173,6 +173,14 @@ pub enum AssertionAudience {
 }
 
 impl AssertionAudience {
+    /// Every value, the default first.
+    pub const ALL: [Self; 2] = [Self::Issuer, Self::IssuerOrTokenEndpoint];
+
+    /// The value named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
     /// The setting's value.
     pub fn name(self) -> &'static str {
         match self {
@@ -544,17 +552,16 @@ impl Config {
             ));
         }
         let private_key_jwt_audience = match t.private_key_jwt_audience.as_deref() {
-            None | Some("issuer") => AssertionAudience::Issuer,
-            Some("issuer_or_token_endpoint") => AssertionAudience::IssuerOrTokenEndpoint,
-            Some(other) => {
-                return Err(ConfigError::new(
+            None => AssertionAudience::Issuer,
+            Some(name) => AssertionAudience::from_name(name).ok_or_else(|| {
+                ConfigError::new(
                     "tokens.private_key_jwt_audience",
                     format!(
-                    "{:?} is not one of \"issuer\" (the default) or \"issuer_or_token_endpoint\"",
-                    other.chars().take(40).collect::<String>()
-                ),
-                ))
-            }
+                        "{:?} is not one of \"issuer\" (the default) or \"issuer_or_token_endpoint\"",
+                        name.chars().take(40).collect::<String>()
+                    ),
+                )
+            })?,
         };
         let jwks_max_age = raw
             .jwks
