@@ -16,8 +16,10 @@
 
 use sqlx::Row as _;
 
-use super::revocations::{self, OpaqueBy, RuleKind};
-use super::{audit, Store, StoreError};
+use super::opaque::{self, OpaqueBy};
+use super::revocations::{self, RuleKind};
+use super::settings::audit;
+use super::{Store, StoreError};
 
 /// One refresh token as stored (the token itself is never stored).
 #[derive(Debug, Clone)]
@@ -409,8 +411,7 @@ pub(super) async fn revoke_family(
             break;
         }
     }
-    let (opaque_tokens, from_opaque) =
-        revocations::delete_opaque(tx, OpaqueBy::Family, family, now).await?;
+    let (opaque_tokens, from_opaque) = opaque::delete(tx, OpaqueBy::Family, family, now).await?;
     // The family's JWTs: listed until they expire; the record goes, as no
     // token of a revoked family is ever issued again.
     let issued: Vec<(String, i64)> =

@@ -20,7 +20,9 @@
 
 use sqlx::Row as _;
 
-use super::{audit, Store, StoreError};
+use super::opaque::{self, OpaqueBy};
+use super::settings::audit;
+use super::{Store, StoreError};
 
 /// What a deny-list entry covers; its [name](RuleKind::name) is the
 /// `kind` stored, and the member that carries the target in the feed.
@@ -224,7 +226,7 @@ impl Store {
             out.exchanged_tokens += done.exchanged_tokens;
         }
         if kind == RuleKind::Client {
-            let (deleted, listed) = delete_opaque(&mut tx, OpaqueBy::Client, target, now).await?;
+            let (deleted, listed) = opaque::delete(&mut tx, OpaqueBy::Client, target, now).await?;
             out.opaque_tokens += deleted;
             let parents = derived_by(&mut tx, "parent_client", target).await?;
             out.exchanged_tokens += listed + revoke_derived(&mut tx, parents, now).await?;
@@ -394,46 +396,6 @@ const OPAQUE_PARENT: &str = "tso:";
 /// The `parent` of tokens exchanged from the opaque token with this hash.
 pub fn opaque_parent(hash: &str) -> String {
     format!("{OPAQUE_PARENT}{hash}")
-}
-
-/// Which opaque tokens [`delete_opaque`] deletes.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum OpaqueBy {
-    /// One token, by its hash.
-    Hash,
-    /// A refresh-token family's.
-    Family,
-    /// A client's.
-    Client,
-}
-
-/// Deletes opaque access tokens inside the caller's transaction and lists
-/// every token exchanged from them (the phantom-token pattern's JWTs):
-/// (deleted, newly listed). Exactly the rows deleted are walked: a token
-/// exchange recording a derived token holds its opaque parent until it
-/// commits.
-pub(super) async fn delete_opaque(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    by: OpaqueBy,
-    value: &str,
-    now: i64,
-) -> Result<(u64, u64), StoreError> {
-    let column = match by {
-        OpaqueBy::Hash => "token_hash",
-        OpaqueBy::Family => "family",
-        OpaqueBy::Client => "client_id",
-    };
-    let parents: Vec<String> = sqlx::query(&format!(
-        "DELETE FROM opaque_tokens WHERE {column} = $1 RETURNING token_hash"
-    ))
-    .bind(value)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|r| Ok::<_, StoreError>(opaque_parent(&r.try_get::<String, _>(0)?)))
-    .collect::<Result<_, _>>()?;
-    let deleted = parents.len() as u64;
-    Ok((deleted, revoke_derived(tx, parents, now).await?))
 }
 
 /// Adds an entry inside the caller's transaction: (its sequence number,

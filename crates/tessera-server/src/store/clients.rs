@@ -1,0 +1,72 @@
+//! Registered clients: their metadata as stored, and the hash of their
+//! secret (never the secret).
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// One registered client as stored.
+#[derive(Debug, Clone)]
+pub struct ClientRow {
+    /// The client id.
+    pub client_id: String,
+    /// Metadata JSON.
+    pub metadata: String,
+    /// SHA-256 of the secret, base64url.
+    pub secret_hash: Option<String>,
+    /// Registration time.
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Registers a client.
+    ///
+    /// # Errors
+    /// On database failure (a duplicate id is a conflict).
+    pub async fn insert_client(&self, row: &ClientRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, metadata, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&row.client_id)
+        .bind(&row.metadata)
+        .bind(row.secret_hash.as_deref())
+        .bind(row.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every client, oldest first.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn clients(&self) -> Result<Vec<ClientRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, metadata, secret_hash, created_at FROM clients ORDER BY created_at, client_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClientRow {
+                    client_id: r.try_get(0)?,
+                    metadata: r.try_get(1)?,
+                    secret_hash: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a client; false when there was none.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

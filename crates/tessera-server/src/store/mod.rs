@@ -1,0 +1,161 @@
+//! Storage: one set of queries and migrations for SQLite and PostgreSQL,
+//! through sqlx's `Any` driver, chosen by the database URL.
+//!
+//! Only TEXT and BIGINT columns and `$N` placeholders (which both engines
+//! read, numbered in order of first use) keep the SQL portable.
+//!
+//! One module per aggregate, each adding its methods to [`Store`]: `keys`
+//! (with the key transaction [`KeyTx`]), `clients`, `refresh` (refresh-token
+//! families), `opaque` (opaque access tokens), `revocations` (the deny-list,
+//! tokens exchanged from others, the feed), `assertions` (used client
+//! assertion jtis), `settings` (settings and the audit log). This module
+//! keeps the pool, the schema and what they share.
+
+use std::fmt;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::AnyPool;
+
+mod assertions;
+mod clients;
+mod keys;
+mod opaque;
+mod refresh;
+mod revocations;
+mod settings;
+
+pub use clients::ClientRow;
+pub use keys::{KeyRow, KeyState, KeyTx};
+pub use refresh::{FamilyAccess, Issue, Presented, RefreshOutcome, RefreshRow};
+pub use revocations::{opaque_parent, Derived, FeedEntry, RevokedAll, RuleKind, TokenFacts};
+
+/// A database failure. The detail is for the log, never for a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or the query failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row holds a value this version cannot read.
+    #[error("database row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the failure is a unique-constraint violation (another node
+    /// did the same thing first).
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Db(sqlx::Error::Database(e)) => {
+                e.is_unique_violation()
+                    // SQLite: SQLITE_BUSY, BUSY_RECOVERY, BUSY_SNAPSHOT (a
+                    // write after another connection's commit);
+                    // PostgreSQL: serialization failure, deadlock.
+                    || matches!(e.code().as_deref(), Some("5" | "261" | "517" | "40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The connection pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    sqlite: bool,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: never printed.
+        f.debug_struct("Store")
+            .field("backend", &if self.sqlite { "sqlite" } else { "postgres" })
+            .finish_non_exhaustive()
+    }
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers run beside the writer; the busy
+                        // timeout queues writers instead of failing them.
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, sqlite })
+    }
+
+    /// Whether this is the SQLite backend.
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A trivial query: is the database there?
+    ///
+    /// # Errors
+    /// When it is not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy
+    /// timeout instead of failing when a read lock cannot be upgraded.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        })
+    }
+
+    /// Deletes what has expired: deny-list entries, ended refresh families
+    /// and the records of their access tokens, opaque tokens, and audit
+    /// entries older than `audit_retention` seconds. The periodic refresh
+    /// of every node runs it.
+    ///
+    /// # Errors
+    /// On database failure (what was purged before it stays purged).
+    pub async fn purge_expired(&self, now: i64, audit_retention: i64) -> Result<(), StoreError> {
+        self.purge_revocations(now).await?;
+        self.purge_refresh(now).await?;
+        self.purge_opaque(now).await?;
+        self.purge_audit(now.saturating_sub(audit_retention))
+            .await?;
+        Ok(())
+    }
+}
