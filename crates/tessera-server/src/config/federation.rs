@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::ConfigError;
+use super::{without_scheme, ConfigError};
 
 /// Separates a federation's subject prefix from the upstream subject in a
 /// federated `sub` (`<prefix>|<upstream sub>`, as Auth0 writes
@@ -75,80 +75,108 @@ impl Upstream {
 pub(super) fn validate(raw: Vec<RawUpstream>) -> Result<Vec<Upstream>, ConfigError> {
     let mut out: Vec<Upstream> = Vec::with_capacity(raw.len());
     for (i, up) in raw.into_iter().enumerate() {
-        let at = |member: &str| format!("federation[{i}].{member}");
-        let issuer = up.issuer;
-        if issuer.is_empty() {
-            return Err(ConfigError::new(at("issuer"), "must not be empty"));
-        }
-        if out.iter().any(|o| o.issuer == issuer) {
+        let upstream = upstream(i, up, &out)?;
+        out.push(upstream);
+    }
+    Ok(out)
+}
+
+/// Validates the `i`th table, which must not repeat an `earlier` one's
+/// issuer or subject namespace.
+fn upstream(i: usize, up: RawUpstream, earlier: &[Upstream]) -> Result<Upstream, ConfigError> {
+    let at = |member: &str| format!("federation[{i}].{member}");
+    let issuer = up.issuer;
+    if issuer.is_empty() {
+        return Err(ConfigError::new(at("issuer"), "must not be empty"));
+    }
+    if earlier.iter().any(|o| o.issuer == issuer) {
+        return Err(ConfigError::new(
+            at("issuer"),
+            format!("{issuer:?} is configured twice"),
+        ));
+    }
+    if up.audience.is_empty() {
+        return Err(ConfigError::new(at("audience"), "must not be empty"));
+    }
+    check_claims(&up.claims, &issuer, &at("claims"))?;
+    let subject_prefix = match up.subject_prefix {
+        Some(p) => p,
+        None => default_prefix(&issuer),
+    };
+    check_subject_prefix(&subject_prefix, earlier, &at("subject_prefix"))?;
+    Ok(Upstream {
+        issuer,
+        jwks_url: up.jwks_url,
+        audience: up.audience,
+        subject_prefix,
+        claims: up.claims,
+    })
+}
+
+/// A mapping may not set a claim the server owns, and no two upstream
+/// claims may map onto one Tessera claim.
+fn check_claims(
+    claims: &BTreeMap<String, String>,
+    issuer: &str,
+    setting: &str,
+) -> Result<(), ConfigError> {
+    let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
+    for (from, to) in claims {
+        if crate::clients::RESERVED_CLAIMS.contains(&to.as_str()) {
             return Err(ConfigError::new(
-                at("issuer"),
-                format!("{issuer:?} is configured twice"),
+                setting,
+                format!("{issuer}: claims may not set {to:?}: the server sets it"),
             ));
         }
-        if up.audience.is_empty() {
-            return Err(ConfigError::new(at("audience"), "must not be empty"));
-        }
-        let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
-        for (from, to) in &up.claims {
-            if crate::clients::RESERVED_CLAIMS.contains(&to.as_str()) {
-                return Err(ConfigError::new(
-                    at("claims"),
-                    format!("{issuer}: claims may not set {to:?}: the server sets it"),
-                ));
-            }
-            if let Some(other) = targets.insert(to, from) {
-                return Err(ConfigError::new(
-                    at("claims"),
-                    format!(
-                        "{issuer}: {other:?} and {from:?} both map onto {to:?}; a token carries each claim once"
-                    ),
-                ));
-            }
-        }
-        let subject_prefix = match up.subject_prefix {
-            Some(p) => p,
-            None => default_prefix(&issuer),
-        };
-        if subject_prefix.is_empty()
-            || subject_prefix.len() > MAX_PREFIX
-            || subject_prefix.contains(SUBJECT_SEPARATOR)
-            || subject_prefix.chars().any(char::is_control)
-        {
+        if let Some(other) = targets.insert(to, from) {
             return Err(ConfigError::new(
-                at("subject_prefix"),
-                format!("{subject_prefix:?} must be 1 to {MAX_PREFIX} characters without {SUBJECT_SEPARATOR:?} or control characters"),
-            ));
-        }
-        if let Some(other) = out.iter().find(|o| o.subject_prefix == subject_prefix) {
-            return Err(ConfigError::new(
-                at("subject_prefix"),
+                setting,
                 format!(
-                    "{subject_prefix:?} is already {}'s: every upstream needs its own subject namespace (set subject_prefix)",
-                    other.issuer
+                    "{issuer}: {other:?} and {from:?} both map onto {to:?}; a token carries each claim once"
                 ),
             ));
         }
-        out.push(Upstream {
-            issuer,
-            jwks_url: up.jwks_url,
-            audience: up.audience,
-            subject_prefix,
-            claims: up.claims,
-        });
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A prefix is short, cannot be confused with the separator, and is no
+/// `earlier` upstream's: each upstream's subjects are a namespace of their own.
+fn check_subject_prefix(
+    subject_prefix: &str,
+    earlier: &[Upstream],
+    setting: &str,
+) -> Result<(), ConfigError> {
+    if subject_prefix.is_empty()
+        || subject_prefix.len() > MAX_PREFIX
+        || subject_prefix.contains(SUBJECT_SEPARATOR)
+        || subject_prefix.chars().any(char::is_control)
+    {
+        return Err(ConfigError::new(
+            setting,
+            format!("{subject_prefix:?} must be 1 to {MAX_PREFIX} characters without {SUBJECT_SEPARATOR:?} or control characters"),
+        ));
+    }
+    if let Some(other) = earlier.iter().find(|o| o.subject_prefix == subject_prefix) {
+        return Err(ConfigError::new(
+            setting,
+            format!(
+                "{subject_prefix:?} is already {}'s: every upstream needs its own subject namespace (set subject_prefix)",
+                other.issuer
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The issuer without its scheme and trailing `/`: `https://login.example.com`
 /// -> `login.example.com`, `https://kc.example.com/realms/a` ->
 /// `kc.example.com/realms/a` (realms of one host stay apart).
 fn default_prefix(issuer: &str) -> String {
-    let rest = issuer
-        .strip_prefix("https://")
-        .or_else(|| issuer.strip_prefix("http://"))
-        .unwrap_or(issuer);
-    rest.trim_end_matches('/').to_owned()
+    without_scheme(issuer)
+        .unwrap_or(issuer)
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 #[cfg(test)]
