@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use tessera_jose::{Algorithm, Jwk, Signer, SigningKey};
+use tessera_jose::{Algorithm, Jwk, Signer, SigningKey, UnixTime};
 use tokio::sync::Mutex;
 
-use crate::clock::{secs, Clock};
+use crate::clock::Clock;
 use crate::config::KeySettings;
 use crate::kek::{Kek, KekError};
 pub use crate::store::{KeyRow, KeyState};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Transition};
 
 /// Why a lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,14 +106,18 @@ impl Lifecycle {
     }
 
     async fn step(&self, alg: Algorithm) -> Result<bool, LifecycleError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let now = UnixTime::from_secs(self.clock.now());
+        let by = Transition {
+            actor: "scheduler",
+            now,
+        };
+        let mut tx = self.store.begin(by).await?;
         let keys = tx.keys().await?;
         let mut changed = false;
         for key in keys.iter().filter(|k| k.alg == alg) {
             if key.state == KeyState::Retired && key.remove_at.is_some_and(|t| t <= now) {
-                changed |= tx.remove(&key.kid, now).await?;
-                tx.audit(now, "scheduler", "key_removed", &key.kid).await?;
+                changed |= tx.remove(&key.kid).await?;
+                tx.audit("key_removed", &key.kid).await?;
             }
         }
         let active = keys
@@ -125,39 +129,37 @@ impl Lifecycle {
         match (active, pending) {
             (None, Some(p)) => {
                 // Recovery: nothing signs; the published pending key takes over.
-                expect(tx.activate(&p.kid, now).await?)?;
-                tx.audit(now, "scheduler", "key_activated", &p.kid).await?;
+                expect(tx.activate(&p.kid).await?)?;
+                tx.audit("key_activated", &p.kid).await?;
                 changed = true;
             }
             (None, None) => {
                 let row = self.new_key(alg, KeyState::Active, now, now)?;
                 insert(&mut tx, &row).await?;
-                tx.audit(now, "scheduler", "key_created_active", &row.kid)
-                    .await?;
+                tx.audit("key_created_active", &row.kid).await?;
                 changed = true;
             }
             (Some(a), Some(p)) if p.activate_at <= now => {
                 expect(
-                    tx.retire(&a.kid, now, now.saturating_add(secs(self.settings.grace)))
+                    tx.retire(&a.kid, now.saturating_add(self.settings.grace))
                         .await?,
                 )?;
-                expect(tx.activate(&p.kid, now).await?)?;
-                tx.audit(now, "scheduler", "key_retired", &a.kid).await?;
-                tx.audit(now, "scheduler", "key_activated", &p.kid).await?;
+                expect(tx.activate(&p.kid).await?)?;
+                tx.audit("key_retired", &a.kid).await?;
+                tx.audit("key_activated", &p.kid).await?;
                 changed = true;
             }
             (Some(a), None) => {
                 let since = a.activated_at.unwrap_or(a.created_at);
-                let due = since.saturating_add(secs(self.settings.rotation_period));
-                let prepublish = secs(self.settings.prepublish);
+                let due = since.saturating_add(self.settings.rotation_period);
+                let prepublish = self.settings.prepublish;
                 if now >= due.saturating_sub(prepublish) {
                     // Published at least `prepublish` before it signs, even
                     // when the node was down when it should have been made.
                     let at = due.max(now.saturating_add(prepublish));
                     let row = self.new_key(alg, KeyState::Pending, now, at)?;
                     insert(&mut tx, &row).await?;
-                    tx.audit(now, "scheduler", "key_created_pending", &row.kid)
-                        .await?;
+                    tx.audit("key_created_pending", &row.kid).await?;
                     changed = true;
                 }
             }
@@ -172,8 +174,12 @@ impl Lifecycle {
     /// Active and pending keys of algorithms no longer configured are
     /// retired (kept for the grace period) and removed, respectively.
     async fn retire_unconfigured(&self) -> Result<bool, LifecycleError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let now = UnixTime::from_secs(self.clock.now());
+        let by = Transition {
+            actor: "scheduler",
+            now,
+        };
+        let mut tx = self.store.begin(by).await?;
         let mut changed = false;
         for key in tx.keys().await? {
             if self.settings.algorithms.contains(&key.alg) {
@@ -181,12 +187,12 @@ impl Lifecycle {
             }
             match key.state {
                 KeyState::Active => {
-                    let until = now.saturating_add(secs(self.settings.grace));
-                    changed |= tx.retire(&key.kid, now, until).await?;
+                    let until = now.saturating_add(self.settings.grace);
+                    changed |= tx.retire(&key.kid, until).await?;
                 }
-                KeyState::Pending => changed |= tx.remove(&key.kid, now).await?,
+                KeyState::Pending => changed |= tx.remove(&key.kid).await?,
                 KeyState::Retired if key.remove_at.is_some_and(|t| t <= now) => {
-                    changed |= tx.remove(&key.kid, now).await?;
+                    changed |= tx.remove(&key.kid).await?;
                 }
                 _ => {}
             }
@@ -216,8 +222,8 @@ impl Lifecycle {
             return Err(LifecycleError::NotConfigured(alg));
         }
         let _guard = self.lock.lock().await;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let now = UnixTime::from_secs(self.clock.now());
+        let mut tx = self.store.begin(Transition { actor, now }).await?;
         let keys = tx.keys().await?;
         let active = keys
             .iter()
@@ -225,17 +231,17 @@ impl Lifecycle {
         let pending = keys
             .iter()
             .find(|k| k.alg == alg && k.state == KeyState::Pending);
-        let grace_end = now.saturating_add(secs(self.settings.grace));
+        let grace_end = now.saturating_add(self.settings.grace);
         let rotation = if immediate {
             let mut retired = None;
             if let Some(a) = active {
-                expect(tx.retire(&a.kid, now, grace_end).await?)?;
-                tx.audit(now, actor, "key_retired", &a.kid).await?;
+                expect(tx.retire(&a.kid, grace_end).await?)?;
+                tx.audit("key_retired", &a.kid).await?;
                 retired = Some(a.kid.clone());
             }
             let kid = match pending {
                 Some(p) => {
-                    expect(tx.activate(&p.kid, now).await?)?;
+                    expect(tx.activate(&p.kid).await?)?;
                     p.kid.clone()
                 }
                 None => {
@@ -244,30 +250,29 @@ impl Lifecycle {
                     row.kid
                 }
             };
-            tx.audit(now, actor, "key_activated", &kid).await?;
+            tx.audit("key_activated", &kid).await?;
             Rotation {
                 alg: alg.name(),
                 kid,
-                activate_at: now,
+                activate_at: now.secs(),
                 retired,
             }
         } else if let Some(p) = pending {
             return Ok(Rotation {
                 alg: alg.name(),
                 kid: p.kid.clone(),
-                activate_at: p.activate_at,
+                activate_at: p.activate_at.secs(),
                 retired: None,
             });
         } else {
-            let at = now.saturating_add(secs(self.settings.prepublish));
+            let at = now.saturating_add(self.settings.prepublish);
             let row = self.new_key(alg, KeyState::Pending, now, at)?;
             insert(&mut tx, &row).await?;
-            tx.audit(now, actor, "key_created_pending", &row.kid)
-                .await?;
+            tx.audit("key_created_pending", &row.kid).await?;
             Rotation {
                 alg: alg.name(),
                 kid: row.kid,
-                activate_at: at,
+                activate_at: at.secs(),
                 retired: None,
             }
         };
@@ -288,8 +293,8 @@ impl Lifecycle {
         actor: &str,
     ) -> Result<Option<String>, LifecycleError> {
         let _guard = self.lock.lock().await;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let now = UnixTime::from_secs(self.clock.now());
+        let mut tx = self.store.begin(Transition { actor, now }).await?;
         // It will list the key on the deny-list: the revocation lock comes
         // before any key row (one lock order for every revocation).
         tx.lock_revocations().await?;
@@ -301,19 +306,14 @@ impl Lifecycle {
         // Conditional on the state read above: if another node changed the
         // key meanwhile (activated it, say), nothing is done and the caller
         // retries, so a successor is never forgotten.
-        expect(tx.compromise(kid, key.state, now).await?)?;
-        tx.audit(now, actor, "key_compromised", kid).await?;
+        expect(tx.compromise(kid, key.state).await?)?;
+        tx.audit("key_compromised", kid).await?;
         // Its tokens go on the deny-list feed too, for as long as any could
         // be live (the grace period covers the longest token and leeway):
         // followers refuse them within a second, not at their next key-set
         // refresh.
-        tx.revoke_kid(
-            kid,
-            actor,
-            now.saturating_add(secs(self.settings.grace)),
-            now,
-        )
-        .await?;
+        tx.revoke_kid(kid, now.saturating_add(self.settings.grace))
+            .await?;
         let mut successor = None;
         if key.state == KeyState::Active && self.settings.algorithms.contains(&key.alg) {
             let pending = keys
@@ -321,7 +321,7 @@ impl Lifecycle {
                 .find(|k| k.alg == key.alg && k.state == KeyState::Pending);
             let next = match pending {
                 Some(p) => {
-                    expect(tx.activate(&p.kid, now).await?)?;
+                    expect(tx.activate(&p.kid).await?)?;
                     p.kid.clone()
                 }
                 None => {
@@ -330,7 +330,7 @@ impl Lifecycle {
                     row.kid
                 }
             };
-            tx.audit(now, actor, "key_activated", &next).await?;
+            tx.audit("key_activated", &next).await?;
             successor = Some(next);
         }
         tx.commit().await?;
@@ -354,8 +354,8 @@ impl Lifecycle {
         &self,
         alg: Algorithm,
         state: KeyState,
-        now: i64,
-        activate_at: i64,
+        now: UnixTime,
+        activate_at: UnixTime,
     ) -> Result<KeyRow, LifecycleError> {
         let key = match alg.family() {
             tessera_jose::Family::Rsa => SigningKey::generate_rsa(alg, self.settings.rsa_bits),
@@ -368,7 +368,7 @@ impl Lifecycle {
             .public_jwk()
             .map_err(|e| LifecycleError::Key(e.to_string()))?;
         let public_jwk =
-            serde_json::to_string(&public).map_err(|e| LifecycleError::Key(e.to_string()))?;
+            serde_json::to_value(&public).map_err(|e| LifecycleError::Key(e.to_string()))?;
         let private = key
             .to_private_jwk_json()
             .map_err(|e| LifecycleError::Key(e.to_string()))?;
@@ -400,11 +400,7 @@ impl Lifecycle {
         let mut published = Vec::new();
         for row in &rows {
             if row.state.is_published() {
-                let jwk: serde_json::Value =
-                    serde_json::from_str(&row.public_jwk).map_err(|e| {
-                        LifecycleError::Key(format!("stored public key {}: {e}", row.kid))
-                    })?;
-                published.push(jwk);
+                published.push(row.public_jwk.clone());
             }
             if row.state != KeyState::Active {
                 continue;
@@ -433,7 +429,7 @@ impl Lifecycle {
                 Arc::new(ActiveKey {
                     kid: row.kid.clone(),
                     alg: row.alg,
-                    activated_at: row.activated_at.unwrap_or(row.created_at),
+                    activated_at: row.activated_at.unwrap_or(row.created_at).secs(),
                     signer: Signer::new(key).typ("at+jwt"),
                 }),
             );
@@ -455,7 +451,8 @@ impl Lifecycle {
                 KeyState::Retired => r.remove_at,
                 _ => None,
             })
-            .min();
+            .min()
+            .map(UnixTime::secs);
         Ok(KeyRing {
             verify_keys,
             signers,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use serde::Deserialize as _;
+use tessera_jose::UnixTime;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
@@ -16,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::kek::{create_private, Kek, KekError};
 use crate::lifecycle::{KeyRing, Lifecycle, LifecycleError};
-use crate::store::{ClientRow, Store, StoreError};
+use crate::store::{AuditEntry, ClientRow, Store, StoreError};
 use crate::telemetry::Metrics;
 
 /// Why the server could not start.
@@ -114,7 +116,7 @@ impl AppState {
         let now = self.clock.now();
         let purged = self
             .store
-            .purge_expired(now, crate::clock::secs(self.config.audit_retention))
+            .purge_expired(UnixTime::from_secs(now), self.config.audit_retention)
             .await
             .map_err(StartError::from);
         let keys = self.reload_keys().await;
@@ -192,14 +194,19 @@ impl AppState {
         let now = self.clock.now();
         let row = ClientRow {
             client_id,
-            metadata: serde_json::to_string(metadata)
+            metadata: serde_json::to_value(metadata)
                 .map_err(|e| StartError::Client(e.to_string()))?,
             secret_hash: hash,
-            created_at: now,
+            created_at: UnixTime::from_secs(now),
         };
         self.store.insert_client(&row).await?;
         self.store
-            .audit(now, actor, "client_registered", &row.client_id)
+            .audit(&AuditEntry {
+                at: row.created_at,
+                actor,
+                action: "client_registered",
+                subject: &row.client_id,
+            })
             .await?;
         self.reload_clients().await?;
         Ok((row, secret))
@@ -435,7 +442,7 @@ async fn check_federation_against_clients(
     }
     for row in store.clients().await? {
         // A row that does not parse stops the start when the table loads.
-        let Ok(metadata) = serde_json::from_str::<Metadata>(&row.metadata) else {
+        let Ok(metadata) = Metadata::deserialize(&row.metadata) else {
             continue;
         };
         if let Some(conflict) = clients::federation_conflict(&metadata, federation) {

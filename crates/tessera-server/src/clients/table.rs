@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::Deserialize as _;
 use tessera_jose::KeySet;
 
 use super::metadata::scope_tokens;
@@ -25,8 +26,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Tokens issued to it, by grant.
     pub issued: crate::telemetry::IssuedCounters,
-    /// The metadata JSON as stored (to tell whether a reload changed it).
-    pub stored: String,
+    /// The metadata as stored (to tell whether a reload changed it).
+    pub stored: serde_json::Value,
     /// Why tokens must not be issued to it: static claims that break the
     /// sensitive-claim policy (registration refuses them; a row written to
     /// the database by other means is caught here, once, at load).
@@ -51,7 +52,7 @@ impl Client {
         row: &crate::store::ClientRow,
         issued: crate::telemetry::IssuedCounters,
     ) -> Result<Self, String> {
-        let metadata: Metadata = serde_json::from_str(&row.metadata)
+        let metadata = Metadata::deserialize(&row.metadata)
             .map_err(|e| format!("client {}: metadata: {e}", row.client_id))?;
         let secret_hash = row
             .secret_hash
@@ -132,9 +133,9 @@ mod tests {
         assert!(secret.starts_with("tcs_") && secret.len() > 40);
         let row = crate::store::ClientRow {
             client_id: "c".into(),
-            metadata: serde_json::to_string(&reg(serde_json::json!({"client_name": "x"}))).unwrap(),
+            metadata: serde_json::to_value(reg(serde_json::json!({"client_name": "x"}))).unwrap(),
             secret_hash: Some(hash),
-            created_at: 0,
+            created_at: tessera_jose::UnixTime::from_secs(0),
         };
         let issued = crate::telemetry::Metrics::new().issued("c");
         let client = Client::from_row(&row, issued).unwrap();

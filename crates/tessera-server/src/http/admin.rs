@@ -11,13 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_jose::Algorithm;
+use tessera_jose::{Algorithm, UnixTime};
 
 use super::OAuthError;
 use crate::clients::{Metadata, Registration};
 use crate::lifecycle::LifecycleError;
 use crate::server::AppState;
-use crate::store::RuleKind;
+use crate::store::{AuditEntry, Party, RevokeAll, RuleKind};
 
 const ACTOR: &str = "admin";
 
@@ -74,7 +74,7 @@ pub(super) async fn create_client(
     }
     let (row, secret) = st.register(&metadata, ACTOR).await?;
     tracing::info!(client_id = %row.client_id, "client registered");
-    let mut out = client_json(&row.client_id, row.created_at, &metadata);
+    let mut out = client_json(&row.client_id, row.created_at.secs(), &metadata);
     if let (Some(map), Some(secret)) = (out.as_object_mut(), secret) {
         map.insert("client_secret".into(), json!(secret.as_str()));
         map.insert("client_secret_expires_at".into(), json!(0));
@@ -95,9 +95,13 @@ pub(super) async fn list_clients(
     let rows = st.store.clients().await?;
     let mut out = Vec::new();
     for row in rows {
-        let metadata: Metadata =
-            serde_json::from_str(&row.metadata).map_err(|e| OAuthError::internal(&e))?;
-        out.push(client_json(&row.client_id, row.created_at, &metadata));
+        let metadata =
+            Metadata::deserialize(&row.metadata).map_err(|e| OAuthError::internal(&e))?;
+        out.push(client_json(
+            &row.client_id,
+            row.created_at.secs(),
+            &metadata,
+        ));
     }
     Ok(Json(json!({ "clients": out })).into_response())
 }
@@ -119,13 +123,19 @@ pub(super) async fn delete_client(
     // reused, so the rule has no bound and also covers tokens other nodes
     // issue before they reload their clients. A failure here leaves the
     // client in place for a retry.
-    revoke_everything(&st, RuleKind::Client, &id, None).await?;
+    revoke_everything(&st, Party::Client, &id, None).await?;
     let deleted = st.store.delete_client(&id).await?;
     if !deleted {
         return Err(OAuthError::not_found("no client with that id"));
     }
     let now = st.clock.now();
-    st.store.audit(now, ACTOR, "client_deleted", &id).await?;
+    let entry = AuditEntry {
+        at: UnixTime::from_secs(now),
+        actor: ACTOR,
+        action: "client_deleted",
+        subject: &id,
+    };
+    st.store.audit(&entry).await?;
     st.reload_clients().await?;
     tracing::info!(client_id = %id, "client deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -266,10 +276,13 @@ pub(super) async fn revoke_all(
             kind.name()
         )));
     }
-    if *kind == RuleKind::Kid {
-        return compromised(State(st), headers, Path(target.clone())).await;
-    }
-    let done = revoke_everything(&st, *kind, target, Some(st.clock.now())).await?;
+    let party = match kind {
+        RuleKind::Subject => Party::Subject,
+        RuleKind::Client => Party::Client,
+        // A kid: the key is marked compromised (a jti is never named here).
+        _ => return compromised(State(st), headers, Path(target.clone())).await,
+    };
+    let done = revoke_everything(&st, party, target, Some(st.clock.now())).await?;
     Ok(Json(done).into_response())
 }
 
@@ -277,10 +290,11 @@ pub(super) async fn revoke_all(
 /// the second `up_to` (None: ever); the answer says what went.
 async fn revoke_everything(
     st: &AppState,
-    kind: RuleKind,
+    party: Party,
     target: &str,
     up_to: Option<i64>,
 ) -> Result<Value, OAuthError> {
+    let kind = party.rule_kind();
     let now = st.clock.now();
     // A token issued later in the same second is covered too: iat has
     // one-second resolution, and this errs on the safe side. The rule
@@ -293,7 +307,14 @@ async fn revoke_everything(
         .saturating_add(crate::clock::secs(st.config.keys.refresh_interval));
     let done = st
         .store
-        .revoke_all(kind, target, not_before, until, ACTOR, now)
+        .revoke_all(&RevokeAll {
+            party,
+            target,
+            not_before: UnixTime::from_secs(not_before),
+            expires_at: UnixTime::from_secs(until),
+            actor: ACTOR,
+            now: UnixTime::from_secs(now),
+        })
         .await?;
     st.revocations.notify_waiters();
     tracing::warn!(

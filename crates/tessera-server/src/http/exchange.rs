@@ -50,14 +50,11 @@ async fn own_access_token(
         let hash = token_hash::encoded(token);
         let row = st.store.opaque(&hash).await?;
         match row {
-            Some((_, claims, exp)) if exp > now => match serde_json::from_str(&claims) {
-                Ok(Value::Object(claims)) => Some(OwnToken {
-                    claims,
-                    key: crate::store::opaque_parent(&hash),
-                    kid: None,
-                }),
-                _ => None,
-            },
+            Some(row) if row.expires_at.secs() > now => Some(OwnToken {
+                claims: row.claims,
+                key: crate::store::opaque_parent(&hash),
+                kid: None,
+            }),
             _ => None,
         }
     } else {

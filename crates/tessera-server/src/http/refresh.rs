@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use tessera_jose::UnixTime;
 use tessera_verify::token_hash;
 use zeroize::Zeroizing;
 
@@ -22,7 +23,7 @@ use super::token::{is_handle, narrowed_scope, new_refresh_token};
 use super::OAuthError;
 use crate::clients::{Client, GrantType};
 use crate::server::AppState;
-use crate::store::{FamilyAccess, Issue, Presented, RefreshOutcome, RefreshRow};
+use crate::store::{FamilyAccess, FamilyStart, Issue, Presented, RefreshOutcome, RefreshRow};
 
 /// What the KEK seals a successor kept for the reuse interval under.
 const SUCCESSOR_CONTEXT: &str = "refresh-successor";
@@ -82,10 +83,10 @@ pub(super) fn start(
         client_id: client.id.clone(),
         subject: sub.to_owned(),
         scope: scope.to_owned(),
-        audience: audience.to_string(),
-        claims: Value::Object(claims.clone()).to_string(),
-        expires_at,
-        idle_until: idle_until.min(expires_at),
+        audience: audience.clone(),
+        claims: claims.clone(),
+        expires_at: UnixTime::from_secs(expires_at),
+        idle_until: UnixTime::from_secs(idle_until.min(expires_at)),
         spent_at: None,
         revoked_at: None,
         successor_sealed: None,
@@ -117,7 +118,9 @@ pub(super) async fn present(
     let Some(row) = row.filter(|r| r.client_id == client.id) else {
         return Err(refusal(st, client, RefreshOutcome::Unknown));
     };
-    if !row.is_spendable(now) && row.retry_successor(now, interval).is_none() {
+    let at = UnixTime::from_secs(now);
+    let reuse_interval = st.config.tokens.refresh_reuse_interval;
+    if !row.is_spendable(at) && row.retry_successor(at, reuse_interval).is_none() {
         // Spent (reuse), revoked or expired: nothing will be issued.
         let outcome = if row.spent_at.is_some() {
             st.store
@@ -136,11 +139,6 @@ pub(super) async fn present(
         params.get("scope"),
         "a refresh cannot widen the scope first granted",
     )?;
-    let claims = match serde_json::from_str(&row.claims) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    let audience: Value = serde_json::from_str(&row.audience).unwrap_or(Value::Null);
     let (successor, successor_hash) = new_refresh_token();
     // Kept sealed for the reuse interval only when there is one.
     let sealed = if interval > 0 {
@@ -156,9 +154,9 @@ pub(super) async fn present(
     });
     let granted = Granted {
         subject: row.subject,
-        claims,
+        claims: row.claims,
         scope,
-        audience,
+        audience: row.audience,
     };
     Ok((session, granted))
 }
@@ -181,7 +179,13 @@ impl Session {
     ) -> Result<Zeroizing<String>, OAuthError> {
         let (presented_hash, successor, successor_hash, sealed) = match self.0 {
             Pending::Start { token, hash, row } => {
-                st.store.insert_refresh(&hash, &row, &access, now).await?;
+                let start = FamilyStart {
+                    hash: &hash,
+                    row: &row,
+                    access,
+                    now: UnixTime::from_secs(now),
+                };
+                st.store.insert_refresh(&start).await?;
                 return Ok(token);
             }
             Pending::Rotate {
@@ -218,9 +222,9 @@ fn presented<'a>(st: &AppState, client: &'a Client, hash: &'a str, now: i64) -> 
     Presented {
         hash,
         client_id: &client.id,
-        reuse_interval: crate::clock::secs(st.config.tokens.refresh_reuse_interval),
-        idle: crate::clock::secs(st.config.tokens.refresh_idle_timeout),
-        now,
+        reuse_interval: st.config.tokens.refresh_reuse_interval,
+        idle: st.config.tokens.refresh_idle_timeout,
+        now: UnixTime::from_secs(now),
     }
 }
 

@@ -55,14 +55,22 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
         Ok(h) if h.kind() == Kind::Opaque => {
             let done = st
                 .store
-                .delete_opaque(&tessera_verify::token_hash::encoded(token), &client.id, now)
+                .delete_opaque(
+                    &tessera_verify::token_hash::encoded(token),
+                    &client.id,
+                    UnixTime::from_secs(now),
+                )
                 .await?;
             return owned(done);
         }
         Ok(_) => {
             let done = st
                 .store
-                .revoke_refresh_family(&tessera_verify::token_hash::encoded(token), &client.id, now)
+                .revoke_refresh_family(
+                    &tessera_verify::token_hash::encoded(token),
+                    &client.id,
+                    UnixTime::from_secs(now),
+                )
                 .await?;
             // The family's access tokens are now on the deny-list.
             st.revocations.notify_waiters();
@@ -91,7 +99,15 @@ async fn revoke_token(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
     let until = exp
         .secs()
         .saturating_add(crate::clock::secs(st.config.tokens.leeway));
-    let seq = st.store.revoke_jti(jti, &client.id, until, now).await?;
+    let seq = st
+        .store
+        .revoke_jti(&crate::store::JtiRevocation {
+            jti,
+            client_id: &client.id,
+            expires_at: UnixTime::from_secs(until),
+            now: UnixTime::from_secs(now),
+        })
+        .await?;
     tracing::info!(client_id = %client.id, jti, seq, "access token revoked");
     st.revocations.notify_waiters();
     Ok(())
@@ -146,7 +162,7 @@ pub(super) async fn feed(
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     let mut stopping = st.stopping.subscribe();
     let mut result = st.store.revocations_since(since, limit).await;
-    while matches!(&result, Ok((latest, snapshot, _)) if *latest <= since && !*snapshot)
+    while matches!(&result, Ok(page) if page.latest <= since && !page.snapshot)
         && tokio::time::Instant::now() < deadline
         && !*stopping.borrow()
     {
@@ -158,7 +174,11 @@ pub(super) async fn feed(
         result = st.store.revocations_since(since, limit).await;
     }
     match result {
-        Ok((latest, snapshot, entries)) => {
+        Ok(crate::store::FeedPage {
+            latest,
+            snapshot,
+            entries,
+        }) => {
             let more = i64::try_from(entries.len()).unwrap_or(i64::MAX) == limit;
             let mut resp = axum::Json(tessera_verify::feed_format::Page {
                 entries,
@@ -253,13 +273,12 @@ async fn introspection(
             .store
             .opaque(&tessera_verify::token_hash::encoded(token))
             .await?;
-        let Some((owner, claims, exp)) = found else {
+        let Some(found) = found else {
             return Ok(inactive);
         };
-        let Ok(Value::Object(mut claims)) = serde_json::from_str::<Value>(&claims) else {
-            return Ok(inactive);
-        };
-        if exp <= now || !may_see(&client, &owner, claims.get("aud")) {
+        let mut claims = found.claims;
+        if found.expires_at.secs() <= now || !may_see(&client, &found.client_id, claims.get("aud"))
+        {
             return Ok(inactive);
         }
         if refused(st, &claims, None).await? {
@@ -333,8 +352,8 @@ async fn refresh_introspection(
         r.client_id == client.id
             && r.spent_at.is_none()
             && r.revoked_at.is_none()
-            && now <= r.expires_at
-            && now <= r.idle_until
+            && now <= r.expires_at.secs()
+            && now <= r.idle_until.secs()
     }) else {
         return Ok(json!({"active": false}));
     };
@@ -346,9 +365,7 @@ async fn refresh_introspection(
         "client_id": row.client_id,
         "exp": row.idle_until.min(row.expires_at),
     });
-    if let Ok(aud) = serde_json::from_str::<Value>(&row.audience) {
-        answer["aud"] = aud;
-    }
+    answer["aud"] = row.audience;
     if !row.scope.is_empty() {
         answer["scope"] = Value::String(row.scope);
     }

@@ -25,7 +25,7 @@ use super::{refresh, OAuthError};
 use crate::clients::{AuthMethod, Client, GrantType, TokenFormat};
 use crate::config::AssertionAudience;
 use crate::server::AppState;
-use crate::store::FamilyAccess;
+use crate::store::{FamilyAccess, NewOpaque, UsedAssertion};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -204,7 +204,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         &client.metadata.claims,
         &user_claims,
     );
-    let json = checked_json(&claims)?;
+    checked_json(&claims)?;
     // Token exchange always answers with a JWT: that is what the phantom
     // token pattern exchanges an opaque token for.
     if client.metadata.token_format == TokenFormat::Opaque && exp_cap.is_none() {
@@ -216,14 +216,20 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             Some(session) => {
                 let access = FamilyAccess::Opaque {
                     hash: &hash,
-                    claims: &json,
-                    expires_at: exp,
+                    claims: &claims,
+                    expires_at: UnixTime::from_secs(exp),
                 };
                 Some(session.store(st, &client, access, now).await?)
             }
             None => {
                 st.store
-                    .insert_opaque(&hash, &client.id, &json, now, exp)
+                    .insert_opaque(&NewOpaque {
+                        hash: &hash,
+                        client_id: &client.id,
+                        claims: &claims,
+                        now: UnixTime::from_secs(now),
+                        expires_at: UnixTime::from_secs(exp),
+                    })
                     .await?;
                 None
             }
@@ -254,7 +260,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         // or key) reaches this one through the deny-list feed.
         let derived = crate::store::Derived {
             jti: &jti,
-            expires_at: exp.saturating_add(crate::clock::secs(st.config.tokens.leeway)),
+            expires_at: UnixTime::from_secs(exp).saturating_add(st.config.tokens.leeway),
             parent: parent.key.clone(),
             parent_client: parent
                 .claims
@@ -283,7 +289,7 @@ async fn issue(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         Some(session) => {
             let access = FamilyAccess::Jwt {
                 jti: &jti,
-                expires_at: exp.saturating_add(crate::clock::secs(st.config.tokens.leeway)),
+                expires_at: UnixTime::from_secs(exp).saturating_add(st.config.tokens.leeway),
             };
             Some(session.store(st, &client, access, now).await?)
         }
@@ -544,7 +550,12 @@ async fn private_key_jwt(
     let leeway = crate::clock::secs(st.config.tokens.leeway);
     let fresh = st
         .store
-        .use_assertion(&client.id, jti, exp.saturating_add(leeway), now)
+        .use_assertion(&UsedAssertion {
+            client_id: &client.id,
+            jti,
+            expires_at: UnixTime::from_secs(exp.saturating_add(leeway)),
+            now: UnixTime::from_secs(now),
+        })
         .await?;
     if !fresh {
         return Err(failed("jti was already used"));
@@ -624,12 +635,12 @@ async fn user_assertion(
     let leeway = crate::clock::secs(st.config.tokens.leeway);
     let fresh = st
         .store
-        .use_assertion(
-            &client.id,
-            &format!("grant:{jti}"),
-            exp.saturating_add(leeway),
-            now,
-        )
+        .use_assertion(&UsedAssertion {
+            client_id: &client.id,
+            jti: &format!("grant:{jti}"),
+            expires_at: UnixTime::from_secs(exp.saturating_add(leeway)),
+            now: UnixTime::from_secs(now),
+        })
         .await?;
     if !fresh {
         return Err(bad("jti was already used"));

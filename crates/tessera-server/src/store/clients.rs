@@ -1,7 +1,9 @@
 //! Registered clients: their metadata as stored, and the hash of their
 //! secret (never the secret).
 
+use serde_json::Value;
 use sqlx::Row as _;
+use tessera_jose::UnixTime;
 
 use super::{Store, StoreError};
 
@@ -10,12 +12,12 @@ use super::{Store, StoreError};
 pub struct ClientRow {
     /// The client id.
     pub client_id: String,
-    /// Metadata JSON.
-    pub metadata: String,
+    /// Its metadata (what `clients::Metadata` reads), as JSON.
+    pub metadata: Value,
     /// SHA-256 of the secret, base64url.
     pub secret_hash: Option<String>,
     /// Registration time.
-    pub created_at: i64,
+    pub created_at: UnixTime,
 }
 
 impl Store {
@@ -28,9 +30,9 @@ impl Store {
             "INSERT INTO clients (client_id, metadata, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&row.client_id)
-        .bind(&row.metadata)
+        .bind(row.metadata.to_string())
         .bind(row.secret_hash.as_deref())
-        .bind(row.created_at)
+        .bind(row.created_at.secs())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -39,7 +41,8 @@ impl Store {
     /// Every client, oldest first.
     ///
     /// # Errors
-    /// On database failure.
+    /// On database failure, or [`StoreError::Corrupt`] when a client's
+    /// metadata is not JSON.
     pub async fn clients(&self) -> Result<Vec<ClientRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT client_id, metadata, secret_hash, created_at FROM clients ORDER BY created_at, client_id",
@@ -48,11 +51,12 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let client_id: String = r.try_get(0)?;
                 Ok(ClientRow {
-                    client_id: r.try_get(0)?,
-                    metadata: r.try_get(1)?,
+                    metadata: super::json(r, 1, &format!("client {client_id}: metadata"))?,
+                    client_id,
                     secret_hash: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
+                    created_at: super::time(r, 3)?,
                 })
             })
             .collect()

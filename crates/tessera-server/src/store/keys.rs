@@ -6,11 +6,12 @@
 
 use std::fmt;
 
+use serde_json::Value;
 use sqlx::Row as _;
-use tessera_jose::Algorithm;
+use tessera_jose::{Algorithm, UnixTime};
 
-use super::revocations::{self, RuleKind};
-use super::settings::audit;
+use super::revocations::{self, DerivedBy, Listing, RuleKind};
+use super::settings::{audit, AuditEntry};
 use super::{Store, StoreError};
 
 /// Where a key is in its life.
@@ -68,23 +69,23 @@ pub struct KeyRow {
     /// Lifecycle state.
     pub state: KeyState,
     /// Public JWK (with kid, alg, use).
-    pub public_jwk: String,
+    pub public_jwk: Value,
     /// The sealed private JWK, or None once destroyed.
     pub private_sealed: Option<String>,
     /// Created.
-    pub created_at: i64,
+    pub created_at: UnixTime,
     /// When it starts (or started) signing.
-    pub activate_at: i64,
+    pub activate_at: UnixTime,
     /// When it did start signing.
-    pub activated_at: Option<i64>,
+    pub activated_at: Option<UnixTime>,
     /// When it stopped signing.
-    pub retired_at: Option<i64>,
+    pub retired_at: Option<UnixTime>,
     /// When it leaves the JWKS.
-    pub remove_at: Option<i64>,
+    pub remove_at: Option<UnixTime>,
     /// When it left the JWKS.
-    pub removed_at: Option<i64>,
+    pub removed_at: Option<UnixTime>,
     /// When it was marked compromised.
-    pub compromised_at: Option<i64>,
+    pub compromised_at: Option<UnixTime>,
 }
 
 impl fmt::Debug for KeyRow {
@@ -98,24 +99,37 @@ impl fmt::Debug for KeyRow {
     }
 }
 
+/// Who makes a key transition, and when: what its updates and audit
+/// entries record.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    /// `scheduler`, `admin`, ...
+    pub actor: &'a str,
+    /// Now.
+    pub now: UnixTime,
+}
+
 impl Store {
     /// Every key row, oldest first.
     ///
     /// # Errors
-    /// On database failure or an unreadable row.
+    /// On database failure or an unreadable row ([`StoreError::Corrupt`]:
+    /// an unknown algorithm or state, a public key that is not JSON).
     pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
         let rows = sqlx::query(KEY_SELECT).fetch_all(&self.pool).await?;
         rows.iter().map(key_row).collect()
     }
 
-    /// Starts a transaction for a key transition.
+    /// Starts the transaction of a key transition.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn begin(&self) -> Result<KeyTx, StoreError> {
+    pub async fn begin(&self, by: Transition<'_>) -> Result<KeyTx, StoreError> {
         Ok(KeyTx {
             tx: self.write_tx().await?,
             sqlite: self.sqlite,
+            actor: by.actor.to_owned(),
+            now: by.now,
         })
     }
 }
@@ -123,39 +137,43 @@ impl Store {
 const KEY_SELECT: &str = "SELECT kid, alg, state, public_jwk, private_sealed, created_at, activate_at, activated_at, retired_at, remove_at, removed_at, compromised_at FROM signing_keys ORDER BY created_at, kid";
 
 fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, StoreError> {
+    let kid: String = r.try_get(0)?;
     let alg: String = r.try_get(1)?;
     let state: String = r.try_get(2)?;
     Ok(KeyRow {
-        kid: r.try_get(0)?,
         alg: Algorithm::from_name(&alg)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown algorithm {alg:?}")))?,
         state: KeyState::from_name(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown key state {state:?}")))?,
-        public_jwk: r.try_get(3)?,
+        public_jwk: super::json(r, 3, &format!("stored public key {kid}"))?,
         private_sealed: r.try_get(4)?,
-        created_at: r.try_get(5)?,
-        activate_at: r.try_get(6)?,
-        activated_at: r.try_get(7)?,
-        retired_at: r.try_get(8)?,
-        remove_at: r.try_get(9)?,
-        removed_at: r.try_get(10)?,
-        compromised_at: r.try_get(11)?,
+        created_at: super::time(r, 5)?,
+        activate_at: super::time(r, 6)?,
+        activated_at: super::maybe_time(r, 7)?,
+        retired_at: super::maybe_time(r, 8)?,
+        remove_at: super::maybe_time(r, 9)?,
+        removed_at: super::maybe_time(r, 10)?,
+        compromised_at: super::maybe_time(r, 11)?,
+        kid,
     })
 }
 
 /// A transaction over the key table: every key transition is one of these,
-/// so a node that loses a race changes nothing.
+/// so a node that loses a race changes nothing. What it writes happens at
+/// its [`Transition`]'s time, by its actor.
 #[derive(Debug)]
 pub struct KeyTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     sqlite: bool,
+    actor: String,
+    now: UnixTime,
 }
 
 impl KeyTx {
     /// Every key row, as this transaction sees them.
     ///
     /// # Errors
-    /// On database failure.
+    /// On database failure or an unreadable row.
     pub async fn keys(&mut self) -> Result<Vec<KeyRow>, StoreError> {
         let rows = sqlx::query(KEY_SELECT).fetch_all(&mut *self.tx).await?;
         rows.iter().map(key_row).collect()
@@ -172,61 +190,57 @@ impl KeyTx {
         .bind(&row.kid)
         .bind(row.alg.name())
         .bind(row.state.name())
-        .bind(&row.public_jwk)
+        .bind(row.public_jwk.to_string())
         .bind(row.private_sealed.as_deref())
-        .bind(row.created_at)
-        .bind(row.activate_at)
-        .bind(row.activated_at)
+        .bind(row.created_at.secs())
+        .bind(row.activate_at.secs())
+        .bind(row.activated_at.map(UnixTime::secs))
         .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
-    /// pending -> active. False when the key was no longer pending.
+    /// pending -> active, now. False when the key was no longer pending.
     ///
     /// # Errors
     /// On database failure or a conflicting active key.
-    pub async fn activate(&mut self, kid: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn activate(&mut self, kid: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE kid = $2 AND state = 'pending'",
         )
-        .bind(now)
+        .bind(self.now.secs())
         .bind(kid)
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// active -> retired until `remove_at`. False when it was not active.
+    /// active -> retired now, published until `remove_at`. False when it
+    /// was not active.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn retire(
-        &mut self,
-        kid: &str,
-        now: i64,
-        remove_at: i64,
-    ) -> Result<bool, StoreError> {
+    pub async fn retire(&mut self, kid: &str, remove_at: UnixTime) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE signing_keys SET state = 'retired', retired_at = $1, remove_at = $2 WHERE kid = $3 AND state = 'active'",
         )
-        .bind(now)
-        .bind(remove_at)
+        .bind(self.now.secs())
+        .bind(remove_at.secs())
         .bind(kid)
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// retired or pending -> removed, destroying the private part.
+    /// retired or pending -> removed now, destroying the private part.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn remove(&mut self, kid: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn remove(&mut self, kid: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE signing_keys SET state = 'removed', removed_at = $1, private_sealed = NULL WHERE kid = $2 AND state IN ('retired', 'pending')",
         )
-        .bind(now)
+        .bind(self.now.secs())
         .bind(kid)
         .execute(&mut *self.tx)
         .await?;
@@ -238,19 +252,14 @@ impl KeyTx {
     ///
     /// # Errors
     /// On database failure.
-    pub async fn compromise(
-        &mut self,
-        kid: &str,
-        from: KeyState,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    pub async fn compromise(&mut self, kid: &str, from: KeyState) -> Result<bool, StoreError> {
         if !from.is_published() {
             return Ok(false);
         }
         let done = sqlx::query(
             "UPDATE signing_keys SET state = 'compromised', compromised_at = $1, private_sealed = NULL WHERE kid = $2 AND state = $3",
         )
-        .bind(now)
+        .bind(self.now.secs())
         .bind(kid)
         .bind(from.name())
         .execute(&mut *self.tx)
@@ -274,40 +283,34 @@ impl KeyTx {
     ///
     /// # Errors
     /// On database failure.
-    pub async fn revoke_kid(
-        &mut self,
-        kid: &str,
-        actor: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        let (seq, _) = revocations::list(
-            &mut self.tx,
-            RuleKind::Kid,
-            kid,
-            actor,
-            None,
+    pub async fn revoke_kid(&mut self, kid: &str, expires_at: UnixTime) -> Result<i64, StoreError> {
+        let listing = Listing {
+            kind: RuleKind::Kid,
+            target: kid,
+            actor: &self.actor,
+            not_before: None,
             expires_at,
-            now,
-        )
-        .await?;
-        let parents = revocations::derived_by(&mut self.tx, "parent_kid", kid).await?;
-        revocations::revoke_derived(&mut self.tx, parents, now).await?;
+            now: self.now,
+        };
+        let (seq, _) = revocations::list(&mut self.tx, &listing).await?;
+        let parents = revocations::derived_by(&mut self.tx, DerivedBy::Kid, kid).await?;
+        revocations::revoke_derived(&mut self.tx, parents, self.now).await?;
         Ok(seq)
     }
 
-    /// Appends to the audit log inside the transaction.
+    /// Records `action` on `subject` (a kid) in the audit log, inside the
+    /// transaction.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn audit(
-        &mut self,
-        at: i64,
-        actor: &str,
-        action: &str,
-        subject: &str,
-    ) -> Result<(), StoreError> {
-        audit(&mut *self.tx, at, actor, action, subject).await
+    pub async fn audit(&mut self, action: &str, subject: &str) -> Result<(), StoreError> {
+        let entry = AuditEntry {
+            at: self.now,
+            actor: &self.actor,
+            action,
+            subject,
+        };
+        audit(&mut *self.tx, &entry).await
     }
 
     /// Commits.

@@ -10,13 +10,28 @@
 //! tokens exchanged from others, the feed), `assertions` (used client
 //! assertion jtis), `settings` (settings and the audit log). This module
 //! keeps the pool, the schema and what they share.
+//!
+//! At this API, times are [`UnixTime`]: the workspace's one type for a
+//! second count since the epoch (what a JWT's `exp` and `iat` already are
+//! in `tessera-jose`), ordered, with saturating arithmetic on [`Duration`]s.
+//! A store-local newtype would have added nothing but a second conversion
+//! at every caller that mints tokens. In SQL they stay BIGINT seconds:
+//! bound with [`UnixTime::secs`], read back with [`UnixTime::from_secs`].
+//! Lengths of time (a reuse interval, a retention) are [`Duration`]s.
+//!
+//! JSON columns (claims, audiences, client metadata, public keys) are
+//! decoded here, on the way out: a caller gets a [`Value`] or a [`Map`],
+//! and a row that does not decode is [`StoreError::Corrupt`], never a
+//! silent default.
 
 use std::fmt;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::AnyPool;
+use serde_json::{Map, Value};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row as _};
+use tessera_jose::UnixTime;
 
 mod assertions;
 mod clients;
@@ -26,10 +41,18 @@ mod refresh;
 mod revocations;
 mod settings;
 
+pub use assertions::UsedAssertion;
 pub use clients::ClientRow;
-pub use keys::{KeyRow, KeyState, KeyTx};
-pub use refresh::{FamilyAccess, Issue, Presented, RefreshOutcome, RefreshRow};
-pub use revocations::{opaque_parent, Derived, FeedEntry, RevokedAll, RuleKind, TokenFacts};
+pub use keys::{KeyRow, KeyState, KeyTx, Transition};
+pub use opaque::{NewOpaque, OpaqueRow};
+pub use refresh::{FamilyAccess, FamilyStart, Issue, Presented, RefreshOutcome, RefreshRow};
+pub use revocations::{
+    opaque_parent, Derived, FeedEntry, FeedPage, JtiRevocation, Party, RevokeAll, RevokedAll,
+    RuleKind, TokenFacts,
+};
+pub use settings::AuditEntry;
+#[cfg(any(test, feature = "test-util"))]
+pub use settings::AuditRecord;
 
 /// A database failure. The detail is for the log, never for a client.
 #[derive(Debug, thiserror::Error)]
@@ -143,14 +166,18 @@ impl Store {
         })
     }
 
-    /// Deletes what has expired: deny-list entries, ended refresh families
-    /// and the records of their access tokens, opaque tokens, and audit
-    /// entries older than `audit_retention` seconds. The periodic refresh
-    /// of every node runs it.
+    /// Deletes what has expired at `now`: deny-list entries, ended refresh
+    /// families and the records of their access tokens, opaque tokens, and
+    /// audit entries older than `audit_retention`. The periodic refresh of
+    /// every node runs it.
     ///
     /// # Errors
     /// On database failure (what was purged before it stays purged).
-    pub async fn purge_expired(&self, now: i64, audit_retention: i64) -> Result<(), StoreError> {
+    pub async fn purge_expired(
+        &self,
+        now: UnixTime,
+        audit_retention: Duration,
+    ) -> Result<(), StoreError> {
         self.purge_revocations(now).await?;
         self.purge_refresh(now).await?;
         self.purge_opaque(now).await?;
@@ -158,4 +185,36 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The time in column `i` of `row`.
+fn time(row: &AnyRow, i: usize) -> Result<UnixTime, StoreError> {
+    Ok(UnixTime::from_secs(row.try_get(i)?))
+}
+
+/// The time in column `i` of `row`, if set.
+fn maybe_time(row: &AnyRow, i: usize) -> Result<Option<UnixTime>, StoreError> {
+    Ok(row.try_get::<Option<i64>, _>(i)?.map(UnixTime::from_secs))
+}
+
+/// The JSON value in column `i` of `row`; `what` names it in the error
+/// when it does not parse.
+fn json(row: &AnyRow, i: usize, what: &str) -> Result<Value, StoreError> {
+    let text: String = row.try_get(i)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// The JSON object in column `i` of `row`; anything else is corrupt.
+fn json_object(row: &AnyRow, i: usize, what: &str) -> Result<Map<String, Value>, StoreError> {
+    match json(row, i, what)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(StoreError::Corrupt(format!("{what}: not a JSON object"))),
+    }
+}
+
+/// A JSON object as stored.
+fn object_text(map: &Map<String, Value>) -> Result<String, StoreError> {
+    // Only a map with string keys is ever written: this cannot fail, and
+    // would not be a database failure if it did.
+    serde_json::to_string(map).map_err(|e| StoreError::Corrupt(format!("unwritable JSON: {e}")))
 }

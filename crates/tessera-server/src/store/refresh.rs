@@ -14,15 +14,23 @@
 //! revocation (which holds it exclusively) either comes after them and
 //! finds what they stored, or comes first and makes them fail.
 
-use sqlx::Row as _;
+use std::fmt;
+use std::time::Duration;
 
-use super::opaque::{self, OpaqueBy};
-use super::revocations::{self, RuleKind};
-use super::settings::audit;
+use serde_json::{Map, Value};
+use sqlx::Row as _;
+use tessera_jose::UnixTime;
+
+use super::opaque::{self, NewOpaque};
+use super::revocations;
 use super::{Store, StoreError};
 
+mod revoke;
+
+pub(super) use revoke::{revoke_family, FamilyRevocation};
+
 /// One refresh token as stored (the token itself is never stored).
-#[derive(Debug, Clone)]
+#[derive(Clone, PartialEq)]
 pub struct RefreshRow {
     /// Family id: every rotation of one login.
     pub family: String,
@@ -32,38 +40,54 @@ pub struct RefreshRow {
     pub subject: String,
     /// Granted scope.
     pub scope: String,
-    /// The access tokens' `aud`, JSON.
-    pub audience: String,
-    /// The user's claims, JSON.
-    pub claims: String,
+    /// The access tokens' `aud`.
+    pub audience: Value,
+    /// The user's claims.
+    pub claims: Map<String, Value>,
     /// The family's absolute end.
-    pub expires_at: i64,
+    pub expires_at: UnixTime,
     /// This token's idle deadline.
-    pub idle_until: i64,
+    pub idle_until: UnixTime,
     /// When it was used.
-    pub spent_at: Option<i64>,
+    pub spent_at: Option<UnixTime>,
     /// When its family was revoked.
-    pub revoked_at: Option<i64>,
+    pub revoked_at: Option<UnixTime>,
     /// Its successor, sealed, kept for the reuse interval.
     pub successor_sealed: Option<String>,
+}
+
+impl fmt::Debug for RefreshRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The sealed successor is a refresh token under the KEK, and the
+        // claims are the user's: neither is printed.
+        f.debug_struct("RefreshRow")
+            .field("family", &self.family)
+            .field("client_id", &self.client_id)
+            .field("expires_at", &self.expires_at)
+            .field("idle_until", &self.idle_until)
+            .field("spent_at", &self.spent_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RefreshRow {
     /// Its successor (sealed), when it was spent within `reuse_interval`
     /// of `now` and its family stands: presenting it again is then a
     /// client's retry, answered with the same successor, not reuse.
-    pub fn retry_successor(&self, now: i64, reuse_interval: i64) -> Option<&str> {
+    pub fn retry_successor(&self, now: UnixTime, reuse_interval: Duration) -> Option<&str> {
         if self.revoked_at.is_some() {
             return None;
         }
         let spent = self.spent_at?;
         let sealed = self.successor_sealed.as_deref()?;
-        (now.saturating_sub(spent) <= reuse_interval).then_some(sealed)
+        let since = now.secs().saturating_sub(spent.secs());
+        (since <= crate::clock::secs(reuse_interval)).then_some(sealed)
     }
 
     /// Whether it may still be spent at `now`: unspent, its family
     /// standing, within its idle deadline and its family's end.
-    pub fn is_spendable(&self, now: i64) -> bool {
+    pub fn is_spendable(&self, now: UnixTime) -> bool {
         self.spent_at.is_none()
             && self.revoked_at.is_none()
             && now <= self.expires_at
@@ -72,7 +96,6 @@ impl RefreshRow {
 }
 
 /// What presenting a refresh token did.
-#[derive(Debug)]
 pub enum RefreshOutcome {
     /// Spent; the successor (already stored) carries these grants.
     Rotated(RefreshRow),
@@ -90,6 +113,21 @@ pub enum RefreshOutcome {
     Retry(String, RefreshRow),
 }
 
+impl fmt::Debug for RefreshOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rotated(row) => f.debug_tuple("Rotated").field(row).finish(),
+            Self::Unknown => f.write_str("Unknown"),
+            Self::Foreign => f.write_str("Foreign"),
+            Self::Revoked => f.write_str("Revoked"),
+            Self::Expired => f.write_str("Expired"),
+            Self::Reused => f.write_str("Reused"),
+            // The sealed successor is a refresh token under the KEK.
+            Self::Retry(_, row) => f.debug_tuple("Retry").field(row).finish(),
+        }
+    }
+}
+
 /// A refresh token presented at the token endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct Presented<'a> {
@@ -97,12 +135,12 @@ pub struct Presented<'a> {
     pub hash: &'a str,
     /// The authenticated client.
     pub client_id: &'a str,
-    /// Seconds after a spend within which presenting it again is a retry.
-    pub reuse_interval: i64,
+    /// How long after a spend presenting it again is a retry.
+    pub reuse_interval: Duration,
     /// How long the successor may sit unused.
-    pub idle: i64,
+    pub idle: Duration,
     /// Now.
-    pub now: i64,
+    pub now: UnixTime,
 }
 
 /// An access token issued with a refresh-token family, stored with it so
@@ -115,17 +153,17 @@ pub enum FamilyAccess<'a> {
         /// Its jti.
         jti: &'a str,
         /// When no verifier accepts it any more.
-        expires_at: i64,
+        expires_at: UnixTime,
     },
     /// An opaque token: stored (only hashed) with its claims, deleted with
     /// the family.
     Opaque {
         /// SHA-256 of the handle, base64url.
         hash: &'a str,
-        /// The claims, JSON.
-        claims: &'a str,
+        /// Its claims, as introspection will answer with them.
+        claims: &'a Map<String, Value>,
         /// Its exp.
-        expires_at: i64,
+        expires_at: UnixTime,
     },
 }
 
@@ -141,8 +179,8 @@ pub struct Issue<'a> {
     pub access: FamilyAccess<'a>,
 }
 
-impl std::fmt::Debug for Issue<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Issue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The sealed successor is a refresh token under the KEK: not printed.
         f.debug_struct("Issue")
             .field("access", &self.access)
@@ -150,15 +188,18 @@ impl std::fmt::Debug for Issue<'_> {
     }
 }
 
-/// What revoking a family did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct FamilyRevoked {
-    /// Opaque access tokens deleted.
-    pub(super) opaque_tokens: u64,
-    /// JWT access tokens listed by jti.
-    pub(super) access_tokens: u64,
-    /// Tokens exchanged from them, listed by jti.
-    pub(super) exchanged_tokens: u64,
+/// A family to start: its first refresh token, and the access token
+/// issued with it.
+#[derive(Debug, Clone, Copy)]
+pub struct FamilyStart<'a> {
+    /// The first refresh token's hash.
+    pub hash: &'a str,
+    /// The first refresh token (unspent, its family standing).
+    pub row: &'a RefreshRow,
+    /// The access token issued with it.
+    pub access: FamilyAccess<'a>,
+    /// Now.
+    pub now: UnixTime,
 }
 
 impl Store {
@@ -169,17 +210,17 @@ impl Store {
     ///
     /// # Errors
     /// On database failure.
-    pub async fn insert_refresh(
-        &self,
-        hash: &str,
-        row: &RefreshRow,
-        access: &FamilyAccess<'_>,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn insert_refresh(&self, start: &FamilyStart<'_>) -> Result<(), StoreError> {
+        let FamilyStart {
+            hash,
+            row,
+            access,
+            now,
+        } = *start;
         let mut tx = self.write_tx().await?;
         revocations::share_revocations(&mut tx, self.sqlite).await?;
         insert_refresh(&mut *tx, hash, row, now).await?;
-        insert_access(&mut tx, &row.family, &row.client_id, access, now).await?;
+        insert_access(&mut tx, row, &access, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -191,7 +232,8 @@ impl Store {
     /// A spent token presented again revokes its whole family.
     ///
     /// # Errors
-    /// On database failure.
+    /// On database failure, or [`StoreError::Corrupt`] for a row whose
+    /// audience or claims do not decode.
     pub async fn rotate_refresh(
         &self,
         presented: &Presented<'_>,
@@ -212,7 +254,7 @@ impl Store {
         let spend = if row.spent_at.is_some() {
             if let Some(sealed) = row.retry_successor(p.now, p.reuse_interval) {
                 let sealed = sealed.to_owned();
-                insert_access(&mut tx, &row.family, p.client_id, &issue.access, p.now).await?;
+                insert_access(&mut tx, &row, &issue.access, p.now).await?;
                 tx.commit().await?;
                 return Ok(RefreshOutcome::Retry(sealed, row));
             }
@@ -221,7 +263,7 @@ impl Store {
             return Ok(RefreshOutcome::Expired);
         } else {
             sqlx::query("UPDATE refresh_tokens SET spent_at = $1, successor_sealed = $2 WHERE token_hash = $3 AND spent_at IS NULL AND revoked_at IS NULL")
-                .bind(p.now)
+                .bind(p.now.secs())
                 .bind(issue.successor_sealed)
                 .bind(p.hash)
                 .execute(&mut *tx)
@@ -229,31 +271,7 @@ impl Store {
                 .rows_affected()
         };
         if spend != 1 {
-            // Spent before, or (PostgreSQL) by a concurrent use that
-            // committed first: as it stands now.
-            if let Some(current) = &refresh_by_hash(&mut *tx, p.hash).await? {
-                if current.revoked_at.is_some() {
-                    tx.rollback().await?;
-                    return Ok(RefreshOutcome::Revoked);
-                }
-                // Lost the race within the interval: answer with the
-                // winner's successor.
-                if row.spent_at.is_none() {
-                    if let Some(sealed) = current.retry_successor(p.now, p.reuse_interval) {
-                        let sealed = sealed.to_owned();
-                        insert_access(&mut tx, &row.family, p.client_id, &issue.access, p.now)
-                            .await?;
-                        tx.commit().await?;
-                        return Ok(RefreshOutcome::Retry(sealed, current.clone()));
-                    }
-                }
-            }
-            // Reuse. Nothing was written here: the family is revoked in a
-            // transaction of its own, which takes the revocation lock
-            // exclusively, before any token row.
-            tx.rollback().await?;
-            self.revoke_reused(&row.family, p.client_id, p.now).await?;
-            return Ok(RefreshOutcome::Reused);
+            return self.not_spent(tx, &row, p, issue).await;
         }
         let next = RefreshRow {
             idle_until: p.now.saturating_add(p.idle).min(row.expires_at),
@@ -263,9 +281,43 @@ impl Store {
             ..row.clone()
         };
         insert_refresh(&mut *tx, issue.successor_hash, &next, p.now).await?;
-        insert_access(&mut tx, &row.family, p.client_id, &issue.access, p.now).await?;
+        insert_access(&mut tx, &row, &issue.access, p.now).await?;
         tx.commit().await?;
         Ok(RefreshOutcome::Rotated(next))
+    }
+
+    /// The end of a rotation whose token (`row`, as first read) was not
+    /// spent by it: spent before, or (PostgreSQL) by a concurrent use that
+    /// committed first. Looks at the token as it stands now.
+    async fn not_spent(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        row: &RefreshRow,
+        p: &Presented<'_>,
+        issue: &Issue<'_>,
+    ) -> Result<RefreshOutcome, StoreError> {
+        if let Some(current) = &refresh_by_hash(&mut *tx, p.hash).await? {
+            if current.revoked_at.is_some() {
+                tx.rollback().await?;
+                return Ok(RefreshOutcome::Revoked);
+            }
+            // Lost the race within the interval: answer with the winner's
+            // successor.
+            if row.spent_at.is_none() {
+                if let Some(sealed) = current.retry_successor(p.now, p.reuse_interval) {
+                    let sealed = sealed.to_owned();
+                    insert_access(&mut tx, row, &issue.access, p.now).await?;
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::Retry(sealed, current.clone()));
+                }
+            }
+        }
+        // Reuse. Nothing was written here: the family is revoked in a
+        // transaction of its own, which takes the revocation lock
+        // exclusively, before any token row.
+        tx.rollback().await?;
+        self.revoke_reused(&row.family, p.client_id, p.now).await?;
+        Ok(RefreshOutcome::Reused)
     }
 
     /// A spent refresh token presented again after its reuse interval, by
@@ -274,7 +326,7 @@ impl Store {
     /// state is reported as it is, and nothing is written.
     ///
     /// # Errors
-    /// On database failure.
+    /// On database failure or a corrupt row.
     pub async fn refresh_reused(
         &self,
         presented: &Presented<'_>,
@@ -304,19 +356,17 @@ impl Store {
         &self,
         family: &str,
         client_id: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
+        let revocation = FamilyRevocation {
+            family,
+            actor: client_id,
+            action: "refresh_reuse_family_revoked",
+            now,
+        };
         let mut tx = self.write_tx().await?;
         revocations::lock_revocations(&mut tx, self.sqlite).await?;
-        revoke_family(
-            &mut tx,
-            self.sqlite,
-            family,
-            client_id,
-            "refresh_reuse_family_revoked",
-            now,
-        )
-        .await?;
+        revoke_family(&mut tx, self.sqlite, &revocation).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -324,14 +374,16 @@ impl Store {
     /// The refresh token with this hash, as stored.
     ///
     /// # Errors
-    /// On database failure.
+    /// On database failure, or [`StoreError::Corrupt`] when its audience
+    /// or claims do not decode.
     pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRow>, StoreError> {
         refresh_by_hash(&self.pool, hash).await
     }
 
     /// Revokes the family of the refresh token `hash` if `client_id` owns
     /// it, with every access token it issued: None when unknown,
-    /// Some(false) when another client's.
+    /// Some(false) when another client's. Its claims are not read, so even
+    /// a corrupt row can be revoked.
     ///
     /// # Errors
     /// On database failure.
@@ -339,42 +391,46 @@ impl Store {
         &self,
         hash: &str,
         client_id: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Option<bool>, StoreError> {
-        let Some(row) = self.refresh_token(hash).await? else {
+        let found =
+            sqlx::query("SELECT family, client_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(found) = found else {
             return Ok(None);
         };
-        if row.client_id != client_id {
+        if found.try_get::<String, _>(1)? != client_id {
             return Ok(Some(false));
         }
+        let family: String = found.try_get(0)?;
+        let revocation = FamilyRevocation {
+            family: &family,
+            actor: client_id,
+            action: "refresh_family_revoked",
+            now,
+        };
         let mut tx = self.write_tx().await?;
         revocations::lock_revocations(&mut tx, self.sqlite).await?;
-        revoke_family(
-            &mut tx,
-            self.sqlite,
-            &row.family,
-            client_id,
-            "refresh_family_revoked",
-            now,
-        )
-        .await?;
+        revoke_family(&mut tx, self.sqlite, &revocation).await?;
         tx.commit().await?;
         Ok(Some(true))
     }
 
-    /// Deletes refresh tokens whose family has ended, and the records of
-    /// family access tokens that have expired.
+    /// Deletes refresh tokens whose family ended before `now`, and the
+    /// records of family access tokens expired by then.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn purge_refresh(&self, now: i64) -> Result<u64, StoreError> {
+    pub async fn purge_refresh(&self, now: UnixTime) -> Result<u64, StoreError> {
         sqlx::query("DELETE FROM family_tokens WHERE expires_at < $1")
-            .bind(now)
+            .bind(now.secs())
             .execute(&self.pool)
             .await?;
         Ok(
             sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-                .bind(now)
+                .bind(now.secs())
                 .execute(&self.pool)
                 .await?
                 .rows_affected(),
@@ -382,79 +438,20 @@ impl Store {
     }
 }
 
-/// Revokes every refresh token of `family`, deletes its opaque access
-/// tokens and lists its JWT access tokens on the deny-list (each with the
-/// tokens exchanged from it), inside the caller's transaction, which holds
-/// the revocation lock; and records why.
-pub(super) async fn revoke_family(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sqlite: bool,
-    family: &str,
-    actor: &str,
-    action: &str,
-    now: i64,
-) -> Result<FamilyRevoked, StoreError> {
-    // Until nothing is left. Rotations hold the revocation lock shared, so
-    // none is in flight here; the loop stays as the guard it was before
-    // they did (on PostgreSQL an UPDATE that waited for a rotation does not
-    // see the successor that rotation inserted; the next statement does).
-    loop {
-        let revoked = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(family)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if revoked == 0 || sqlite {
-            break;
-        }
-    }
-    let (opaque_tokens, from_opaque) = opaque::delete(tx, OpaqueBy::Family, family, now).await?;
-    // The family's JWTs: listed until they expire; the record goes, as no
-    // token of a revoked family is ever issued again.
-    let issued: Vec<(String, i64)> =
-        sqlx::query("DELETE FROM family_tokens WHERE family = $1 RETURNING jti, expires_at")
-            .bind(family)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| Ok::<_, StoreError>((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, _>>()?;
-    let mut listed = Vec::new();
-    for (jti, expires_at) in issued {
-        let (_, new) =
-            revocations::list(tx, RuleKind::Jti, &jti, actor, None, expires_at, now).await?;
-        if new {
-            listed.push(jti);
-        }
-    }
-    let access_tokens = listed.len() as u64;
-    let from_jwts = revocations::revoke_derived(tx, listed, now).await?;
-    audit(&mut **tx, now, actor, action, family).await?;
-    Ok(FamilyRevoked {
-        opaque_tokens,
-        access_tokens,
-        exchanged_tokens: from_opaque + from_jwts,
-    })
-}
-
-/// Stores an access token issued with `family` inside the caller's
-/// transaction.
+/// Stores an access token issued with the family of `row` (to its client)
+/// inside the caller's transaction.
 async fn insert_access(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    family: &str,
-    client_id: &str,
+    row: &RefreshRow,
     access: &FamilyAccess<'_>,
-    now: i64,
+    now: UnixTime,
 ) -> Result<(), StoreError> {
     match *access {
         FamilyAccess::Jwt { jti, expires_at } => {
             sqlx::query("INSERT INTO family_tokens (family, jti, expires_at) VALUES ($1, $2, $3)")
-                .bind(family)
+                .bind(&row.family)
                 .bind(jti)
-                .bind(expires_at)
+                .bind(expires_at.secs())
                 .execute(&mut **tx)
                 .await?;
         }
@@ -463,15 +460,14 @@ async fn insert_access(
             claims,
             expires_at,
         } => {
-            sqlx::query("INSERT INTO opaque_tokens (token_hash, client_id, family, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(hash)
-                .bind(client_id)
-                .bind(family)
-                .bind(claims)
-                .bind(now)
-                .bind(expires_at)
-                .execute(&mut **tx)
-                .await?;
+            let token = NewOpaque {
+                hash,
+                client_id: &row.client_id,
+                claims,
+                now,
+                expires_at,
+            };
+            opaque::insert(&mut **tx, &token, Some(&row.family)).await?;
         }
     }
     Ok(())
@@ -485,12 +481,12 @@ fn refresh_row(r: &sqlx::any::AnyRow) -> Result<RefreshRow, StoreError> {
         client_id: r.try_get(1)?,
         subject: r.try_get(2)?,
         scope: r.try_get(3)?,
-        audience: r.try_get(4)?,
-        claims: r.try_get(5)?,
-        expires_at: r.try_get(6)?,
-        idle_until: r.try_get(7)?,
-        spent_at: r.try_get(8)?,
-        revoked_at: r.try_get(9)?,
+        audience: super::json(r, 4, "refresh token audience")?,
+        claims: super::json_object(r, 5, "refresh token claims")?,
+        expires_at: super::time(r, 6)?,
+        idle_until: super::time(r, 7)?,
+        spent_at: super::maybe_time(r, 8)?,
+        revoked_at: super::maybe_time(r, 9)?,
         successor_sealed: r.try_get(10)?,
     })
 }
@@ -514,7 +510,7 @@ async fn insert_refresh<'e, E>(
     exec: E,
     hash: &str,
     row: &RefreshRow,
-    now: i64,
+    now: UnixTime,
 ) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
@@ -527,11 +523,11 @@ where
     .bind(&row.client_id)
     .bind(&row.subject)
     .bind(&row.scope)
-    .bind(&row.audience)
-    .bind(&row.claims)
-    .bind(now)
-    .bind(row.expires_at)
-    .bind(row.idle_until)
+    .bind(row.audience.to_string())
+    .bind(super::object_text(&row.claims)?)
+    .bind(now.secs())
+    .bind(row.expires_at.secs())
+    .bind(row.idle_until.secs())
     .execute(exec)
     .await?;
     Ok(())

@@ -3,6 +3,10 @@
 //! signed by a key), plus the record of tokens exchanged from other tokens
 //! so that revoking a token reaches what was exchanged from it.
 //!
+//! Here: the entries and the rules that revoke everything of a subject or
+//! client; `derived.rs`: tokens exchanged from others; `feed.rs`: the feed
+//! and the purge of what has expired.
+//!
 //! Every entry takes its sequence number from one row updated with
 //! `RETURNING`. That row stays locked until the transaction commits, so
 //! entries become visible in sequence order on every node.
@@ -19,10 +23,19 @@
 //! (reuse detection rolls back first, then revokes in a new transaction).
 
 use sqlx::Row as _;
+use tessera_jose::UnixTime;
 
 use super::opaque::{self, OpaqueBy};
-use super::settings::audit;
+use super::refresh::{self, FamilyRevocation};
+use super::settings::{audit, AuditEntry};
 use super::{Store, StoreError};
+
+mod derived;
+mod feed;
+
+pub(super) use derived::{derived_by, revoke_derived, DerivedBy};
+pub use derived::{opaque_parent, Derived};
+pub use feed::FeedPage;
 
 /// What a deny-list entry covers; its [name](RuleKind::name) is the
 /// `kind` stored, and the member that carries the target in the feed.
@@ -51,6 +64,74 @@ fn refused_query(
         .bind(token.kid.unwrap_or_default())
 }
 
+/// Whose tokens a rule revokes all of: a subject's (logout everywhere) or
+/// a client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// A user: the tokens whose `sub` it is.
+    Subject,
+    /// A client: the tokens issued to it.
+    Client,
+}
+
+impl Party {
+    /// The kind of the deny-list entry.
+    pub fn rule_kind(self) -> RuleKind {
+        match self {
+            Self::Subject => RuleKind::Subject,
+            Self::Client => RuleKind::Client,
+        }
+    }
+
+    /// The column of `refresh_tokens` that names it.
+    fn family_column(self) -> &'static str {
+        match self {
+            Self::Subject => "subject",
+            Self::Client => "client_id",
+        }
+    }
+
+    /// What the audit log records.
+    fn audit_action(self) -> &'static str {
+        match self {
+            Self::Subject => "subject_revoked",
+            Self::Client => "client_revoked",
+        }
+    }
+}
+
+/// An access token to put on the deny-list by its jti.
+#[derive(Debug, Clone, Copy)]
+pub struct JtiRevocation<'a> {
+    /// Its jti.
+    pub jti: &'a str,
+    /// The client that revokes it (its own token).
+    pub client_id: &'a str,
+    /// Until when any verifier could still accept it: its exp plus the
+    /// leeway.
+    pub expires_at: UnixTime,
+    /// Now.
+    pub now: UnixTime,
+}
+
+/// Everything of a subject or a client, to revoke.
+#[derive(Debug, Clone, Copy)]
+pub struct RevokeAll<'a> {
+    /// Whose tokens.
+    pub party: Party,
+    /// The subject or client id.
+    pub target: &'a str,
+    /// Tokens issued (`iat`) before this are refused.
+    pub not_before: UnixTime,
+    /// Until when the rule is kept: as long as a token it covers could
+    /// live.
+    pub expires_at: UnixTime,
+    /// Who revokes (recorded with the entry and in the audit log).
+    pub actor: &'a str,
+    /// Now.
+    pub now: UnixTime,
+}
+
 /// What revoking everything of a subject or client did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RevokedAll {
@@ -64,21 +145,6 @@ pub struct RevokedAll {
     pub access_tokens: u64,
     /// Exchanged tokens listed by jti (their subject or client differs).
     pub exchanged_tokens: u64,
-}
-
-/// A token exchanged from another, as recorded at the exchange.
-#[derive(Debug, Clone)]
-pub struct Derived<'a> {
-    /// The new token's jti.
-    pub jti: &'a str,
-    /// The new token's exp.
-    pub expires_at: i64,
-    /// The subject token: its jti, or `tso:` and the hash of an opaque one.
-    pub parent: String,
-    /// The subject token's client.
-    pub parent_client: &'a str,
-    /// The key that signed the subject token (none for an opaque one).
-    pub parent_kid: Option<&'a str>,
 }
 
 /// The PostgreSQL advisory lock behind revocations. Its lock manager
@@ -124,118 +190,77 @@ async fn revocation_lock(
 }
 
 impl Store {
-    /// Puts `jti` on the deny-list until `expires_at`, with every token
+    /// Puts a jti on the deny-list until `expires_at`, with every token
     /// exchanged from it; returns its sequence number (the existing one
     /// when the jti is already listed).
     ///
     /// # Errors
     /// On database failure.
-    pub async fn revoke_jti(
-        &self,
-        jti: &str,
-        client_id: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<i64, StoreError> {
+    pub async fn revoke_jti(&self, revocation: &JtiRevocation<'_>) -> Result<i64, StoreError> {
+        let r = revocation;
         let mut tx = self.write_tx().await?;
         lock_revocations(&mut tx, self.sqlite).await?;
-        let (seq, new) = list(
-            &mut tx,
-            RuleKind::Jti,
-            jti,
-            client_id,
-            None,
-            expires_at,
-            now,
-        )
-        .await?;
+        let listing = Listing {
+            kind: RuleKind::Jti,
+            target: r.jti,
+            actor: r.client_id,
+            not_before: None,
+            expires_at: r.expires_at,
+            now: r.now,
+        };
+        let (seq, new) = list(&mut tx, &listing).await?;
         if new {
-            audit(&mut *tx, now, client_id, "jti_revoked", jti).await?;
-            revoke_derived(&mut tx, vec![jti.to_owned()], now).await?;
+            let entry = AuditEntry {
+                at: r.now,
+                actor: r.client_id,
+                action: "jti_revoked",
+                subject: r.jti,
+            };
+            audit(&mut *tx, &entry).await?;
+            revoke_derived(&mut tx, vec![r.jti.to_owned()], r.now).await?;
         }
         tx.commit().await?;
         Ok(seq)
     }
 
-    /// Revokes everything of a subject or a client (`kind`): a rule that
-    /// lists its tokens issued before `not_before` until `expires_at`, its
-    /// refresh-token families (with the access tokens they issued, listed by
-    /// jti as well), its opaque access tokens (a client's are deleted; a
+    /// Revokes everything of a subject or a client: a rule that lists its
+    /// tokens issued before `not_before` until `expires_at`, its
+    /// refresh-token families (with the access tokens they issued, listed
+    /// by jti as well), its opaque access tokens (a client's are deleted; a
     /// subject's are refused by the rule), and tokens exchanged from a
     /// client's tokens.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn revoke_all(
-        &self,
-        kind: RuleKind,
-        target: &str,
-        not_before: i64,
-        expires_at: i64,
-        actor: &str,
-        now: i64,
-    ) -> Result<RevokedAll, StoreError> {
-        let column = match kind {
-            RuleKind::Subject => "subject",
-            RuleKind::Client => "client_id",
-            RuleKind::Jti | RuleKind::Kid => {
-                return Err(StoreError::Corrupt(format!(
-                    "revoke_all for {}",
-                    kind.name()
-                )))
-            }
-        };
+    pub async fn revoke_all(&self, revocation: &RevokeAll<'_>) -> Result<RevokedAll, StoreError> {
+        let r = revocation;
         let mut tx = self.write_tx().await?;
         lock_revocations(&mut tx, self.sqlite).await?;
-        let (seq, _) = list(
-            &mut tx,
-            kind,
-            target,
-            actor,
-            Some(not_before),
-            expires_at,
-            now,
-        )
-        .await?;
-        let families: Vec<String> = sqlx::query(&format!(
-            "SELECT DISTINCT family FROM refresh_tokens WHERE {column} = $1 AND revoked_at IS NULL"
-        ))
-        .bind(target)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
-        let mut out = RevokedAll {
-            seq,
-            families: families.len() as u64,
-            ..RevokedAll::default()
+        let listing = Listing {
+            kind: r.party.rule_kind(),
+            target: r.target,
+            actor: r.actor,
+            not_before: Some(r.not_before),
+            expires_at: r.expires_at,
+            now: r.now,
         };
-        for family in &families {
-            let done = super::refresh::revoke_family(
-                &mut tx,
-                self.sqlite,
-                family,
-                actor,
-                "refresh_family_revoked",
-                now,
-            )
-            .await?;
-            out.opaque_tokens += done.opaque_tokens;
-            out.access_tokens += done.access_tokens;
-            out.exchanged_tokens += done.exchanged_tokens;
-        }
-        if kind == RuleKind::Client {
-            let (deleted, listed) = opaque::delete(&mut tx, OpaqueBy::Client, target, now).await?;
+        let (seq, _) = list(&mut tx, &listing).await?;
+        let mut out = revoke_families(&mut tx, self.sqlite, r).await?;
+        out.seq = seq;
+        if r.party == Party::Client {
+            let (deleted, listed) =
+                opaque::delete(&mut tx, OpaqueBy::Client, r.target, r.now).await?;
             out.opaque_tokens += deleted;
-            let parents = derived_by(&mut tx, "parent_client", target).await?;
-            out.exchanged_tokens += listed + revoke_derived(&mut tx, parents, now).await?;
+            let parents = derived_by(&mut tx, DerivedBy::Client, r.target).await?;
+            out.exchanged_tokens += listed + revoke_derived(&mut tx, parents, r.now).await?;
         }
-        let action = match kind {
-            RuleKind::Subject => "subject_revoked",
-            _ => "client_revoked",
+        let entry = AuditEntry {
+            at: r.now,
+            actor: r.actor,
+            action: r.party.audit_action(),
+            subject: r.target,
         };
-        audit(&mut *tx, now, actor, action, target).await?;
+        audit(&mut *tx, &entry).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -251,151 +276,60 @@ impl Store {
             .await?
             .is_some())
     }
-
-    /// Records a token issued by exchange from `parent`, so that revoking
-    /// the parent (or everything of its client or key) lists it too, and
-    /// checks the parent again under the revocation lock: a revocation
-    /// either committed before (and the exchange is refused: false) or
-    /// starts after and sees this row. The lock is shared, so exchanges do
-    /// not wait for one another; SQLite has one writer anyway.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn record_derived(
-        &self,
-        derived: &Derived<'_>,
-        parent: TokenFacts<'_>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        share_revocations(&mut tx, self.sqlite).await?;
-        let shared = if self.sqlite { "" } else { " FOR SHARE" };
-        let refused = refused_query(parent.signed_by(derived.parent_kid))
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        // An opaque parent is held too, so that deleting it waits for this
-        // record and then lists what it finds.
-        let opaque_gone = match derived.parent.strip_prefix(OPAQUE_PARENT) {
-            Some(hash) => sqlx::query(&format!(
-                "SELECT client_id FROM opaque_tokens WHERE token_hash = $1{shared}"
-            ))
-            .bind(hash)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none(),
-            None => false,
-        };
-        if refused || opaque_gone {
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO derived_tokens (jti, parent, parent_client, parent_kid, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(derived.jti)
-            .bind(&derived.parent)
-            .bind(derived.parent_client)
-            .bind(derived.parent_kid)
-            .bind(derived.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Removes entries whose tokens have all expired, remembering the
-    /// highest sequence number removed (a follower behind it needs a
-    /// snapshot), and the record of expired exchanged tokens.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM derived_tokens WHERE expires_at < $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let max: Option<i64> =
-            sqlx::query("SELECT MAX(seq) FROM revocations WHERE expires_at < $1")
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-        let Some(max) = max else {
-            tx.commit().await?;
-            return Ok(0);
-        };
-        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE sequences SET value = $1 WHERE name = 'revocations_purged' AND value < $1",
-        )
-        .bind(max)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    /// The feed after `since`: (latest sequence, whether `since` is older
-    /// than the purge horizon, entries in order). From `since` 0 this is
-    /// every live entry: a full snapshot.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn revocations_since(
-        &self,
-        since: i64,
-        limit: i64,
-    ) -> Result<(i64, bool, Vec<FeedEntry>), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let latest: i64 = sqlx::query("SELECT value FROM sequences WHERE name = 'revocations'")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        let purged: i64 =
-            sqlx::query("SELECT value FROM sequences WHERE name = 'revocations_purged'")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-        // Entries are only ever purged once their tokens have expired, so
-        // a follower behind the purge horizon lost nothing it needs: every
-        // live entry newer than `since` follows, and `snapshot` tells it
-        // that what it holds older than the horizon may be dropped.
-        let snapshot = since < purged;
-        let rows = sqlx::query(
-            "SELECT seq, kind, target, not_before, expires_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let entries = rows
-            .iter()
-            .map(|r| {
-                let kind: String = r.try_get(1)?;
-                let kind = RuleKind::from_name(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("revocation kind {kind:?}")))?;
-                Ok(FeedEntry::new(
-                    r.try_get(0)?,
-                    kind,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok((latest, snapshot, entries))
-    }
 }
 
-/// How the `parent` of tokens exchanged from an opaque token starts (the
-/// hash of the opaque token follows).
-const OPAQUE_PARENT: &str = "tso:";
+/// Revokes every standing refresh-token family of `r.target` inside the
+/// caller's transaction, which holds the revocation lock; what they issued
+/// is counted in the answer (its `seq` is left at 0).
+async fn revoke_families(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
+    r: &RevokeAll<'_>,
+) -> Result<RevokedAll, StoreError> {
+    let column = r.party.family_column();
+    let families: Vec<String> = sqlx::query(&format!(
+        "SELECT DISTINCT family FROM refresh_tokens WHERE {column} = $1 AND revoked_at IS NULL"
+    ))
+    .bind(r.target)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|row| row.try_get(0))
+    .collect::<Result<_, _>>()?;
+    let mut out = RevokedAll {
+        families: families.len() as u64,
+        ..RevokedAll::default()
+    };
+    for family in &families {
+        let revocation = FamilyRevocation {
+            family,
+            actor: r.actor,
+            action: "refresh_family_revoked",
+            now: r.now,
+        };
+        let done = refresh::revoke_family(tx, sqlite, &revocation).await?;
+        out.opaque_tokens += done.opaque_tokens;
+        out.access_tokens += done.access_tokens;
+        out.exchanged_tokens += done.exchanged_tokens;
+    }
+    Ok(out)
+}
 
-/// The `parent` of tokens exchanged from the opaque token with this hash.
-pub fn opaque_parent(hash: &str) -> String {
-    format!("{OPAQUE_PARENT}{hash}")
+/// A deny-list entry to add.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Listing<'a> {
+    /// What it covers.
+    pub(super) kind: RuleKind,
+    /// The jti, subject, client id or kid.
+    pub(super) target: &'a str,
+    /// Who lists it.
+    pub(super) actor: &'a str,
+    /// For a subject or client rule: tokens issued before it are refused.
+    pub(super) not_before: Option<UnixTime>,
+    /// Until when it is kept.
+    pub(super) expires_at: UnixTime,
+    /// Now.
+    pub(super) now: UnixTime,
 }
 
 /// Adds an entry inside the caller's transaction: (its sequence number,
@@ -404,13 +338,9 @@ pub fn opaque_parent(hash: &str) -> String {
 /// learn of them.
 pub(super) async fn list(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    kind: RuleKind,
-    target: &str,
-    actor: &str,
-    not_before: Option<i64>,
-    expires_at: i64,
-    now: i64,
+    entry: &Listing<'_>,
 ) -> Result<(i64, bool), StoreError> {
+    let Listing { kind, target, .. } = *entry;
     if kind == RuleKind::Jti {
         if let Some(row) =
             sqlx::query("SELECT seq FROM revocations WHERE kind = 'jti' AND target = $1")
@@ -446,10 +376,10 @@ pub(super) async fn list(
     .bind(seq)
     .bind(kind.name())
     .bind(target)
-    .bind(actor)
-    .bind(not_before)
-    .bind(expires_at)
-    .bind(now)
+    .bind(entry.actor)
+    .bind(entry.not_before.map(UnixTime::secs))
+    .bind(entry.expires_at.secs())
+    .bind(entry.now.secs())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -462,52 +392,4 @@ pub(super) async fn list(
         return Ok((row.try_get(0)?, false));
     }
     Ok((seq, true))
-}
-
-/// The distinct parents of tokens exchanged from tokens whose `column`
-/// (parent_client or parent_kid) is `value`: where a walk that lists them
-/// starts.
-pub(super) async fn derived_by(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    column: &str,
-    value: &str,
-) -> Result<Vec<String>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT DISTINCT parent FROM derived_tokens WHERE {column} = $1"
-    ))
-    .bind(value)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|r| Ok(r.try_get(0)?))
-    .collect()
-}
-
-/// Lists every token exchanged from `parents`, and from those, and so on;
-/// returns how many were newly listed.
-pub(super) async fn revoke_derived(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    mut parents: Vec<String>,
-    now: i64,
-) -> Result<u64, StoreError> {
-    let mut listed = 0;
-    while let Some(parent) = parents.pop() {
-        let rows = sqlx::query(
-            "SELECT jti, parent_client, expires_at FROM derived_tokens WHERE parent = $1",
-        )
-        .bind(&parent)
-        .fetch_all(&mut **tx)
-        .await?;
-        for r in &rows {
-            let jti: String = r.try_get(0)?;
-            let client: String = r.try_get(1)?;
-            let exp: i64 = r.try_get(2)?;
-            let (_, new) = list(tx, RuleKind::Jti, &jti, &client, None, exp, now).await?;
-            if new {
-                listed += 1;
-                parents.push(jti);
-            }
-        }
-    }
-    Ok(listed)
 }

@@ -2,8 +2,37 @@
 //! admin token's hash) and the audit log.
 
 use sqlx::Row as _;
+use tessera_jose::UnixTime;
 
 use super::{Store, StoreError};
+
+/// One entry of the audit log, to append: who did what to which kid or
+/// client, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEntry<'a> {
+    /// When.
+    pub at: UnixTime,
+    /// Who: a client id, `admin`, `scheduler`, `startup`.
+    pub actor: &'a str,
+    /// What, e.g. `key_retired`.
+    pub action: &'a str,
+    /// To which kid, client, jti or family.
+    pub subject: &'a str,
+}
+
+/// One entry of the audit log, as read back.
+#[cfg(any(test, feature = "test-util"))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When.
+    pub at: UnixTime,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// To which kid, client, jti or family.
+    pub subject: String,
+}
 
 impl Store {
     /// A setting's value.
@@ -36,40 +65,33 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Appends to the audit log (who did what to which kid or client).
+    /// Appends to the audit log.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn audit(
-        &self,
-        at: i64,
-        actor: &str,
-        action: &str,
-        subject: &str,
-    ) -> Result<(), StoreError> {
-        audit(&self.pool, at, actor, action, subject).await
+    pub async fn audit(&self, entry: &AuditEntry<'_>) -> Result<(), StoreError> {
+        audit(&self.pool, entry).await
     }
 
     /// Deletes audit entries older than `before`.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+    pub async fn purge_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM audit_log WHERE at < $1")
-            .bind(before)
+            .bind(before.secs())
             .execute(&self.pool)
             .await?
             .rows_affected())
     }
 
-    /// The newest audit entries, newest first: (at, actor, action, subject).
+    /// The newest `limit` audit entries, newest first. Only tests read the
+    /// log back; operators read the table.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn audit_log(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+    #[cfg(any(test, feature = "test-util"))]
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT at, actor, action, subject FROM audit_log ORDER BY at DESC, id LIMIT $1",
         )
@@ -77,19 +99,20 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .map(|r| {
+                Ok(AuditRecord {
+                    at: super::time(r, 0)?,
+                    actor: r.try_get(1)?,
+                    action: r.try_get(2)?,
+                    subject: r.try_get(3)?,
+                })
+            })
             .collect()
     }
 }
 
 /// Appends to the audit log through `exec` (the pool or a transaction).
-pub(super) async fn audit<'e, E>(
-    exec: E,
-    at: i64,
-    actor: &str,
-    action: &str,
-    subject: &str,
-) -> Result<(), StoreError>
+pub(super) async fn audit<'e, E>(exec: E, entry: &AuditEntry<'_>) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -97,10 +120,10 @@ where
         "INSERT INTO audit_log (id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(crate::random_id(16))
-    .bind(at)
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
+    .bind(entry.at.secs())
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.subject)
     .execute(exec)
     .await?;
     Ok(())

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tessera_jose::ErrorKind;
+use tessera_jose::{ErrorKind, UnixTime};
 use tessera_server::ManualClock;
 
 use crate::common::{backends, verify, TestServer, T0};
@@ -433,12 +433,19 @@ async fn a_key_that_does_not_load_never_leaves_the_old_one_signing() {
             .into_iter()
             .find(|k| k.state == tessera_server::lifecycle::KeyState::Active)
             .unwrap();
-        let mut tx = state.store.begin().await.unwrap();
-        assert!(tx.retire(&active.kid, now, now + 864_000).await.unwrap());
+        let by = tessera_server::store::Transition {
+            actor: "test",
+            now: UnixTime::from_secs(now),
+        };
+        let mut tx = state.store.begin(by).await.unwrap();
+        assert!(tx
+            .retire(&active.kid, UnixTime::from_secs(now + 864_000))
+            .await
+            .unwrap());
         let mut unreadable = active.clone();
         unreadable.kid = "unreadable".into();
         unreadable.private_sealed = Some("not sealed by our KEK".into());
-        unreadable.activated_at = Some(now);
+        unreadable.activated_at = Some(UnixTime::from_secs(now));
         tx.insert(&unreadable).await.unwrap();
         tx.commit().await.unwrap();
 

@@ -8,15 +8,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::{Map, Value};
 use sqlx::any::AnyPoolOptions;
+use tessera_jose::UnixTime;
 use tessera_server::store::{
-    Derived, FamilyAccess, Issue, Presented, RefreshOutcome, RefreshRow, RuleKind, Store,
-    TokenFacts,
+    Derived, FamilyAccess, FamilyStart, Issue, NewOpaque, Party, Presented, RefreshOutcome,
+    RefreshRow, RevokeAll, Store, TokenFacts,
 };
 
 use crate::common::{backends, Backend};
 
 const NOW: i64 = 1_767_225_600;
+
+fn at(secs: i64) -> UnixTime {
+    UnixTime::from_secs(secs)
+}
 
 fn url(b: &Backend) -> String {
     b.url.clone().unwrap_or_else(|| {
@@ -49,9 +55,9 @@ fn presented(hash: &str, now: i64) -> Presented<'_> {
     Presented {
         hash,
         client_id: "app",
-        reuse_interval: 0,
-        idle: 86_400,
-        now,
+        reuse_interval: Duration::ZERO,
+        idle: Duration::from_secs(86_400),
+        now: at(now),
     }
 }
 
@@ -59,7 +65,7 @@ fn presented(hash: &str, now: i64) -> Presented<'_> {
 fn jwt(jti: &str) -> FamilyAccess<'_> {
     FamilyAccess::Jwt {
         jti,
-        expires_at: NOW + 960,
+        expires_at: at(NOW + 960),
     }
 }
 
@@ -79,24 +85,34 @@ fn alices_family() -> RefreshRow {
         client_id: "app".into(),
         subject: "alice".into(),
         scope: String::new(),
-        audience: "\"orders-api\"".into(),
-        claims: "{}".into(),
-        expires_at: NOW + 86_400,
-        idle_until: NOW + 86_400,
+        audience: Value::from("orders-api"),
+        claims: Map::new(),
+        expires_at: at(NOW + 86_400),
+        idle_until: at(NOW + 86_400),
         spent_at: None,
         revoked_at: None,
         successor_sealed: None,
     }
 }
 
+/// Starts alice's family F with its first refresh token R1 and `access`.
+async fn start_alices_family(store: &Store, access: FamilyAccess<'_>) {
+    store
+        .insert_refresh(&FamilyStart {
+            hash: "R1",
+            row: &alices_family(),
+            access,
+            now: at(NOW),
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn logout_everywhere_during_a_refresh_leaves_no_live_successor() {
     for b in backends().await {
         let store = Arc::new(Store::connect(&url(&b)).await.unwrap());
-        store
-            .insert_refresh("R1", &alices_family(), &jwt("j-1"), NOW)
-            .await
-            .unwrap();
+        start_alices_family(&store, jwt("j-1")).await;
         // The rotation stops at inserting its successor R2, with R1 spent.
         let hold = blocker(
             &b,
@@ -112,14 +128,14 @@ async fn logout_everywhere_during_a_refresh_leaves_no_live_successor() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let s = Arc::clone(&store);
         let logout = tokio::spawn(async move {
-            s.revoke_all(
-                RuleKind::Subject,
-                "alice",
-                NOW + 3,
-                NOW + 4000,
-                "admin",
-                NOW + 2,
-            )
+            s.revoke_all(&RevokeAll {
+                party: Party::Subject,
+                target: "alice",
+                not_before: at(NOW + 3),
+                expires_at: at(NOW + 4000),
+                actor: "admin",
+                now: at(NOW + 2),
+            })
             .await
             .unwrap()
         });
@@ -169,8 +185,15 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
         let store = Arc::new(Store::connect(&url(&b)).await.unwrap());
         let claims =
             r#"{"sub":"alice","client_id":"app","iat":1767225600,"exp":1767226500,"jti":"o-1"}"#;
+        let parent: Map<String, Value> = serde_json::from_str(claims).unwrap();
         store
-            .insert_opaque("H", "app", claims, NOW, NOW + 900)
+            .insert_opaque(&NewOpaque {
+                hash: "H",
+                client_id: "app",
+                claims: &parent,
+                now: at(NOW),
+                expires_at: at(NOW + 900),
+            })
             .await
             .unwrap();
         // The exchange stops at recording its JWT, after its checks.
@@ -181,11 +204,9 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
         .await;
         let s = Arc::clone(&store);
         let exchange = tokio::spawn(async move {
-            let parent: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(claims).unwrap();
             let derived = Derived {
                 jti: "d-1",
-                expires_at: NOW + 960,
+                expires_at: at(NOW + 960),
                 parent: "tso:H".into(),
                 parent_client: "app",
                 parent_kid: None,
@@ -197,7 +218,7 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let s = Arc::clone(&store);
         let revoke =
-            tokio::spawn(async move { s.delete_opaque("H", "app", NOW + 1).await.unwrap() });
+            tokio::spawn(async move { s.delete_opaque("H", "app", at(NOW + 1)).await.unwrap() });
         tokio::time::sleep(Duration::from_millis(200)).await;
         hold.rollback().await.unwrap();
         let recorded = exchange.await.unwrap();
@@ -232,20 +253,18 @@ async fn revoking_an_opaque_token_during_its_exchange_lists_the_new_jwt() {
 async fn no_access_token_is_stored_for_a_revoked_family() {
     for b in backends().await {
         let store = Store::connect(&url(&b)).await.unwrap();
-        let claims = r#"{"sub":"alice","client_id":"app"}"#;
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"sub":"alice","client_id":"app"}"#).unwrap();
         let opaque = |hash| FamilyAccess::Opaque {
             hash,
-            claims,
-            expires_at: NOW + 900,
+            claims: &claims,
+            expires_at: at(NOW + 900),
         };
-        store
-            .insert_refresh("R1", &alices_family(), &opaque("H1"), NOW)
-            .await
-            .unwrap();
+        start_alices_family(&store, opaque("H1")).await;
         assert!(store.opaque("H1").await.unwrap().is_some(), "{}", b.name);
         // R1 -> R2 with a reuse interval, so that R1 may be retried.
         let retrying = |hash, now| Presented {
-            reuse_interval: 10,
+            reuse_interval: Duration::from_secs(10),
             ..presented(hash, now)
         };
         let rotated = store
@@ -275,7 +294,7 @@ async fn no_access_token_is_stored_for_a_revoked_family() {
 
         assert_eq!(
             store
-                .revoke_refresh_family("R2", "app", NOW + 3)
+                .revoke_refresh_family("R2", "app", at(NOW + 3))
                 .await
                 .unwrap(),
             Some(true)

@@ -149,8 +149,8 @@ async fn audit_entries_older_than_the_retention_are_purged() {
         s.advance(Duration::from_secs(20 * 86_400)).await;
         let (recent, _) = s.basic_client(json!({})).await;
         let store = &s.running.state.store;
-        let subjects = |log: Vec<(i64, String, String, String)>| -> Vec<String> {
-            log.into_iter().map(|(_, _, _, subject)| subject).collect()
+        let subjects = |log: Vec<tessera_server::store::AuditRecord>| -> Vec<String> {
+            log.into_iter().map(|entry| entry.subject).collect()
         };
         let log = subjects(store.audit_log(1000).await.unwrap());
         assert!(log.contains(&old) && log.contains(&recent), "{}", b.name);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tessera_jose::Signer;
+use tessera_jose::{Signer, UnixTime};
 
 use crate::common::{backends, oauth_error, TestServer};
 use crate::grants::{signer, JWT_BEARER};
@@ -478,28 +478,19 @@ async fn a_rule_listed_again_only_widens() {
         let s = TestServer::start(&b, &[]).await;
         let store = &s.running.state.store;
         let now = s.now();
+        let alice = |not_before, expires_at| tessera_server::store::RevokeAll {
+            party: tessera_server::store::Party::Subject,
+            target: "alice",
+            not_before: UnixTime::from_secs(not_before),
+            expires_at: UnixTime::from_secs(expires_at),
+            actor: "admin",
+            now: UnixTime::from_secs(now),
+        };
         store
-            .revoke_all(
-                tessera_server::store::RuleKind::Subject,
-                "alice",
-                now + 100,
-                now + 5000,
-                "admin",
-                now,
-            )
+            .revoke_all(&alice(now + 100, now + 5000))
             .await
             .unwrap();
-        store
-            .revoke_all(
-                tessera_server::store::RuleKind::Subject,
-                "alice",
-                now + 10,
-                now + 900,
-                "admin",
-                now,
-            )
-            .await
-            .unwrap();
+        store.revoke_all(&alice(now + 10, now + 900)).await.unwrap();
         let f = feed(&s, 0).await;
         assert_eq!(
             f["entries"],

@@ -351,15 +351,12 @@ async fn a_client_with_sensitive_static_claims_gets_no_token() {
             .into_iter()
             .find(|r| r.client_id == id)
             .unwrap();
-        let mut metadata: Value = serde_json::from_str(&row.metadata).unwrap();
+        let mut metadata: Value = row.metadata.clone();
         metadata["claims"] = json!({"card": "4111 1111 1111 1111"});
         state.store.delete_client(&id).await.unwrap();
         state
             .store
-            .insert_client(&tessera_server::store::ClientRow {
-                metadata: metadata.to_string(),
-                ..row
-            })
+            .insert_client(&tessera_server::store::ClientRow { metadata, ..row })
             .await
             .unwrap();
         state.reload_clients().await.unwrap();
