@@ -8,7 +8,7 @@ mod common;
 
 use common::edge::{self, send, token, Upstream};
 use serde_json::{json, Value};
-use tessera_testkit::Authority;
+use tessera_testkit::{backends, TestServer};
 
 const ROUTES: &str = "[[routes]]\nprefix = \"/public\"\npublic = true\n";
 
@@ -240,73 +240,75 @@ async fn the_upstreams_hop_by_hop_headers_stop_at_the_gateway() {
 /// internal JWT and nothing else.
 #[tokio::test]
 async fn in_phantom_mode_authorization_is_the_gateways_alone() {
-    let auth = Authority::start().await;
-    let issuer = auth.issuer.clone();
-    let (app, app_secret) = auth
-        .register(
-            json!({"client_name": "app", "token_format": "opaque", "audiences": ["orders-api"]}),
+    for b in backends().await {
+        let auth = TestServer::start_live(&b).await;
+        let issuer = auth.issuer.clone();
+        let (app, app_secret) = auth
+            .basic_client(
+                json!({"client_name": "app", "token_format": "opaque", "audiences": ["orders-api"]}),
+            )
+            .await;
+        let (gw_id, gw_secret) = auth
+            .basic_client(json!({"client_name": "gateway", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "introspection_audiences": ["orders-api"]}))
+            .await;
+        let up = Upstream::start(&[]).await;
+        let secret_file = auth.file("gw.secret", &gw_secret);
+        let gw_file = auth.file(
+            "gw.toml",
+            &format!(
+                "[phantom]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{}\"\n{ROUTES}",
+                secret_file.display()
+            ),
+        );
+        let addr = common::start_gateway(&gw_file, &issuer, "orders-api", up.url.clone()).await;
+        let body: Value = auth
+            .http
+            .post(format!("{issuer}/token"))
+            .basic_auth(&app, Some(&app_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let opaque = format!("Bearer {}", body["access_token"].as_str().unwrap());
+
+        // Connection naming Authorization and the identity headers removes
+        // neither the internal JWT nor the identity.
+        let answer = send(
+            addr,
+            b"GET /orders",
+            &[
+                ("Authorization", &opaque),
+                ("Connection", "close, authorization, x-tessera-subject"),
+            ],
         )
         .await;
-    let (gw_id, gw_secret) = auth
-        .register(json!({"client_name": "gateway", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "introspection_audiences": ["orders-api"]}))
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let seen = up.last();
+        let internal = seen.one("authorization").unwrap();
+        assert!(internal.starts_with("Bearer eyJ"), "{seen:?}");
+        assert_eq!(seen.one("x-tessera-subject"), Some(app.as_str()));
+
+        // TRACE would have the upstream echo the internal JWT back to the
+        // client: it is not forwarded.
+        let before = up.count();
+        let answer = send(addr, b"TRACE /orders", &[("Authorization", &opaque)]).await;
+        assert_eq!((answer.status, up.count()), (501, before), "{answer:?}");
+
+        // A client's own Authorization on a public route would pass for the
+        // gateway's internal JWT: it is removed.
+        let answer = send(
+            addr,
+            b"GET /public/x",
+            &[("Authorization", internal), ("X-Unrelated", "1")],
+        )
         .await;
-    let up = Upstream::start(&[]).await;
-    let secret_file = auth.file("gw.secret", &gw_secret);
-    let gw_file = auth.file(
-        "gw.toml",
-        &format!(
-            "[phantom]\nclient_id = \"{gw_id}\"\nclient_secret_file = \"{}\"\n{ROUTES}",
-            secret_file.display()
-        ),
-    );
-    let addr = common::start_gateway(&gw_file, &issuer, "orders-api", up.url.clone()).await;
-    let body: Value = auth
-        .http
-        .post(format!("{issuer}/token"))
-        .basic_auth(&app, Some(&app_secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let opaque = format!("Bearer {}", body["access_token"].as_str().unwrap());
-
-    // Connection naming Authorization and the identity headers removes
-    // neither the internal JWT nor the identity.
-    let answer = send(
-        addr,
-        b"GET /orders",
-        &[
-            ("Authorization", &opaque),
-            ("Connection", "close, authorization, x-tessera-subject"),
-        ],
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    let seen = up.last();
-    let internal = seen.one("authorization").unwrap();
-    assert!(internal.starts_with("Bearer eyJ"), "{seen:?}");
-    assert_eq!(seen.one("x-tessera-subject"), Some(app.as_str()));
-
-    // TRACE would have the upstream echo the internal JWT back to the
-    // client: it is not forwarded.
-    let before = up.count();
-    let answer = send(addr, b"TRACE /orders", &[("Authorization", &opaque)]).await;
-    assert_eq!((answer.status, up.count()), (501, before), "{answer:?}");
-
-    // A client's own Authorization on a public route would pass for the
-    // gateway's internal JWT: it is removed.
-    let answer = send(
-        addr,
-        b"GET /public/x",
-        &[("Authorization", internal), ("X-Unrelated", "1")],
-    )
-    .await;
-    assert_eq!(answer.status, 200);
-    let seen = up.last();
-    assert!(seen.all("authorization").is_empty(), "{seen:?}");
-    assert_eq!(seen.one("x-unrelated"), Some("1"));
-    auth.stop().await;
+        assert_eq!(answer.status, 200);
+        let seen = up.last();
+        assert!(seen.all("authorization").is_empty(), "{seen:?}");
+        assert_eq!(seen.one("x-unrelated"), Some("1"));
+        auth.stop().await;
+    }
 }

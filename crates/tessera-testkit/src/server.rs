@@ -1,17 +1,28 @@
-//! [`TestServer`]: an authority with a fixed issuer and an injected clock,
-//! on a [`Backend`], with helpers for the admin API, tokens, the JWKS and
-//! the metrics listener.
+//! [`TestServer`]: a real, in-process authority on a free loopback port and
+//! a [`Backend`], in one of two flavours:
+//!
+//! - [`TestServer::start`] (and `start_at`, `start_with`): the fixed
+//!   [`ISSUER`] and a manual clock, so the server's own tests decide when
+//!   keys rotate and tokens expire;
+//! - [`TestServer::start_live`]: the system clock and its base URL as
+//!   issuer, as a deployment runs, for the verifier and gateway tests: they
+//!   check its tokens against the real time and find it by that URL.
+//!
+//! Both have the same helpers for the admin API, tokens, the JWKS, the
+//! metrics listener and files in the data folder.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera_jose::{JwkSet, KeySet, UnixTime, Validation};
-use tessera_server::{Config, ManualClock, Overrides, Running, StartOptions};
+use tessera_server::{Clock, Config, ManualClock, Overrides, Running, StartOptions, SystemClock};
 
 use crate::Backend;
 
-/// The issuer of every [`TestServer`].
+/// The issuer of a [`TestServer`] with a manual clock.
 pub const ISSUER: &str = "https://auth.tessera.test";
 /// The setting that gives a test server a metrics listener (`/metrics` is
 /// never on the public port); read it with [`TestServer::metrics`].
@@ -26,20 +37,16 @@ pub fn config(backend: &Backend, env: &[(&str, &str)]) -> Config {
 
 /// The settings of a server on `backend` with the `env` settings and an
 /// optional settings file.
-pub fn config_file(
-    backend: &Backend,
-    env: &[(&str, &str)],
-    file: Option<&std::path::Path>,
-) -> Config {
+pub fn config_file(backend: &Backend, env: &[(&str, &str)], file: Option<&Path>) -> Config {
     load(backend, env, file, Some(ISSUER))
 }
 
 /// Loads settings for a server on `backend` on a free loopback port;
 /// `issuer` None: the default (the base URL).
-pub(crate) fn load(
+fn load(
     backend: &Backend,
     env: &[(&str, &str)],
-    file: Option<&std::path::Path>,
+    file: Option<&Path>,
     issuer: Option<&str>,
 ) -> Config {
     let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
@@ -56,46 +63,60 @@ pub(crate) fn load(
     .unwrap()
 }
 
-/// Starts a server without background tasks or signal handling; a start
-/// failure panics with the backend's name.
-pub(crate) async fn launch(
-    backend: &Backend,
-    config: Config,
-    clock: Arc<dyn tessera_server::Clock>,
-) -> Running {
-    tessera_server::start(
-        config,
-        StartOptions {
-            clock,
-            background: false,
-            handle_signals: false,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{}: start: {e}", backend.name))
+/// The clock a [`TestServer`] runs on.
+#[derive(Debug, Clone)]
+enum TestClock {
+    /// Moves only by [`TestServer::advance`].
+    Manual(ManualClock),
+    /// The real time: a verifier or gateway beside the server checks `exp`
+    /// and `iat` against it, not against the server's clock.
+    System,
 }
 
-/// The admin token a server writes at first start to `file`.
-pub(crate) fn admin_token(file: &std::path::Path) -> String {
-    std::fs::read_to_string(file).unwrap().trim().to_owned()
+impl TestClock {
+    fn shared(&self) -> Arc<dyn Clock> {
+        match self {
+            Self::Manual(clock) => Arc::new(clock.clone()),
+            Self::System => Arc::new(SystemClock),
+        }
+    }
 }
 
-/// A running server with a manual clock.
-#[derive(Debug)]
+/// A running authority (see the module documentation for its flavours).
 pub struct TestServer {
     /// The server (its state, and `stop`).
     pub running: Running,
-    /// Its clock, moved by [`TestServer::advance`].
-    pub clock: ManualClock,
-    /// Its base URL (`http://127.0.0.1:PORT`).
-    pub base: String,
+    /// Its issuer: [`ISSUER`] (or the one of the settings given to
+    /// [`TestServer::start_with`]), or its base URL when started with
+    /// [`TestServer::start_live`].
+    pub issuer: String,
     /// The admin token.
     pub admin: String,
     /// An HTTP client for the test's requests.
     pub http: reqwest::Client,
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    base: String,
+    clock: TestClock,
+    /// The backend's data folder: it outlives the server.
+    data: PathBuf,
+    /// The `quickstart` client this start registered: none when the data
+    /// already had one (a second server on the same backend).
+    quickstart: Option<(String, String)>,
     /// A client registered with `revocations:read` on first use: what a
     /// gateway or resource server reads the deny-list feed as.
     follower: tokio::sync::OnceCell<(String, String)>,
+}
+
+/// Without the admin token and the client secrets.
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer")
+            .field("issuer", &self.issuer)
+            .field("base", &self.base)
+            .field("clock", &self.clock)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestServer {
@@ -109,20 +130,61 @@ impl TestServer {
         Self::start_with(backend, config(backend, env), clock).await
     }
 
-    /// Starts one on `backend` with `config` and `clock`.
+    /// Starts one on `backend` with `config` (from [`config`] or
+    /// [`config_file`]) and `clock`.
     pub async fn start_with(backend: &Backend, config: Config, clock: ManualClock) -> Self {
+        let issuer = config.issuer.clone();
+        Self::launch(backend, config, Some(issuer), TestClock::Manual(clock)).await
+    }
+
+    /// Starts one on `backend` as a deployment runs: the system clock, its
+    /// base URL as issuer (and default audience), default settings.
+    pub async fn start_live(backend: &Backend) -> Self {
+        let config = load(backend, &[], None, None);
+        Self::launch(backend, config, None, TestClock::System).await
+    }
+
+    /// Starts a server without background tasks or signal handling (tests
+    /// move the clock with [`TestServer::advance`]; keys changed through
+    /// the admin API are reloaded at once); `issuer` None: the base URL,
+    /// which the server derives once its port is bound. A start failure
+    /// panics with the backend's name.
+    async fn launch(
+        backend: &Backend,
+        config: Config,
+        issuer: Option<String>,
+        clock: TestClock,
+    ) -> Self {
         let admin_file = config.admin_token_file.clone();
-        let running = launch(backend, config, Arc::new(clock.clone())).await;
-        let admin = admin_token(&admin_file);
+        let options = StartOptions {
+            clock: clock.shared(),
+            background: false,
+            handle_signals: false,
+        };
+        let running = tessera_server::start(config, options)
+            .await
+            .unwrap_or_else(|e| panic!("{}: start: {e}", backend.name));
+        let base = format!("http://{}", running.addr);
+        let quickstart = running.quickstart_credentials.as_deref().map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            let (id, secret) = text.trim().split_once(':').unwrap();
+            (id.to_owned(), secret.to_owned())
+        });
         Self {
-            base: format!("http://{}", running.addr),
-            running,
-            clock,
-            admin,
+            issuer: issuer.unwrap_or_else(|| base.clone()),
+            admin: std::fs::read_to_string(admin_file)
+                .unwrap()
+                .trim()
+                .to_owned(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
+            running,
+            base,
+            clock,
+            data: backend.data.path().to_path_buf(),
+            quickstart,
             follower: tokio::sync::OnceCell::new(),
         }
     }
@@ -139,14 +201,34 @@ impl TestServer {
             .await
     }
 
+    /// The `quickstart` client registered at first start (default
+    /// metadata, no permissions): (id, secret).
+    pub fn quickstart(&self) -> (&str, &str) {
+        let (id, secret) = self
+            .quickstart
+            .as_ref()
+            .expect("no quickstart client: this start found the data already set up");
+        (id, secret)
+    }
+
     /// The clock's time.
     pub fn now(&self) -> i64 {
-        tessera_server::Clock::now(&self.clock)
+        match &self.clock {
+            TestClock::Manual(clock) => clock.now(),
+            TestClock::System => SystemClock.now(),
+        }
     }
 
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Writes `text` to the file `name` in the data folder; its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.data.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     /// The Prometheus text from the metrics listener (start with [`METRICS`]).
@@ -165,9 +247,12 @@ impl TestServer {
             .unwrap()
     }
 
-    /// Moves the clock and lets the node do what is due.
+    /// Moves the manual clock and lets the node do what is due.
     pub async fn advance(&self, by: Duration) {
-        self.clock.advance(by);
+        let TestClock::Manual(clock) = &self.clock else {
+            panic!("started with the system clock: there is no clock to move")
+        };
+        clock.advance(by);
         self.running.state.refresh().await.unwrap();
     }
 
@@ -180,6 +265,14 @@ impl TestServer {
             .send()
             .await
             .unwrap()
+    }
+
+    /// [`TestServer::admin_post`] for a step that must succeed: its JSON
+    /// answer.
+    pub async fn admin_json(&self, path: &str, body: Value) -> Value {
+        let resp = self.admin_post(path, body).await;
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
     }
 
     /// `DELETE /admin/clients/{id}` with the admin token.
@@ -199,7 +292,9 @@ impl TestServer {
         resp.json().await.unwrap()
     }
 
-    /// A client_secret_basic client; returns (id, secret).
+    /// Registers a client_secret_basic client named "svc" with the `extra`
+    /// metadata (RFC 7591 and Tessera's, which may rename it); returns
+    /// (id, secret).
     pub async fn basic_client(&self, extra: Value) -> (String, String) {
         let mut body = json!({"client_name": "svc"});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
@@ -228,9 +323,14 @@ impl TestServer {
             .unwrap()
     }
 
-    /// An access token for a client (asserts success).
+    /// A client_credentials access token for a client (asserts success).
     pub async fn token(&self, id: &str, secret: &str) -> String {
-        client_credentials(&self.http, &self.url("/token"), id, secret).await
+        let resp = self
+            .token_basic(id, secret, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
     }
 
     /// The JWKS as a verifier would fetch it.
@@ -251,26 +351,6 @@ impl TestServer {
     pub async fn stop(self) {
         self.running.stop().await.unwrap();
     }
-}
-
-/// A client_credentials access token from `token_url` for the client
-/// `id` (HTTP Basic authentication; asserts success).
-pub(crate) async fn client_credentials(
-    http: &reqwest::Client,
-    token_url: &str,
-    id: &str,
-    secret: &str,
-) -> String {
-    let resp = http
-        .post(token_url)
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Verifies an access token as a resource server would.

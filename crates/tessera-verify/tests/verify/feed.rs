@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tessera_testkit::Authority;
+use tessera_testkit::{backends, TestServer};
 use tessera_verify::{DenyList, FeedOptions, TokenFacts};
 
 /// What a fake feed answers to its n-th request (from 1) after `since`.
@@ -199,54 +199,57 @@ async fn a_feed_that_ends_is_caught_up_and_stays_followed() {
 
 #[tokio::test]
 async fn only_a_client_registered_for_the_feed_can_follow_it() {
-    let auth = Authority::start().await;
-    // The quickstart client has no revocations:read.
-    let e = DenyList::follow(
-        &auth.url("/revocations"),
-        &auth.client.0,
-        &auth.client.1,
-        &FeedOptions::default(),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("403") && e.contains("revocations:read"), "{e}");
-    assert!(!e.contains(&auth.client.1), "no secret in the message");
-    let e = DenyList::follow(
-        &auth.url("/revocations"),
-        &auth.client.0,
-        "tcs_wrong",
-        &FeedOptions::default(),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("401"), "{e}");
+    for b in backends().await {
+        let auth = TestServer::start_live(&b).await;
+        let (id, secret) = auth.quickstart();
+        // The quickstart client has no revocations:read.
+        let e = DenyList::follow(
+            &auth.url("/revocations"),
+            id,
+            secret,
+            &FeedOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("403") && e.contains("revocations:read"), "{e}");
+        assert!(!e.contains(secret), "no secret in the message");
+        let e = DenyList::follow(
+            &auth.url("/revocations"),
+            id,
+            "tcs_wrong",
+            &FeedOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("401"), "{e}");
 
-    // Positive control: a follower registered for it reads the feed.
-    let token = auth.token().await;
-    let resp = auth
-        .http
-        .post(auth.url("/revoke"))
-        .basic_auth(&auth.client.0, Some(&auth.client.1))
-        .form(&[("token", token.as_str())])
-        .send()
+        // Positive control: a follower registered for it reads the feed.
+        let token = auth.token(id, secret).await;
+        let resp = auth
+            .http
+            .post(auth.url("/revoke"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let (id, secret) = auth.follower().await;
+        let list = DenyList::follow(
+            &auth.url("/revocations"),
+            id,
+            secret,
+            &FeedOptions::default(),
+        )
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    let (id, secret) = auth.follower().await;
-    let list = DenyList::follow(
-        &auth.url("/revocations"),
-        &id,
-        &secret,
-        &FeedOptions::default(),
-    )
-    .await
-    .unwrap();
-    assert!(list.caught_up());
-    let claims = tessera_jose::decode_unverified(&token, 8192)
-        .unwrap()
-        .claims;
-    assert!(list.refuses(TokenFacts::from_claims(&claims), 0));
-    auth.stop().await;
+        assert!(list.caught_up());
+        let claims = tessera_jose::decode_unverified(&token, 8192)
+            .unwrap()
+            .claims;
+        assert!(list.refuses(TokenFacts::from_claims(&claims), 0));
+        auth.stop().await;
+    }
 }

@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera_jose::ErrorKind;
-use tessera_testkit::Authority;
+use tessera_testkit::{backends, TestServer};
 use tessera_verify::{FeedOptions, RemoteOptions, Verifier};
 
 /// A verifier for the authority's tokens with a verified-token cache,
 /// following its deny-list feed as a client registered for it.
-async fn following(auth: &Authority) -> (Arc<tessera_verify::DenyList>, Verifier) {
+async fn following(auth: &TestServer) -> (Arc<tessera_verify::DenyList>, Verifier) {
     let issuer = auth.issuer.clone();
     let (id, secret) = auth.follower().await;
     let list = tessera_verify::DenyList::follow(
         &auth.url("/revocations"),
-        &id,
-        &secret,
+        id,
+        secret,
         &FeedOptions::default(),
     )
     .await
@@ -41,112 +41,120 @@ fn kid(token: &str) -> String {
 
 #[tokio::test]
 async fn a_verifier_follows_the_authority_through_rotation_and_compromise() {
-    let auth = Authority::start().await;
-    let options = RemoteOptions {
-        min_max_age: Duration::from_millis(200),
-        unknown_kid_cooldown: Duration::from_millis(100),
-        ..RemoteOptions::default()
-    };
-    let issuer = auth.running.state.config.issuer.clone();
-    let v = Arc::new(
-        Verifier::from_issuer(issuer.clone())
-            .audience(issuer.clone())
-            .remote_options(options)
-            .build()
+    for b in backends().await {
+        let auth = TestServer::start_live(&b).await;
+        let (id, secret) = auth.quickstart();
+        let options = RemoteOptions {
+            min_max_age: Duration::from_millis(200),
+            unknown_kid_cooldown: Duration::from_millis(100),
+            ..RemoteOptions::default()
+        };
+        let issuer = auth.issuer.clone();
+        let v = Arc::new(
+            Verifier::from_issuer(issuer.clone())
+                .audience(issuer.clone())
+                .remote_options(options)
+                .build()
+                .await
+                .unwrap(),
+        );
+        let first = auth.token(id, secret).await;
+        v.verify::<Value>(&first).await.unwrap();
+
+        // A scheduled-style rotation: pre-published, then switched.
+        auth.admin_json("/admin/keys/rotate", json!({})).await;
+        let body = auth.admin_json("/admin/keys/rotate", json!({})).await; // reports the pending key
+        let pending = body["rotations"][0]["kid"].as_str().unwrap().to_owned();
+        let immediate = auth
+            .http
+            .post(format!("{}/admin/keys/rotate", auth.issuer))
+            .bearer_auth(&auth.admin)
+            .json(&json!({"immediate": true}))
+            .send()
             .await
-            .unwrap(),
-    );
-    let first = auth.token().await;
-    v.verify::<Value>(&first).await.unwrap();
+            .unwrap();
+        assert_eq!(immediate.status(), 200);
+        let second = auth.token(id, secret).await;
+        assert_eq!(kid(&second), pending);
+        // Both verify: the old one is retired but published, the new one is
+        // fetched on its unknown kid if the cache lacks it.
+        v.verify::<Value>(&first).await.unwrap();
+        v.verify::<Value>(&second).await.unwrap();
 
-    // A scheduled-style rotation: pre-published, then switched.
-    auth.admin("/admin/keys/rotate", json!({})).await;
-    let body = auth.admin("/admin/keys/rotate", json!({})).await; // reports the pending key
-    let pending = body["rotations"][0]["kid"].as_str().unwrap().to_owned();
-    let immediate = auth
-        .http
-        .post(format!("{}/admin/keys/rotate", auth.issuer))
-        .bearer_auth(&auth.admin)
-        .json(&json!({"immediate": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(immediate.status(), 200);
-    let second = auth.token().await;
-    assert_eq!(kid(&second), pending);
-    // Both verify: the old one is retired but published, the new one is
-    // fetched on its unknown kid if the cache lacks it.
-    v.verify::<Value>(&first).await.unwrap();
-    v.verify::<Value>(&second).await.unwrap();
-
-    // Compromise of the current key: its tokens fail after the next refresh.
-    auth.admin(&format!("/admin/keys/{pending}/compromised"), json!({}))
-        .await;
-    let third = auth.token().await;
-    // Its successor's kid is new: fetched once the unknown-kid cooldown
-    // of the previous fetch has passed.
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    v.verify::<Value>(&third).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let err = v.verify::<Value>(&second).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnknownKid);
-    auth.running.stop().await.unwrap();
+        // Compromise of the current key: its tokens fail after the next refresh.
+        auth.admin_json(&format!("/admin/keys/{pending}/compromised"), json!({}))
+            .await;
+        let third = auth.token(id, secret).await;
+        // Its successor's kid is new: fetched once the unknown-kid cooldown
+        // of the previous fetch has passed.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        v.verify::<Value>(&third).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let err = v.verify::<Value>(&second).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownKid);
+        auth.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn discovery_must_name_the_same_issuer() {
-    let auth = Authority::start().await;
-    let wrong = format!("{}/", auth.issuer); // trailing slash: another issuer string
-    let err = Verifier::from_issuer(wrong).build().await.unwrap_err();
-    assert!(err.to_string().contains("issuer"), "{err}");
-    auth.running.stop().await.unwrap();
+    for b in backends().await {
+        let auth = TestServer::start_live(&b).await;
+        let wrong = format!("{}/", auth.issuer); // trailing slash: another issuer string
+        let err = Verifier::from_issuer(wrong).build().await.unwrap_err();
+        assert!(err.to_string().contains("issuer"), "{err}");
+        auth.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
-    let auth = Authority::start().await;
-    let (list, v) = following(&auth).await;
-    let revoked = auth.token().await;
-    let kept = auth.token().await;
-    v.verify_token(&revoked).await.unwrap(); // now cached
-                                             // Let the follower settle into its long poll first.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    for b in backends().await {
+        let auth = TestServer::start_live(&b).await;
+        let (id, secret) = auth.quickstart();
+        let (list, v) = following(&auth).await;
+        let revoked = auth.token(id, secret).await;
+        let kept = auth.token(id, secret).await;
+        v.verify_token(&revoked).await.unwrap(); // now cached
+                                                 // Let the follower settle into its long poll first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let started = std::time::Instant::now();
-    let resp = auth
-        .http
-        .post(format!("{}/revoke", auth.issuer))
-        .basic_auth(&auth.client.0, Some(&auth.client.1))
-        .form(&[("token", revoked.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    loop {
-        match v.verify_token(&revoked).await {
-            Err(e) if e.kind() == ErrorKind::Revoked => break,
-            _ if started.elapsed() > Duration::from_secs(1) => {
-                panic!("not revoked within a second")
+        let started = std::time::Instant::now();
+        let resp = auth
+            .http
+            .post(format!("{}/revoke", auth.issuer))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", revoked.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        loop {
+            match v.verify_token(&revoked).await {
+                Err(e) if e.kind() == ErrorKind::Revoked => break,
+                _ if started.elapsed() > Duration::from_secs(1) => {
+                    panic!("not revoked within a second")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
             }
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
-    }
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(1), "{took:?}");
-    assert_eq!(
-        v.verify::<Value>(&revoked).await.unwrap_err().kind(),
-        ErrorKind::Revoked
-    );
-    v.verify_token(&kept).await.unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert_eq!(
+            v.verify::<Value>(&revoked).await.unwrap_err().kind(),
+            ErrorKind::Revoked
+        );
+        v.verify_token(&kept).await.unwrap();
 
-    // The authority goes away: the list is kept.
-    auth.running.stop().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        v.verify_token(&revoked).await.unwrap_err().kind(),
-        ErrorKind::Revoked
-    );
-    assert_eq!(list.len(), 1);
+        // The authority goes away: the list is kept.
+        auth.stop().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            v.verify_token(&revoked).await.unwrap_err().kind(),
+            ErrorKind::Revoked
+        );
+        assert_eq!(list.len(), 1);
+    }
 }
 
 /// Polls until `token` is refused as `revoked`, within a second.
@@ -168,43 +176,45 @@ async fn refused_within_a_second(v: &Verifier, token: &str) -> Duration {
 /// from the verified-token cache too, while other tokens stay valid.
 #[tokio::test]
 async fn revoking_everything_of_a_subject_client_or_key_reaches_a_follower() {
-    let auth = Authority::start().await;
-    let (list, v) = following(&auth).await;
-    let other = auth.register(json!({})).await;
-    let other_token = || auth.token_for(&other);
-    let mine = auth.token().await;
-    let theirs = other_token().await;
-    v.verify_token(&mine).await.unwrap(); // now cached
-    v.verify_token(&theirs).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    for b in backends().await {
+        let auth = TestServer::start_live(&b).await;
+        let (id, secret) = auth.quickstart();
+        let (list, v) = following(&auth).await;
+        let other = auth.basic_client(json!({})).await;
+        let other_token = || auth.token(&other.0, &other.1);
+        let mine = auth.token(id, secret).await;
+        let theirs = other_token().await;
+        v.verify_token(&mine).await.unwrap(); // now cached
+        v.verify_token(&theirs).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
 
-    // The subject (a client_credentials token's sub is its client).
-    auth.admin("/admin/revoke", json!({"sub": auth.client.0}))
-        .await;
-    refused_within_a_second(&v, &mine).await;
-    v.verify_token(&theirs).await.unwrap();
+        // The subject (a client_credentials token's sub is its client).
+        auth.admin_json("/admin/revoke", json!({"sub": id})).await;
+        refused_within_a_second(&v, &mine).await;
+        v.verify_token(&theirs).await.unwrap();
 
-    // The other client, by client_id.
-    auth.admin("/admin/revoke", json!({"client_id": other.0}))
-        .await;
-    refused_within_a_second(&v, &theirs).await;
+        // The other client, by client_id.
+        auth.admin_json("/admin/revoke", json!({"client_id": other.0}))
+            .await;
+        refused_within_a_second(&v, &theirs).await;
 
-    // A token issued after those (a second later: iat has one-second
-    // resolution) is not covered; then its key is compromised. The
-    // verifier still holds that key in its cached key set: the feed, not
-    // the key set, refuses the token.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let later = other_token().await;
-    v.verify_token(&later).await.unwrap();
-    auth.admin("/admin/revoke", json!({"kid": kid(&later)}))
-        .await;
-    let took = refused_within_a_second(&v, &later).await;
-    assert!(took < Duration::from_secs(1), "{took:?}");
-    assert_eq!(
-        v.verify::<Value>(&later).await.unwrap_err().kind(),
-        ErrorKind::Revoked,
-        "without the cache too"
-    );
-    assert_eq!(list.len(), 3, "three rules, no jtis");
-    auth.running.stop().await.unwrap();
+        // A token issued after those (a second later: iat has one-second
+        // resolution) is not covered; then its key is compromised. The
+        // verifier still holds that key in its cached key set: the feed, not
+        // the key set, refuses the token.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let later = other_token().await;
+        v.verify_token(&later).await.unwrap();
+        auth.admin_json("/admin/revoke", json!({"kid": kid(&later)}))
+            .await;
+        let took = refused_within_a_second(&v, &later).await;
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert_eq!(
+            v.verify::<Value>(&later).await.unwrap_err().kind(),
+            ErrorKind::Revoked,
+            "without the cache too"
+        );
+        assert_eq!(list.len(), 3, "three rules, no jtis");
+        auth.stop().await;
+    }
 }
