@@ -41,3 +41,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 }
+
+#[cfg(test)]
+mod tests;

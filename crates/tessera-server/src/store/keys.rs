@@ -322,3 +322,6 @@ impl KeyTx {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

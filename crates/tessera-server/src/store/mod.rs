@@ -40,6 +40,8 @@ mod opaque;
 mod refresh;
 mod revocations;
 mod settings;
+#[cfg(test)]
+mod testdb;
 
 pub use assertions::UsedAssertion;
 pub use clients::ClientRow;
@@ -218,3 +220,6 @@ fn object_text(map: &Map<String, Value>) -> Result<String, StoreError> {
     // would not be a database failure if it did.
     serde_json::to_string(map).map_err(|e| StoreError::Corrupt(format!("unwritable JSON: {e}")))
 }
+
+#[cfg(test)]
+mod tests;

@@ -184,3 +184,6 @@ pub(super) async fn delete(
         revocations::revoke_derived(tx, parents, now).await?,
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -532,3 +532,6 @@ where
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -393,3 +393,6 @@ pub(super) async fn list(
     }
     Ok((seq, true))
 }
+
+#[cfg(test)]
+mod tests;

@@ -128,3 +128,6 @@ where
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
