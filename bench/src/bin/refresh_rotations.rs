@@ -48,7 +48,7 @@ async fn run(name: &str, database_url: Option<String>) -> Result<(), Box<dyn std
         .await?;
     let id = c["client_id"].as_str().ok_or("no client id")?.to_owned();
     let secret = c["client_secret"].as_str().ok_or("no secret")?.to_owned();
-    let issuer = running.state.config.issuer.clone();
+    let issuer = running.config().issuer.clone();
 
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));

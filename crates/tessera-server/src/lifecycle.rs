@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use crate::clock::Clock;
 use crate::config::KeySettings;
 use crate::kek::{Kek, KekError};
-pub use crate::store::{KeyRow, KeyState};
+use crate::store::{KeyRow, KeyState};
 use crate::store::{Store, StoreError, Transition};
 
 /// Why a lifecycle operation failed.
@@ -42,7 +42,7 @@ pub enum LifecycleError {
 
 /// What a rotation did.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Rotation {
+pub(crate) struct Rotation {
     /// Algorithm.
     pub alg: &'static str,
     /// The key that will sign (or signs now).
@@ -54,7 +54,7 @@ pub struct Rotation {
 }
 
 /// Drives transitions and builds the signing state from the table.
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     store: Store,
     kek: Arc<Kek>,
     settings: KeySettings,
@@ -74,7 +74,12 @@ impl fmt::Debug for Lifecycle {
 
 impl Lifecycle {
     /// A lifecycle over `store`.
-    pub fn new(store: Store, kek: Arc<Kek>, settings: KeySettings, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        kek: Arc<Kek>,
+        settings: KeySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             kek,
@@ -88,7 +93,7 @@ impl Lifecycle {
     ///
     /// # Errors
     /// On storage or key failures. A lost race is not an error.
-    pub async fn tick(&self) -> Result<bool, LifecycleError> {
+    pub(crate) async fn tick(&self) -> Result<bool, LifecycleError> {
         let _guard = self.lock.lock().await;
         let mut changed = false;
         for &alg in &self.settings.algorithms {
@@ -212,7 +217,7 @@ impl Lifecycle {
     /// # Errors
     /// [`LifecycleError::NotConfigured`], storage or key failures, or
     /// [`LifecycleError::Raced`].
-    pub async fn rotate(
+    pub(crate) async fn rotate(
         &self,
         alg: Algorithm,
         immediate: bool,
@@ -287,7 +292,7 @@ impl Lifecycle {
     /// # Errors
     /// [`LifecycleError::UnknownKid`] when no published key has that kid;
     /// storage or key failures.
-    pub async fn compromise(
+    pub(crate) async fn compromise(
         &self,
         kid: &str,
         actor: &str,
@@ -394,7 +399,7 @@ impl Lifecycle {
     ///
     /// # Errors
     /// On storage failure or a sealed key that does not open.
-    pub async fn load(&self, previous: Option<&KeyRing>) -> Result<KeyRing, LifecycleError> {
+    pub(crate) async fn load(&self, previous: Option<&KeyRing>) -> Result<KeyRing, LifecycleError> {
         let rows = self.store.keys().await?;
         let mut signers = HashMap::new();
         let mut published = Vec::new();
@@ -483,7 +488,7 @@ fn expect(updated: bool) -> Result<(), LifecycleError> {
 }
 
 /// The signing key of one algorithm.
-pub struct ActiveKey {
+pub(crate) struct ActiveKey {
     /// Its kid.
     pub kid: String,
     /// Its algorithm.
@@ -506,13 +511,13 @@ impl fmt::Debug for ActiveKey {
 /// Names a published key set: the base64url of the first 16 bytes of the
 /// SHA-256 of its JSON document. Two rings with equal versions publish the
 /// same document (the HTTP layer quotes it as the JWKS's strong ETag).
-pub fn jwks_version(document: &[u8]) -> String {
+pub(crate) fn jwks_version(document: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document);
     tessera_jose::b64::encode(&digest.as_ref()[..16])
 }
 
 /// What the hot path reads: swapped whole, never locked.
-pub struct KeyRing {
+pub(crate) struct KeyRing {
     /// The published keys, to verify this server's own tokens.
     pub verify_keys: tessera_jose::KeySet,
     /// Active key per algorithm.
@@ -541,7 +546,7 @@ impl fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// The key access tokens are signed with now.
-    pub fn primary(&self) -> Option<&Arc<ActiveKey>> {
+    pub(crate) fn primary(&self) -> Option<&Arc<ActiveKey>> {
         self.primary.and_then(|alg| self.signers.get(&alg))
     }
 }

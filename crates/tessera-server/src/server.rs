@@ -1,217 +1,23 @@
 //! Starting, refreshing and stopping one authority node.
 
-use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use serde::Deserialize as _;
-use tessera_jose::UnixTime;
-use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
-use crate::clients::{self, Client, ClientTable, Metadata};
+pub use crate::authority::StartError;
+use crate::authority::{Authority, Federated, Keys, Parts};
+use crate::clients::{self, Metadata};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::{AppState, Discovery};
 use crate::kek::{create_private, Kek, KekError};
-use crate::lifecycle::{KeyRing, Lifecycle, LifecycleError};
-use crate::store::{AuditEntry, ClientRow, Store, StoreError};
-use crate::telemetry::Metrics;
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The data folder or a file in it.
-    #[error("{path}: {error}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The error (not a `source`: the message already says it once).
-        error: std::io::Error,
-    },
-    /// The key-encryption key.
-    #[error(transparent)]
-    Kek(#[from] KekError),
-    /// The database.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Keys.
-    #[error(transparent)]
-    Lifecycle(#[from] LifecycleError),
-    /// A stored client no longer parses.
-    #[error("{0}")]
-    Client(String),
-    /// An upstream issuer for federation could not be reached or is unusable.
-    #[error("federation: {0}")]
-    Federation(String),
-}
-
-/// Everything the handlers share.
-pub struct AppState {
-    /// Settings.
-    pub config: Config,
-    /// Storage.
-    pub store: Store,
-    /// Key transitions.
-    pub lifecycle: Lifecycle,
-    /// Signing keys and the JWKS: swapped whole, read without a lock.
-    pub ring: ArcSwap<KeyRing>,
-    /// Registered clients: swapped whole, read without a lock.
-    pub clients: ArcSwap<ClientTable>,
-    /// SHA-256 of the admin token.
-    pub admin_hash: Vec<u8>,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// The clock.
-    pub clock: Arc<dyn Clock>,
-    /// Discovery documents, built once.
-    pub discovery: crate::http::Discovery,
-    /// The key-encryption key (seals refresh-token successors kept for the
-    /// reuse interval).
-    pub kek: Arc<Kek>,
-    /// Upstream issuers for token-exchange federation, each with a verifier
-    /// that follows its key set.
-    pub upstreams: Vec<(crate::config::Upstream, Arc<tessera_verify::Verifier>)>,
-    /// JWT access tokens this node has verified for introspection.
-    pub verified_jwts: crate::jwtcache::VerifiedJwts,
-    /// Woken when this node lists a revocation (long-polling feed readers).
-    pub revocations: tokio::sync::Notify,
-    /// Becomes true when the node stops: long polls end at once, so a
-    /// graceful shutdown does not wait for them.
-    pub stopping: tokio::sync::watch::Sender<bool>,
-    /// Serializes reloads.
-    reload: Mutex<()>,
-    /// Reloads of the key ring for tokens whose kid is unknown here.
-    pub(crate) kid_reloads: crate::http::own::KidReloads,
-}
-
-impl fmt::Debug for AppState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppState")
-            .field("issuer", &self.config.issuer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// Drives due key transitions, then re-reads keys and clients (other
-    /// nodes may have changed them).
-    ///
-    /// # Errors
-    /// On storage or key failures; the previous state keeps serving.
-    pub async fn refresh(&self) -> Result<(), StartError> {
-        // Each step runs whatever the others did: a failed transition must
-        // not keep this node on stale keys, nor on deleted clients.
-        let ticked = self
-            .lifecycle
-            .tick()
-            .await
-            .map(|_| ())
-            .map_err(StartError::from);
-        // Deny-list entries and tokens go once they have expired, audit
-        // entries after their retention.
-        let now = self.clock.now();
-        let purged = self
-            .store
-            .purge_expired(UnixTime::from_secs(now), self.config.audit_retention)
-            .await
-            .map_err(StartError::from);
-        let keys = self.reload_keys().await;
-        let clients = self.reload_clients().await;
-        ticked.and(purged).and(keys).and(clients)
-    }
-
-    /// Re-reads the key table.
-    ///
-    /// # Errors
-    /// On storage or key failures.
-    pub async fn reload_keys(&self) -> Result<(), StartError> {
-        let _guard = self.reload.lock().await;
-        let previous = self.ring.load_full();
-        let ring = self.lifecycle.load(Some(&previous)).await?;
-        self.ring.store(Arc::new(ring));
-        Ok(())
-    }
-
-    /// How many times this node read its keys again because a token of this
-    /// issuer named a kid it had not loaded (one at a time, at most one per
-    /// half second, however many such tokens arrive).
-    pub fn unknown_kid_reloads(&self) -> u64 {
-        self.kid_reloads.count()
-    }
-
-    /// Re-reads the client table, keeping the metric handles.
-    ///
-    /// # Errors
-    /// On storage failure or a stored client that no longer parses.
-    pub async fn reload_clients(&self) -> Result<(), StartError> {
-        let rows = self.store.clients().await?;
-        let previous = self.clients.load_full();
-        let mut table = ClientTable::new();
-        for row in &rows {
-            if let Some(old) = previous
-                .get(&row.client_id)
-                .filter(|c| c.stored == row.metadata)
-            {
-                table.insert(row.client_id.clone(), Arc::clone(old));
-                continue;
-            }
-            let issued = self.metrics.issued(&row.client_id);
-            let client = Client::from_row(row, issued).map_err(StartError::Client)?;
-            if let Some(conflict) =
-                clients::federation_conflict(&client.metadata, &self.config.federation)
-            {
-                // Registered through a node with another federation
-                // config: the static claim wins (see http/claims.rs).
-                tracing::warn!(client_id = %client.id, "{conflict}");
-            }
-            table.insert(row.client_id.clone(), Arc::new(client));
-        }
-        self.clients.store(Arc::new(table));
-        Ok(())
-    }
-
-    /// Registers a client; returns its row and, for secret methods, the
-    /// secret (shown once, stored only as a hash).
-    ///
-    /// # Errors
-    /// On storage failure.
-    pub async fn register(
-        &self,
-        metadata: &Metadata,
-        actor: &str,
-    ) -> Result<(ClientRow, Option<Zeroizing<String>>), StartError> {
-        let client_id = format!("{}{}", clients::CLIENT_ID_PREFIX, crate::random_id(16));
-        let (secret, hash) = if metadata.token_endpoint_auth_method.uses_secret() {
-            let (s, h) = clients::new_secret();
-            (Some(s), Some(h))
-        } else {
-            (None, None)
-        };
-        let now = self.clock.now();
-        let row = ClientRow {
-            client_id,
-            metadata: serde_json::to_value(metadata)
-                .map_err(|e| StartError::Client(e.to_string()))?,
-            secret_hash: hash,
-            created_at: UnixTime::from_secs(now),
-        };
-        self.store.insert_client(&row).await?;
-        self.store
-            .audit(&AuditEntry {
-                at: row.created_at,
-                actor,
-                action: "client_registered",
-                subject: &row.client_id,
-            })
-            .await?;
-        self.reload_clients().await?;
-        Ok((row, secret))
-    }
-}
+use crate::lifecycle::Lifecycle;
+use crate::store::Store;
 
 /// A running node.
 #[derive(Debug)]
@@ -220,8 +26,7 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where `/metrics` is served, when `server.metrics_listen` is set.
     pub metrics_addr: Option<SocketAddr>,
-    /// Its state (tests drive refreshes through it).
-    pub state: Arc<AppState>,
+    authority: Arc<Authority>,
     /// Whether this start created the admin token file.
     pub created_admin_token: bool,
     /// The quickstart client's credentials file, when this start wrote it.
@@ -256,10 +61,59 @@ impl Running {
         self.wait_inner().await
     }
 
+    /// The node's settings, as completed at start (the bound address, the
+    /// derived issuer).
+    pub fn config(&self) -> &Config {
+        self.authority.config()
+    }
+
     async fn wait_inner(&mut self) -> std::io::Result<()> {
         let result = (&mut self.task).await.map_err(std::io::Error::other);
-        self.state.store.close().await;
+        self.authority.store().close().await;
         result
+    }
+}
+
+/// What tests drive and inspect directly.
+#[cfg(feature = "test-util")]
+impl Running {
+    /// Drives due key transitions, then re-reads keys and clients, as the
+    /// background refresher does.
+    ///
+    /// # Errors
+    /// On storage or key failures.
+    pub async fn refresh(&self) -> Result<(), StartError> {
+        self.authority.refresh().await
+    }
+
+    /// Re-reads the client table.
+    ///
+    /// # Errors
+    /// On storage failure or a stored client that no longer parses.
+    pub async fn reload_clients(&self) -> Result<(), StartError> {
+        self.authority.reload_clients().await
+    }
+
+    /// How many times this node read its keys again because a token of this
+    /// issuer named a kid it had not loaded (one at a time, at most one per
+    /// half second, however many such tokens arrive).
+    pub fn unknown_kid_reloads(&self) -> u64 {
+        self.authority.keys().unknown_kid_reloads()
+    }
+
+    /// The kids of the keys this node has loaded to verify its own tokens.
+    pub fn loaded_kids(&self) -> Vec<String> {
+        let ring = self.authority.keys().ring();
+        ring.verify_keys
+            .keys()
+            .iter()
+            .filter_map(|k| k.kid().map(str::to_owned))
+            .collect()
+    }
+
+    /// The node's storage.
+    pub fn store(&self) -> &Store {
+        self.authority.store()
     }
 }
 
@@ -285,42 +139,56 @@ impl Default for StartOptions {
     }
 }
 
-/// Opens (or creates) the data, loads keys and clients, binds the
-/// listener and serves.
-///
-/// # Errors
-/// A [`StartError`] saying what could not be opened or created.
-pub async fn start(mut config: Config, options: StartOptions) -> Result<Running, StartError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| StartError::Io { path, error }
-    };
-    // Bound first: a taken port leaves nothing behind in the data folder.
-    let listener = tokio::net::TcpListener::bind(config.listen)
+/// The listeners of a node, bound before anything else: a taken port
+/// leaves nothing behind in the data folder.
+struct Listeners {
+    public: tokio::net::TcpListener,
+    addr: SocketAddr,
+    metrics: Option<(tokio::net::TcpListener, SocketAddr)>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError {
+    let path = path.to_path_buf();
+    move |error| StartError::Io { path, error }
+}
+
+async fn bind(config: &Config) -> Result<Listeners, StartError> {
+    let public = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(io(Path::new(&config.listen.to_string())))?;
-    let addr = listener.local_addr().map_err(io(Path::new("listener")))?;
-    let metrics_listener = match config.metrics_listen {
-        Some(at) => Some(
-            tokio::net::TcpListener::bind(at)
+        .map_err(io_error(Path::new(&config.listen.to_string())))?;
+    let addr = public
+        .local_addr()
+        .map_err(io_error(Path::new("listener")))?;
+    let metrics = match config.metrics_listen {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at)
                 .await
-                .map_err(io(Path::new(&at.to_string())))?,
-        ),
+                .map_err(io_error(Path::new(&at.to_string())))?;
+            let addr = l
+                .local_addr()
+                .map_err(io_error(Path::new("metrics listener")))?;
+            Some((l, addr))
+        }
         None => None,
     };
-    let metrics_addr = match &metrics_listener {
-        Some(l) => Some(l.local_addr().map_err(io(Path::new("metrics listener")))?),
-        None => None,
-    };
-    if let Some(at) = metrics_addr.filter(|a| !a.ip().is_loopback()) {
+    if let Some((_, at)) = metrics.as_ref().filter(|(_, a)| !a.ip().is_loopback()) {
         // Allowed (a Prometheus on another host must reach it), but said.
         tracing::warn!(
             metrics_listen = %at,
             "metrics are served on a non-loopback address: client ids and counters are readable by anyone who can reach it"
         );
     }
-    config.bound_to(addr);
-    create_private_dir(&config.data).map_err(io(&config.data))?;
+    Ok(Listeners {
+        public,
+        addr,
+        metrics,
+    })
+}
+
+/// The authority of a node: the data folder, the database, the KEK, the
+/// upstream issuers, the keys (due transitions done) and the clients.
+async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Authority, StartError> {
+    create_private_dir(&config.data).map_err(io_error(&config.data))?;
     let store = Store::connect(&config.database_url).await?;
     if store.is_sqlite() {
         private_database_files(&config.data);
@@ -332,40 +200,42 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         store.clone(),
         Arc::clone(&kek),
         config.keys.clone(),
-        Arc::clone(&options.clock),
+        Arc::clone(&clock),
     );
     lifecycle.tick().await?;
     let ring = lifecycle.load(None).await?;
-
-    let (admin_hash, created_admin_token) = admin_token(&store, &config.admin_token_file).await?;
-    let metrics = Metrics::new();
-    let discovery = crate::http::Discovery::new(&config);
-    let state = Arc::new(AppState {
-        store,
-        lifecycle,
-        ring: ArcSwap::from_pointee(ring),
-        clients: ArcSwap::from_pointee(ClientTable::new()),
-        admin_hash,
-        metrics,
-        clock: options.clock,
-        discovery,
-        kek,
-        verified_jwts: crate::jwtcache::VerifiedJwts::new(100_000),
-        upstreams,
-        revocations: tokio::sync::Notify::new(),
-        stopping: tokio::sync::watch::Sender::new(false),
-        reload: Mutex::new(()),
-        kid_reloads: crate::http::own::KidReloads::default(),
+    let keys = Keys::new(lifecycle, ring, config.issuer.clone(), store.clone());
+    let authority = Authority::new(Parts {
         config,
+        store,
+        kek,
+        clock,
+        keys,
+        upstreams,
     });
-    state.reload_clients().await?;
-    let quickstart_credentials = quickstart(&state).await?;
+    authority.reload_clients().await?;
+    Ok(authority)
+}
 
-    let app = crate::http::app(Arc::clone(&state));
+/// Opens (or creates) the data, loads keys and clients, binds the
+/// listener and serves.
+///
+/// # Errors
+/// A [`StartError`] saying what could not be opened or created.
+pub async fn start(mut config: Config, options: StartOptions) -> Result<Running, StartError> {
+    let listeners = bind(&config).await?;
+    config.bound_to(listeners.addr);
+    let discovery = Discovery::new(&config);
+    let limits = config.connections;
+    let admin_file = config.admin_token_file.clone();
+    let authority = Arc::new(open(config, options.clock).await?);
+    let (admin_hash, created_admin_token) = admin_token(authority.store(), &admin_file).await?;
+    let quickstart_credentials = quickstart(&authority).await?;
+
+    // `stopping` tells both listeners, and the long polls, to end.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let signals = options.handle_signals;
-    let stopping = state.stopping.clone();
-    // `stopping` tells both listeners, and the long polls, to end.
     tokio::spawn(async move {
         if signals {
             tokio::select! {
@@ -377,17 +247,24 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         }
         stopping.send_replace(true);
     });
-    let stopped = |state: &AppState| {
-        let mut watch = state.stopping.subscribe();
+    let until_stopped = || {
+        let mut watch = stopped.clone();
         async move {
             let _ = watch.wait_for(|stopping| *stopping).await;
         }
     };
-    let limits = state.config.connections;
-    let public = tessera_http::serve(listener, app, limits, stopped(&state));
-    let metrics = metrics_listener.map(|l| {
+    let state = Arc::new(AppState::new(
+        Arc::clone(&authority),
+        discovery,
+        admin_hash,
+        stopped.clone(),
+    ));
+    let app = crate::http::app(Arc::clone(&state));
+    let public = tessera_http::serve(listeners.public, app, limits, until_stopped());
+    let metrics_addr = listeners.metrics.as_ref().map(|(_, a)| *a);
+    let metrics = listeners.metrics.map(|(l, _)| {
         let app = crate::http::metrics_app(Arc::clone(&state));
-        tessera_http::serve(l, app, limits, stopped(&state))
+        tessera_http::serve(l, app, limits, until_stopped())
     });
     let task = tokio::spawn(async move {
         match metrics {
@@ -398,13 +275,13 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         }
     });
     let refresher = options.background.then(|| {
-        let state = Arc::clone(&state);
-        tokio::spawn(async move { refresh_loop(state).await })
+        let authority = Arc::clone(&authority);
+        tokio::spawn(async move { refresh_loop(authority).await })
     });
     Ok(Running {
-        addr,
+        addr: listeners.addr,
         metrics_addr,
-        state,
+        authority,
         created_admin_token,
         quickstart_credentials,
         shutdown: Some(tx),
@@ -413,16 +290,16 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
     })
 }
 
-async fn refresh_loop(state: Arc<AppState>) {
+async fn refresh_loop(authority: Arc<Authority>) {
     loop {
-        let now = state.clock.now();
-        let mut wait = state.config.keys.refresh_interval;
-        if let Some(at) = state.ring.load().next_change {
+        let now = authority.now();
+        let mut wait = authority.config().keys.refresh_interval;
+        if let Some(at) = authority.keys().ring().next_change {
             let until = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
             wait = wait.min(Duration::from_secs(until.max(1)));
         }
         tokio::time::sleep(wait).await;
-        if let Err(e) = state.refresh().await {
+        if let Err(e) = authority.refresh().await {
             // The previous keys and clients keep serving.
             tracing::warn!(error = %e, "refresh failed; serving the last good state");
         }
@@ -457,9 +334,7 @@ async fn check_federation_against_clients(
 
 /// A verifier per upstream issuer: its keys (discovery, or `jwks_url`) and
 /// the policy its tokens must meet here (its issuer, our audience).
-async fn federation(
-    upstreams: &[crate::config::Upstream],
-) -> Result<Vec<(crate::config::Upstream, Arc<tessera_verify::Verifier>)>, StartError> {
+async fn federation(upstreams: &[crate::config::Upstream]) -> Result<Vec<Federated>, StartError> {
     let mut out = Vec::new();
     // The mappings and prefixes were checked with the settings.
     for up in upstreams {
@@ -582,20 +457,21 @@ fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), StartError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-async fn quickstart(state: &AppState) -> Result<Option<PathBuf>, StartError> {
-    if !state.config.quickstart_client
-        || !state
-            .store
+async fn quickstart(authority: &Authority) -> Result<Option<PathBuf>, StartError> {
+    let config = authority.config();
+    if !config.quickstart_client
+        || !authority
+            .store()
             .set_setting_once("quickstart_client", "registered")
             .await?
     {
         return Ok(None);
     }
     let metadata = clients::Registration::quickstart()
-        .validate(&state.config.tokens)
+        .validate(&config.tokens)
         .map_err(|e| StartError::Client(e.0))?;
-    let (row, secret) = state.register(&metadata, "startup").await?;
-    let path = state.config.data.join("quickstart.credentials");
+    let (row, secret) = authority.register(&metadata, "startup").await?;
+    let path = config.data.join("quickstart.credentials");
     let secret = secret.unwrap_or_default();
     let line = Zeroizing::new(format!("{}:{}", row.client_id, secret.as_str()));
     write_secret_file(&path, line.as_bytes())?;

@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use crate::clients::GrantType;
 
 /// Token endpoint error codes counted by `tessera_token_errors_total`.
-pub const ERROR_CODES: [&str; 10] = [
+pub(crate) const ERROR_CODES: [&str; 10] = [
     "invalid_request",
     "invalid_client",
     "invalid_grant",
@@ -25,7 +25,7 @@ pub const ERROR_CODES: [&str; 10] = [
 
 /// The `grant` label of `tessera_tokens_issued_total` for a token issued
 /// through `grant`.
-pub const fn grant_label(grant: GrantType) -> &'static str {
+pub(crate) const fn grant_label(grant: GrantType) -> &'static str {
     match grant {
         GrantType::ClientCredentials => "client_credentials",
         GrantType::JwtBearer => "jwt_bearer",
@@ -37,11 +37,11 @@ pub const fn grant_label(grant: GrantType) -> &'static str {
 /// One client's issuance counters, one per grant (handles: no registry
 /// lookup per token).
 #[derive(Clone)]
-pub struct IssuedCounters([Counter; 4]);
+pub(crate) struct IssuedCounters([Counter; 4]);
 
 impl IssuedCounters {
     /// Counts a token issued through `grant`.
-    pub fn count(&self, grant: GrantType) {
+    pub(crate) fn count(&self, grant: GrantType) {
         self.0[grant as usize].increment(1);
     }
 }
@@ -53,7 +53,7 @@ impl fmt::Debug for IssuedCounters {
 }
 
 /// The server's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     errors: Vec<Counter>,
@@ -73,7 +73,7 @@ static META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some
 
 impl Metrics {
     /// A fresh registry.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         recorder.describe_counter(
@@ -122,7 +122,7 @@ impl Metrics {
     }
 
     /// The issuance counters of one client, one per grant.
-    pub fn issued(&self, client_id: &str) -> IssuedCounters {
+    pub(crate) fn issued(&self, client_id: &str) -> IssuedCounters {
         IssuedCounters(GrantType::ALL.map(|grant| {
             self.recorder.register_counter(
                 &Key::from_parts(
@@ -138,7 +138,7 @@ impl Metrics {
     }
 
     /// Counts a token endpoint error.
-    pub fn error(&self, code: &str) {
+    pub(crate) fn error(&self, code: &str) {
         let i = ERROR_CODES
             .iter()
             .position(|c| *c == code)
@@ -149,7 +149,7 @@ impl Metrics {
     }
 
     /// The gauge of the active key's age for `alg`.
-    pub fn key_age(&self, alg: &'static str) -> Gauge {
+    pub(crate) fn key_age(&self, alg: &'static str) -> Gauge {
         self.recorder.register_gauge(
             &Key::from_parts(
                 "tessera_active_key_age_seconds",
@@ -160,7 +160,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         self.handle.render()
     }
 }

@@ -253,7 +253,7 @@ impl TestServer {
             panic!("started with the system clock: there is no clock to move")
         };
         clock.advance(by);
-        self.running.state.refresh().await.unwrap();
+        self.running.refresh().await.unwrap();
     }
 
     /// POSTs `body` to the admin API at `path` with the admin token.

@@ -11,10 +11,8 @@ mod metadata;
 mod registration;
 mod table;
 
-pub use metadata::{AuthMethod, GrantType, Metadata, TokenFormat, PERMISSIONS, REVOCATIONS_READ};
-pub use registration::{
-    assertion_keys, federation_conflict, MetadataError, Registration, ASSERTION_ALGS,
-};
+pub use metadata::{AuthMethod, GrantType, Metadata, TokenFormat, REVOCATIONS_READ};
+pub use registration::{assertion_keys, federation_conflict, Registration, ASSERTION_ALGS};
 pub use table::{new_secret, Client, ClientTable};
 
 /// Every client id starts with this (then 128 random bits, base64url); a

@@ -1,40 +1,24 @@
-//! The admin API, behind the admin bearer token (compared as SHA-256 in
-//! constant time): clients, keys, and revoking everything of a subject,
-//! client or key.
-
-use std::sync::Arc;
+//! The admin API, behind the admin bearer token ([`AdminAuth`]): clients,
+//! keys, and revoking everything of a subject, client or key.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_jose::{Algorithm, UnixTime};
+use tessera_jose::Algorithm;
 
-use super::OAuthError;
-use crate::clients::{Metadata, Registration};
+use super::extract::AdminAuth;
+use super::Shared;
+use crate::authority::OAuthError;
+use crate::clients::Registration;
 use crate::lifecycle::LifecycleError;
-use crate::server::AppState;
-use crate::store::{AuditEntry, Party, RevokeAll, RuleKind};
+use crate::store::{Party, RuleKind};
 
+/// Who the audit log says acted.
 const ACTOR: &str = "admin";
-
-fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), OAuthError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(OAuthError::admin_unauthorized)?;
-    if tessera_verify::token_hash::matches(presented, &st.admin_hash) {
-        Ok(())
-    } else {
-        Err(OAuthError::admin_unauthorized())
-    }
-}
 
 /// serde_json's message without an echoed input value.
 fn describe(e: &serde_json::Error) -> String {
@@ -45,36 +29,21 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
-fn client_json(client_id: &str, created_at: i64, metadata: &Metadata) -> Value {
-    let mut v = serde_json::to_value(metadata).unwrap_or_else(|_| json!({}));
-    if let Some(map) = v.as_object_mut() {
-        map.insert("client_id".into(), json!(client_id));
-        map.insert("client_id_issued_at".into(), json!(created_at));
-    }
-    v
-}
-
 pub(super) async fn create_client(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    State(st): State<Shared>,
+    _: AdminAuth,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    authorize(&st, &headers)?;
     let registration: Registration = serde_json::from_slice(&body).map_err(|e| {
         OAuthError::invalid_client_metadata(format!(
             "body is not valid client metadata JSON: {}",
             describe(&e)
         ))
     })?;
-    let metadata = registration
-        .validate(&st.config.tokens)
-        .map_err(|e| OAuthError::invalid_client_metadata(e.0))?;
-    if let Some(conflict) = crate::clients::federation_conflict(&metadata, &st.config.federation) {
-        return Err(OAuthError::invalid_client_metadata(conflict));
-    }
-    let (row, secret) = st.register(&metadata, ACTOR).await?;
+    let metadata = st.authority.admit(registration)?;
+    let (row, secret) = st.authority.register(&metadata, ACTOR).await?;
     tracing::info!(client_id = %row.client_id, "client registered");
-    let mut out = client_json(&row.client_id, row.created_at.secs(), &metadata);
+    let mut out = crate::authority::client_json(&row.client_id, row.created_at.secs(), &metadata);
     if let (Some(map), Some(secret)) = (out.as_object_mut(), secret) {
         map.insert("client_secret".into(), json!(secret.as_str()));
         map.insert("client_secret_expires_at".into(), json!(0));
@@ -88,65 +57,27 @@ pub(super) async fn create_client(
 }
 
 pub(super) async fn list_clients(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    State(st): State<Shared>,
+    _: AdminAuth,
 ) -> Result<Response, OAuthError> {
-    authorize(&st, &headers)?;
-    let rows = st.store.clients().await?;
-    let mut out = Vec::new();
-    for row in rows {
-        let metadata =
-            Metadata::deserialize(&row.metadata).map_err(|e| OAuthError::internal(&e))?;
-        out.push(client_json(
-            &row.client_id,
-            row.created_at.secs(),
-            &metadata,
-        ));
-    }
+    let out = st.authority.list_clients().await?;
     Ok(Json(json!({ "clients": out })).into_response())
 }
 
 pub(super) async fn delete_client(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    State(st): State<Shared>,
+    _: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Response, OAuthError> {
-    authorize(&st, &headers)?;
-    if !st.clients.load().contains_key(&id) {
-        // Perhaps registered on another node since this one last looked.
-        st.reload_clients().await?;
-        if !st.clients.load().contains_key(&id) {
-            return Err(OAuthError::not_found("no client with that id"));
-        }
-    }
-    // Its tokens stop working first, all of them: client ids are never
-    // reused, so the rule has no bound and also covers tokens other nodes
-    // issue before they reload their clients. A failure here leaves the
-    // client in place for a retry.
-    revoke_everything(&st, Party::Client, &id, None).await?;
-    let deleted = st.store.delete_client(&id).await?;
-    if !deleted {
-        return Err(OAuthError::not_found("no client with that id"));
-    }
-    let now = st.clock.now();
-    let entry = AuditEntry {
-        at: UnixTime::from_secs(now),
-        actor: ACTOR,
-        action: "client_deleted",
-        subject: &id,
-    };
-    st.store.audit(&entry).await?;
-    st.reload_clients().await?;
-    tracing::info!(client_id = %id, "client deleted");
+    st.authority.delete_client(&id, ACTOR).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn list_keys(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    State(st): State<Shared>,
+    _: AdminAuth,
 ) -> Result<Response, OAuthError> {
-    authorize(&st, &headers)?;
-    let rows = st.store.keys().await?;
+    let rows = st.authority.keys().rows().await?;
     let keys: Vec<Value> = rows
         .iter()
         .map(|k| {
@@ -185,11 +116,10 @@ fn lifecycle_error(e: LifecycleError) -> OAuthError {
 }
 
 pub(super) async fn rotate(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    State(st): State<Shared>,
+    _: AdminAuth,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    authorize(&st, &headers)?;
     let req: RotateRequest = if body.is_empty() {
         RotateRequest::default()
     } else {
@@ -199,42 +129,39 @@ pub(super) async fn rotate(
     let algs: Vec<Algorithm> = match req.alg {
         Some(name) => vec![Algorithm::from_name(&name)
             .ok_or_else(|| OAuthError::invalid_request("alg is not a JWS algorithm"))?],
-        None => st.config.keys.algorithms.clone(),
+        None => st.authority.config().keys.algorithms.clone(),
     };
-    let mut out = Vec::new();
-    let mut failed = None;
-    for alg in algs {
-        match st.lifecycle.rotate(alg, req.immediate, ACTOR).await {
-            Ok(r) => out.push(r),
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
+    match st
+        .authority
+        .keys()
+        .rotate(&algs, req.immediate, ACTOR)
+        .await
+    {
+        Ok(out) => {
+            tracing::info!(rotations = ?out, "manual rotation");
+            Ok(Json(json!({ "rotations": out })).into_response())
+        }
+        Err((out, e)) => {
+            tracing::info!(rotations = ?out, "manual rotation");
+            Err(lifecycle_error(e))
         }
     }
-    // What did happen is served at once, even when a later algorithm failed.
-    st.reload_keys().await?;
-    tracing::info!(rotations = ?out, "manual rotation");
-    if let Some(e) = failed {
-        return Err(lifecycle_error(e));
-    }
-    Ok(Json(json!({ "rotations": out })).into_response())
 }
 
 pub(super) async fn compromised(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    State(st): State<Shared>,
+    _: AdminAuth,
     Path(kid): Path<String>,
 ) -> Result<Response, OAuthError> {
-    authorize(&st, &headers)?;
+    compromise(&st, kid).await
+}
+
+async fn compromise(st: &Shared, kid: String) -> Result<Response, OAuthError> {
     let successor = st
-        .lifecycle
+        .authority
         .compromise(&kid, ACTOR)
         .await
         .map_err(lifecycle_error)?;
-    st.reload_keys().await?;
-    st.revocations.notify_waiters();
-    tracing::warn!(kid = %kid, successor = ?successor, "key marked compromised");
     Ok(Json(json!({ "kid": kid, "state": "compromised", "successor": successor })).into_response())
 }
 
@@ -250,11 +177,10 @@ struct RevokeRequest {
 /// `POST /admin/revoke`: everything of a subject (logout everywhere) or a
 /// client, or every token a key signed (the key is marked compromised).
 pub(super) async fn revoke_all(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    State(st): State<Shared>,
+    _: AdminAuth,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    authorize(&st, &headers)?;
     let req: RevokeRequest = serde_json::from_slice(&body)
         .map_err(|e| OAuthError::invalid_request(format!("body: {}", describe(&e))))?;
     let named: Vec<(RuleKind, String)> = [
@@ -280,57 +206,12 @@ pub(super) async fn revoke_all(
         RuleKind::Subject => Party::Subject,
         RuleKind::Client => Party::Client,
         // A kid: the key is marked compromised (a jti is never named here).
-        _ => return compromised(State(st), headers, Path(target.clone())).await,
+        _ => return compromise(&st, target.clone()).await,
     };
-    let done = revoke_everything(&st, party, target, Some(st.clock.now())).await?;
-    Ok(Json(done).into_response())
-}
-
-/// Revokes everything of a subject or client issued up to and including
-/// the second `up_to` (None: ever); the answer says what went.
-async fn revoke_everything(
-    st: &AppState,
-    party: Party,
-    target: &str,
-    up_to: Option<i64>,
-) -> Result<Value, OAuthError> {
-    let kind = party.rule_kind();
-    let now = st.clock.now();
-    // A token issued later in the same second is covered too: iat has
-    // one-second resolution, and this errs on the safe side. The rule
-    // lasts as long as the longest token it covers can (other nodes may
-    // issue until they next reload).
-    let not_before = up_to.map_or(i64::MAX, |t| t.saturating_add(1));
-    let until = now
-        .saturating_add(crate::clock::secs(st.config.tokens.max_access_token_ttl))
-        .saturating_add(crate::clock::secs(st.config.tokens.leeway))
-        .saturating_add(crate::clock::secs(st.config.keys.refresh_interval));
+    let up_to = Some(st.authority.now());
     let done = st
-        .store
-        .revoke_all(&RevokeAll {
-            party,
-            target,
-            not_before: UnixTime::from_secs(not_before),
-            expires_at: UnixTime::from_secs(until),
-            actor: ACTOR,
-            now: UnixTime::from_secs(now),
-        })
+        .authority
+        .revoke_everything(party, target, up_to, ACTOR)
         .await?;
-    st.revocations.notify_waiters();
-    tracing::warn!(
-        kind = kind.name(),
-        target,
-        seq = done.seq,
-        families = done.families,
-        "everything revoked"
-    );
-    Ok(json!({
-        kind.name(): target,
-        "seq": done.seq,
-        "not_before": not_before,
-        "refresh_families": done.families,
-        "opaque_tokens": done.opaque_tokens,
-        "access_tokens": done.access_tokens,
-        "exchanged_tokens": done.exchanged_tokens,
-    }))
+    Ok(Json(done).into_response())
 }

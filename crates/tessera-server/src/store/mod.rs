@@ -46,11 +46,10 @@ mod testdb;
 pub use assertions::UsedAssertion;
 pub use clients::ClientRow;
 pub use keys::{KeyRow, KeyState, KeyTx, Transition};
-pub use opaque::{NewOpaque, OpaqueRow};
+pub use opaque::NewOpaque;
 pub use refresh::{FamilyAccess, FamilyStart, Issue, Presented, RefreshOutcome, RefreshRow};
 pub use revocations::{
-    opaque_parent, Derived, FeedEntry, FeedPage, JtiRevocation, Party, RevokeAll, RevokedAll,
-    RuleKind, TokenFacts,
+    opaque_parent, Derived, JtiRevocation, Party, RevokeAll, RuleKind, TokenFacts,
 };
 pub use settings::AuditEntry;
 #[cfg(any(test, feature = "test-util"))]

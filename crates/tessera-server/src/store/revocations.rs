@@ -35,14 +35,13 @@ mod feed;
 
 pub(super) use derived::{derived_by, revoke_derived, DerivedBy};
 pub use derived::{opaque_parent, Derived};
-pub use feed::FeedPage;
 
 /// What a deny-list entry covers; its [name](RuleKind::name) is the
 /// `kind` stored, and the member that carries the target in the feed.
 pub use tessera_verify::feed_format::RuleKind;
 
 /// One entry of the feed, as the feed serves it.
-pub use tessera_verify::feed_format::Entry as FeedEntry;
+use tessera_verify::feed_format::Entry as FeedEntry;
 
 /// What the deny-list reads of a token: the same facts a following
 /// verifier reads (a token without `iat` counts as issued at 0 here, so

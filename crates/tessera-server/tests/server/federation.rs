@@ -183,7 +183,7 @@ async fn a_static_claim_wins_over_a_mapped_one_and_appears_once() {
         let svc = plain
             .basic_client(json!({"grant_types": [EXCHANGE], "audiences": ["orders-api"], "claims": {"tenant_id": "acme"}}))
             .await;
-        federating.running.state.reload_clients().await.unwrap();
+        federating.running.reload_clients().await.unwrap();
         let upstream = idp.token(
             "alice",
             json!({"org": "evil", "mail": "alice@example.com", "client_id": "tc_evil"}),

@@ -37,9 +37,9 @@ async fn rotation_timeline_with_a_compromise() {
             ("TESSERA_TOKENS_MAX_ACCESS_TOKEN_TTL", "1d"),
         ];
         let s = TestServer::start(&b, &env).await;
-        let max_age = s.running.state.config.jwks_max_age;
+        let max_age = s.running.config().jwks_max_age;
         let (id, secret) = s.basic_client(json!({"access_token_ttl": DAY})).await;
-        let aud = s.running.state.config.tokens.default_audience.clone();
+        let aud = s.running.config().tokens.default_audience.clone();
         let mut issued: Vec<Issued> = Vec::new();
         let mut compromised: Option<String> = None;
         let mut signing_kids: Vec<String> = Vec::new();
@@ -163,7 +163,7 @@ async fn compromise_of_the_active_key_switches_in_one_step() {
         assert!(!kids.contains(&kid.as_str()), "{kids:?}");
         let after = s.token(&id, &secret).await;
         assert_ne!(kid_of(&after), kid);
-        let aud = s.running.state.config.tokens.default_audience.clone();
+        let aud = s.running.config().tokens.default_audience.clone();
         let keys = s.jwks().await;
         assert_eq!(
             verify(&before, &keys, &aud, s.now()).unwrap_err().kind(),
@@ -223,7 +223,7 @@ async fn two_nodes_racing_make_exactly_one_key() {
         for round in 0..3 {
             // Into the pre-publication window, then past the switch.
             clock.advance(Duration::from_secs(29 * DAY));
-            let (x, y) = tokio::join!(a.running.state.refresh(), c.running.state.refresh());
+            let (x, y) = tokio::join!(a.running.refresh(), c.running.refresh());
             x.unwrap();
             y.unwrap();
             let keys = list().await;
@@ -234,7 +234,7 @@ async fn two_nodes_racing_make_exactly_one_key() {
                 b.name
             );
             clock.advance(Duration::from_secs(2 * DAY));
-            let (x, y) = tokio::join!(a.running.state.refresh(), c.running.state.refresh());
+            let (x, y) = tokio::join!(a.running.refresh(), c.running.refresh());
             x.unwrap();
             y.unwrap();
             let keys = list().await;
@@ -260,10 +260,10 @@ async fn two_nodes_racing_make_exactly_one_key() {
         // A node that lost a race may have read the table before the
         // winner committed; its next refresh (every keys.refresh_interval)
         // catches up, and meanwhile both keys are published.
-        a.running.state.refresh().await.unwrap();
-        c.running.state.refresh().await.unwrap();
+        a.running.refresh().await.unwrap();
+        c.running.refresh().await.unwrap();
         let (id, secret) = a.basic_client(json!({})).await;
-        c.running.state.reload_clients().await.unwrap();
+        c.running.reload_clients().await.unwrap();
         assert_eq!(
             kid_of(&a.token(&id, &secret).await),
             kid_of(&c.token(&id, &secret).await)
@@ -337,10 +337,10 @@ async fn state_survives_a_restart_and_keys_are_sealed_at_rest() {
 
         // The private key: open it with the KEK as the server does, then
         // look for it in the stored row and the database files.
-        let config = s.running.state.config.clone();
-        let rows = s.running.state.store.keys().await.unwrap();
+        let config = s.running.config().clone();
+        let rows = s.running.store().keys().await.unwrap();
         let row = rows.iter().find(|r| r.kid == kid).unwrap();
-        let kek = tessera_server::kek::Kek::load_or_create(&config.keys.kek_file).unwrap();
+        let kek = tessera_server::test_util::Kek::load_or_create(&config.keys.kek_file).unwrap();
         let sealed = row.private_sealed.as_deref().unwrap();
         let private: Value = serde_json::from_slice(&kek.open(&kid, sealed).unwrap()).unwrap();
         let d = private["d"].as_str().unwrap().to_owned();
@@ -376,8 +376,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 async fn a_node_without_the_clusters_kek_refuses_to_start_and_writes_nothing() {
     for b in backends().await {
         let s = TestServer::start(&b, &[]).await;
-        let kek_file = s.running.state.config.keys.kek_file.clone();
-        let count = s.running.state.store.keys().await.unwrap().len();
+        let kek_file = s.running.config().keys.kek_file.clone();
+        let count = s.running.store().keys().await.unwrap().len();
         s.stop().await;
         let original = std::fs::read(&kek_file).unwrap();
         let start = || async {
@@ -407,7 +407,7 @@ async fn a_node_without_the_clusters_kek_refuses_to_start_and_writes_nothing() {
         std::fs::write(&kek_file, original).unwrap();
         let s = TestServer::start(&b, &[]).await;
         assert_eq!(
-            s.running.state.store.keys().await.unwrap().len(),
+            s.running.store().keys().await.unwrap().len(),
             count,
             "{}: refused starts wrote no key",
             b.name
@@ -422,22 +422,22 @@ async fn a_key_that_does_not_load_never_leaves_the_old_one_signing() {
         let s = TestServer::start(&b, &[]).await;
         let (id, secret) = s.basic_client(json!({})).await;
         s.token(&id, &secret).await;
-        let state = &s.running.state;
+        let state = &s.running;
         let now = s.now();
         // Another node retired our key and activated one we cannot open.
         let active = state
-            .store
+            .store()
             .keys()
             .await
             .unwrap()
             .into_iter()
-            .find(|k| k.state == tessera_server::lifecycle::KeyState::Active)
+            .find(|k| k.state == tessera_server::test_util::KeyState::Active)
             .unwrap();
-        let by = tessera_server::store::Transition {
+        let by = tessera_server::test_util::Transition {
             actor: "test",
             now: UnixTime::from_secs(now),
         };
-        let mut tx = state.store.begin(by).await.unwrap();
+        let mut tx = state.store().begin(by).await.unwrap();
         assert!(tx
             .retire(&active.kid, UnixTime::from_secs(now + 864_000))
             .await

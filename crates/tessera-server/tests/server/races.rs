@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sqlx::any::AnyPoolOptions;
 use tessera_jose::UnixTime;
-use tessera_server::store::{
+use tessera_server::test_util::{
     Derived, FamilyAccess, FamilyStart, Issue, NewOpaque, Party, Presented, RefreshOutcome,
     RefreshRow, RevokeAll, Store, TokenFacts,
 };

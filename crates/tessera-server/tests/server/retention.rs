@@ -148,8 +148,8 @@ async fn audit_entries_older_than_the_retention_are_purged() {
         let (old, _) = s.basic_client(json!({})).await;
         s.advance(Duration::from_secs(20 * 86_400)).await;
         let (recent, _) = s.basic_client(json!({})).await;
-        let store = &s.running.state.store;
-        let subjects = |log: Vec<tessera_server::store::AuditRecord>| -> Vec<String> {
+        let store = &s.running.store();
+        let subjects = |log: Vec<tessera_server::test_util::AuditRecord>| -> Vec<String> {
             log.into_iter().map(|entry| entry.subject).collect()
         };
         let log = subjects(store.audit_log(1000).await.unwrap());

@@ -273,7 +273,7 @@ async fn nodes_share_one_sequence() {
         let a = TestServer::start_at(&b, &[], clock.clone()).await;
         let c = TestServer::start_at(&b, &[], clock.clone()).await;
         let (id, secret) = a.basic_client(json!({})).await;
-        c.running.state.reload_clients().await.unwrap();
+        c.running.reload_clients().await.unwrap();
         let mut tokens = Vec::new();
         for _ in 0..10 {
             tokens.push(a.token(&id, &secret).await);

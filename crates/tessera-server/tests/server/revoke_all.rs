@@ -476,10 +476,10 @@ async fn admin_revoke_refusals() {
 async fn a_rule_listed_again_only_widens() {
     for b in backends().await {
         let s = TestServer::start(&b, &[]).await;
-        let store = &s.running.state.store;
+        let store = &s.running.store();
         let now = s.now();
-        let alice = |not_before, expires_at| tessera_server::store::RevokeAll {
-            party: tessera_server::store::Party::Subject,
+        let alice = |not_before, expires_at| tessera_server::test_util::RevokeAll {
+            party: tessera_server::test_util::Party::Subject,
             target: "alice",
             not_before: UnixTime::from_secs(not_before),
             expires_at: UnixTime::from_secs(expires_at),
@@ -515,7 +515,7 @@ async fn another_node_refuses_a_compromised_keys_tokens_before_it_reloads() {
         let rs = a
             .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
             .await;
-        c.running.state.reload_clients().await.unwrap();
+        c.running.reload_clients().await.unwrap();
         let token = a.token(&app.0, &app.1).await;
         assert!(active(&c, &rs, &token).await, "{}", b.name);
         let kid = tessera_jose::decode_unverified(&token, 8192)
@@ -527,14 +527,7 @@ async fn another_node_refuses_a_compromised_keys_tokens_before_it_reloads() {
         let resp = a.admin_post("/admin/revoke", json!({"kid": kid})).await;
         assert_eq!(resp.status(), 200);
         assert!(
-            c.running
-                .state
-                .ring
-                .load()
-                .verify_keys
-                .keys()
-                .iter()
-                .any(|k| k.kid() == Some(kid.as_str())),
+            c.running.loaded_kids().contains(&kid),
             "node c still holds the key"
         );
         assert!(!active(&c, &rs, &token).await, "{}", b.name);

@@ -184,7 +184,7 @@ async fn health_readiness_and_metrics() {
             "{metrics}"
         );
         // The database going away makes the node unready, not dead.
-        s.running.state.store.close().await;
+        s.running.store().close().await;
         assert_eq!(
             s.http.get(s.url("/readyz")).send().await.unwrap().status(),
             503

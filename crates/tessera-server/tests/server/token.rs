@@ -342,9 +342,9 @@ async fn a_client_with_sensitive_static_claims_gets_no_token() {
         // Registration refuses such claims, so write the row directly, as a
         // careless migration or manual edit would.
         let (id, secret) = s.basic_client(json!({})).await;
-        let state = &s.running.state;
+        let state = &s.running;
         let row = state
-            .store
+            .store()
             .clients()
             .await
             .unwrap()
@@ -353,10 +353,10 @@ async fn a_client_with_sensitive_static_claims_gets_no_token() {
             .unwrap();
         let mut metadata: Value = row.metadata.clone();
         metadata["claims"] = json!({"card": "4111 1111 1111 1111"});
-        state.store.delete_client(&id).await.unwrap();
+        state.store().delete_client(&id).await.unwrap();
         state
-            .store
-            .insert_client(&tessera_server::store::ClientRow { metadata, ..row })
+            .store()
+            .insert_client(&tessera_server::test_util::ClientRow { metadata, ..row })
             .await
             .unwrap();
         state.reload_clients().await.unwrap();

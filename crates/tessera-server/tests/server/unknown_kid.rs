@@ -21,14 +21,7 @@ fn kid_of(token: &str) -> String {
 }
 
 fn holds(s: &TestServer, kid: &str) -> bool {
-    s.running
-        .state
-        .ring
-        .load()
-        .verify_keys
-        .keys()
-        .iter()
-        .any(|k| k.kid() == Some(kid))
+    s.running.loaded_kids().iter().any(|k| k == kid)
 }
 
 /// Node `a` switches to a new key at once; `c` has not read it.
@@ -62,7 +55,7 @@ async fn a_revocation_on_a_node_behind_a_rotation_is_listed() {
         let rs = a
             .basic_client(json!({"grant_types": ["client_credentials", EXCHANGE], "introspection_audiences": ["orders-api"]}))
             .await;
-        c.running.state.reload_clients().await.unwrap();
+        c.running.reload_clients().await.unwrap();
         let before = a.token(&app.0, &app.1).await;
         rotate_now(&a).await;
         let revoked = a.token(&app.0, &app.1).await;
@@ -78,7 +71,7 @@ async fn a_revocation_on_a_node_behind_a_rotation_is_listed() {
         // Revoked on c: listed, though c did not know the key.
         let resp = revoke(&c, &app.0, &app.1, &[("token", &revoked)]).await;
         assert_eq!(resp.status(), 200, "{}", b.name);
-        assert_eq!(c.running.state.unknown_kid_reloads(), 1, "{}", b.name);
+        assert_eq!(c.running.unknown_kid_reloads(), 1, "{}", b.name);
         assert!(holds(&c, &kid), "{}", b.name);
         let jti = claims(&revoked)["jti"].as_str().unwrap().to_owned();
         for node in [&a, &c] {
@@ -112,7 +105,7 @@ async fn a_revocation_on_a_node_behind_a_rotation_is_listed() {
                 b.name
             );
         }
-        assert_eq!(c.running.state.unknown_kid_reloads(), 1, "{}", b.name);
+        assert_eq!(c.running.unknown_kid_reloads(), 1, "{}", b.name);
 
         // Introspection and exchange on a node behind the next rotation.
         rotate_now(&a).await;
@@ -126,7 +119,7 @@ async fn a_revocation_on_a_node_behind_a_rotation_is_listed() {
             "{}: {answer}",
             b.name
         );
-        assert_eq!(c.running.state.unknown_kid_reloads(), 2, "{}", b.name);
+        assert_eq!(c.running.unknown_kid_reloads(), 2, "{}", b.name);
         rotate_now(&a).await;
         let newest = a.token(&app.0, &app.1).await;
         let resp = c
@@ -143,7 +136,7 @@ async fn a_revocation_on_a_node_behind_a_rotation_is_listed() {
         let status = resp.status();
         let body: Value = resp.json().await.unwrap();
         assert_eq!(status, 200, "{}: {body}", b.name);
-        assert_eq!(c.running.state.unknown_kid_reloads(), 3, "{}", b.name);
+        assert_eq!(c.running.unknown_kid_reloads(), 3, "{}", b.name);
         a.stop().await;
         c.stop().await;
     }
@@ -178,7 +171,7 @@ async fn made_up_kids_share_one_reload() {
             assert_eq!(call.await.unwrap(), 200, "{}", b.name);
         }
         let took = started.elapsed();
-        let reloads = s.running.state.unknown_kid_reloads();
+        let reloads = s.running.unknown_kid_reloads();
         // One, or two when a request arrived after the first reload had
         // started, plus at most one per 500 ms cooldown the calls spanned
         // (on a loaded machine 20 authenticated calls can take seconds);
@@ -210,7 +203,7 @@ async fn made_up_kids_share_one_reload() {
         let resp = revoke(&s, &id, &secret, &[("token", &foreign)]).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(
-            s.running.state.unknown_kid_reloads(),
+            s.running.unknown_kid_reloads(),
             reloads,
             "{}: no reload for another issuer's token",
             b.name
@@ -228,7 +221,7 @@ async fn a_revocation_that_cannot_read_the_keys_is_not_answered_done() {
         let s = TestServer::start(&b, &[]).await;
         let (id, secret) = s.basic_client(json!({})).await;
         let token = s.token(&id, &secret).await;
-        s.running.state.store.close().await;
+        s.running.store().close().await;
         let resp = revoke(&s, &id, &secret, &[("token", &forged("f-1"))]).await;
         assert_eq!(
             oauth_error(resp).await,

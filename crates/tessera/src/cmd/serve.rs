@@ -44,7 +44,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8> {
 }
 
 fn banner(running: &tessera_server::Running) {
-    let config = &running.state.config;
+    let config = &running.config();
     let backend = if config.is_sqlite() {
         "SQLite"
     } else {

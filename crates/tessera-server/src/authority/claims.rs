@@ -30,22 +30,22 @@ use crate::clients::RESERVED_CLAIMS;
 
 /// The claims the server sets itself (RFC 9068 §2.2, RFC 8693 §4.1).
 #[derive(Debug)]
-pub(super) struct ServerClaims<'a> {
-    pub(super) iss: &'a str,
-    pub(super) sub: &'a str,
-    pub(super) aud: &'a Value,
-    pub(super) exp: i64,
-    pub(super) iat: i64,
-    pub(super) jti: &'a str,
-    pub(super) client_id: &'a str,
+pub(crate) struct ServerClaims<'a> {
+    pub(crate) iss: &'a str,
+    pub(crate) sub: &'a str,
+    pub(crate) aud: &'a Value,
+    pub(crate) exp: i64,
+    pub(crate) iat: i64,
+    pub(crate) jti: &'a str,
+    pub(crate) client_id: &'a str,
     /// Omitted when empty.
-    pub(super) scope: &'a str,
+    pub(crate) scope: &'a str,
     /// The acting party of a delegation.
-    pub(super) act: Option<&'a Value>,
+    pub(crate) act: Option<&'a Value>,
 }
 
 /// The access token's claims, in the precedence above.
-pub(super) fn access_claims(
+pub(crate) fn access_claims(
     server: &ServerClaims<'_>,
     client_static: &Map<String, Value>,
     user: &Map<String, Value>,
@@ -85,7 +85,7 @@ pub(super) fn access_claims(
 
 /// The claims as the JSON text that is signed or stored, read back as a
 /// verifier reads it: a name twice at any level is a `server_error`.
-pub(super) fn checked_json(claims: &Map<String, Value>) -> Result<String, OAuthError> {
+pub(crate) fn checked_json(claims: &Map<String, Value>) -> Result<String, OAuthError> {
     let json = serde_json::to_string(claims).map_err(|e| OAuthError::internal(&e))?;
     check(&json)?;
     Ok(json)
