@@ -16,9 +16,6 @@
 //! ```
 
 mod authority;
-// The registry's types are being split into a folder (issue 11); their
-// visibility is narrowed once that lands.
-#[allow(unreachable_pub)]
 mod clients;
 mod clock;
 pub mod config;

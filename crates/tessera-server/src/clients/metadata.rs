@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 /// How a client proves who it is at the token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
+pub(crate) enum AuthMethod {
     /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
@@ -19,7 +19,7 @@ pub enum AuthMethod {
 
 impl AuthMethod {
     /// The RFC 7591 name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
@@ -28,19 +28,19 @@ impl AuthMethod {
     }
 
     /// Whether the client has a secret.
-    pub fn uses_secret(self) -> bool {
+    pub(crate) fn uses_secret(self) -> bool {
         !matches!(self, Self::PrivateKeyJwt)
     }
 
     /// Every method, in the order discovery lists them.
-    pub const ALL: [Self; 3] = [
+    pub(crate) const ALL: [Self; 3] = [
         Self::ClientSecretBasic,
         Self::ClientSecretPost,
         Self::PrivateKeyJwt,
     ];
 
     /// The method with this RFC 7591 name, if this server implements it.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
 }
@@ -48,7 +48,7 @@ impl AuthMethod {
 /// An OAuth grant this server implements; serialized (stored metadata,
 /// admin API, discovery) as its RFC name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum GrantType {
+pub(crate) enum GrantType {
     /// `client_credentials` (RFC 6749 §4.4): a token for the client itself.
     #[serde(rename = "client_credentials")]
     ClientCredentials,
@@ -67,7 +67,7 @@ pub enum GrantType {
 impl GrantType {
     /// The grants this server implements today, in the order discovery
     /// and error messages list them.
-    pub const ALL: [Self; 4] = [
+    pub(crate) const ALL: [Self; 4] = [
         Self::ClientCredentials,
         Self::JwtBearer,
         Self::RefreshToken,
@@ -75,7 +75,7 @@ impl GrantType {
     ];
 
     /// The RFC name (`grant_type` parameter, `grant_types` member).
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
             Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -85,18 +85,18 @@ impl GrantType {
     }
 
     /// The grant with this RFC name, if this server implements it.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.name() == name)
     }
 
     /// Every supported name, comma-separated (for error messages).
-    pub fn supported() -> String {
+    pub(crate) fn supported() -> String {
         Self::ALL.map(Self::name).join(", ")
     }
 
     /// Whether the grant acts for a user (and so may start a refresh-token
     /// family).
-    pub const fn acts_for_user(self) -> bool {
+    pub(crate) const fn acts_for_user(self) -> bool {
         matches!(self, Self::JwtBearer | Self::TokenExchange)
     }
 }
@@ -104,7 +104,7 @@ impl GrantType {
 /// What a client's access tokens are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TokenFormat {
+pub(crate) enum TokenFormat {
     /// Signed JWT access tokens (the default).
     #[default]
     Jwt,
@@ -114,7 +114,7 @@ pub enum TokenFormat {
 
 impl TokenFormat {
     /// The format with this name, if any.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "jwt" => Some(Self::Jwt),
             "opaque" => Some(Self::Opaque),
@@ -126,15 +126,15 @@ impl TokenFormat {
 /// The permission to read the deny-list feed (`GET /revocations`): it names
 /// revoked subjects and client ids, so only followers registered for it
 /// (gateways, resource servers) may read it.
-pub const REVOCATIONS_READ: &str = "revocations:read";
+pub(crate) const REVOCATIONS_READ: &str = "revocations:read";
 
 /// Permissions a client may hold at the authority itself (not scopes: they
 /// are never put in tokens).
-pub const PERMISSIONS: [&str; 1] = [REVOCATIONS_READ];
+pub(super) const PERMISSIONS: [&str; 1] = [REVOCATIONS_READ];
 
 /// A client's metadata as stored and as the admin API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     /// Human name.
     pub client_name: String,
     /// Grants it may use.

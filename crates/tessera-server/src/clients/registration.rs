@@ -15,7 +15,7 @@ use super::{AuthMethod, GrantType, Metadata, TokenFormat, RESERVED_CLAIMS};
 use crate::config::{TokenSettings, Upstream};
 
 /// Every algorithm a `private_key_jwt` assertion may use (asymmetric only).
-pub const ASSERTION_ALGS: [Algorithm; 10] = [
+pub(crate) const ASSERTION_ALGS: [Algorithm; 10] = [
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::ES512,
@@ -32,7 +32,7 @@ pub const ASSERTION_ALGS: [Algorithm; 10] = [
 /// server does not know (`redirect_uris`, `software_id`...) are ignored, as
 /// RFC 7591 §2 requires.
 #[derive(Debug, Deserialize)]
-pub struct Registration {
+pub(crate) struct Registration {
     client_name: Option<String>,
     grant_types: Option<Vec<String>>,
     token_endpoint_auth_method: Option<String>,
@@ -50,7 +50,7 @@ pub struct Registration {
 /// Why a registration was refused (RFC 7591 §3.2.2 `invalid_client_metadata`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct MetadataError(pub String);
+pub(crate) struct MetadataError(pub String);
 
 fn bad(msg: impl Into<String>) -> MetadataError {
     MetadataError(msg.into())
@@ -64,7 +64,7 @@ fn short(s: &str) -> String {
 impl Registration {
     /// The client `tessera serve` registers on first start so that the
     /// banner's `curl` works at once.
-    pub fn quickstart() -> Self {
+    pub(crate) fn quickstart() -> Self {
         Self {
             client_name: Some("quickstart".to_owned()),
             grant_types: None,
@@ -85,7 +85,7 @@ impl Registration {
     ///
     /// # Errors
     /// A [`MetadataError`] naming the member at fault.
-    pub fn validate(self, tokens: &TokenSettings) -> Result<Metadata, MetadataError> {
+    pub(crate) fn validate(self, tokens: &TokenSettings) -> Result<Metadata, MetadataError> {
         let client_name = client_name(self.client_name.unwrap_or_default())?;
         let grant_types = grant_types(self.grant_types)?;
         let method = auth_method(self.token_endpoint_auth_method.as_deref())?;
@@ -306,7 +306,7 @@ fn permissions(mut permissions: Vec<String>) -> Result<Vec<String>, MetadataErro
 ///
 /// # Errors
 /// When the JWKS is not usable: no public signing key, or private members.
-pub fn assertion_keys(jwks: &Value) -> Result<KeySet, MetadataError> {
+pub(crate) fn assertion_keys(jwks: &Value) -> Result<KeySet, MetadataError> {
     let text = jwks.to_string();
     let set = JwkSet::parse(&text).map_err(|e| bad(format!("jwks: {}", e.message())))?;
     if set.keys.iter().any(tessera_jose::Jwk::is_private) {
@@ -327,7 +327,7 @@ pub fn assertion_keys(jwks: &Value) -> Result<KeySet, MetadataError> {
 /// upstream's token, and a mapping onto one of its static claims would put
 /// two values of one claim in play (the static one wins, but the
 /// administrator meant one of them and should say which).
-pub fn federation_conflict(metadata: &Metadata, federation: &[Upstream]) -> Option<String> {
+pub(crate) fn federation_conflict(metadata: &Metadata, federation: &[Upstream]) -> Option<String> {
     if !metadata.grant_types.contains(&GrantType::TokenExchange) {
         return None;
     }

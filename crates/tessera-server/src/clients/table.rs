@@ -13,7 +13,7 @@ use super::metadata::scope_tokens;
 use super::{assertion_keys, Metadata};
 
 /// A client as the token endpoint sees it.
-pub struct Client {
+pub(crate) struct Client {
     /// Its id.
     pub id: String,
     /// Metadata.
@@ -48,7 +48,7 @@ impl Client {
     ///
     /// # Errors
     /// When the stored metadata or hash no longer parses.
-    pub fn from_row(
+    pub(crate) fn from_row(
         row: &crate::store::ClientRow,
         issued: crate::telemetry::IssuedCounters,
     ) -> Result<Self, String> {
@@ -81,14 +81,14 @@ impl Client {
     }
 
     /// Whether its registration grants `permission` ([`super::PERMISSIONS`]).
-    pub fn may(&self, permission: &str) -> bool {
+    pub(crate) fn may(&self, permission: &str) -> bool {
         self.metadata.permissions.iter().any(|p| p == permission)
     }
 
     /// Checks a presented secret: SHA-256, then a constant-time comparison.
     /// A 256-bit random secret needs no slow password hash: nobody can
     /// guess it, and a stolen hash does not reveal it.
-    pub fn secret_matches(&self, presented: &str) -> bool {
+    pub(crate) fn secret_matches(&self, presented: &str) -> bool {
         let Some(stored) = &self.secret_hash else {
             return false;
         };
@@ -103,14 +103,14 @@ fn decode_hash(encoded: &str) -> Option<[u8; 32]> {
 }
 
 /// A new secret (256 random bits, base64url) and its stored hash.
-pub fn new_secret() -> (zeroize::Zeroizing<String>, String) {
+pub(crate) fn new_secret() -> (zeroize::Zeroizing<String>, String) {
     let secret = zeroize::Zeroizing::new(format!("tcs_{}", crate::random_id(32)));
     let hash = tessera_verify::token_hash::encoded(&secret);
     (secret, hash)
 }
 
 /// The client table the hot path reads.
-pub type ClientTable = HashMap<String, Arc<Client>>;
+pub(crate) type ClientTable = HashMap<String, Arc<Client>>;
 
 #[cfg(test)]
 mod tests {
