@@ -11,21 +11,21 @@ mod metadata;
 mod registration;
 mod table;
 
-pub use metadata::{AuthMethod, GrantType, Metadata, TokenFormat, REVOCATIONS_READ};
-pub use registration::{assertion_keys, federation_conflict, Registration, ASSERTION_ALGS};
-pub use table::{new_secret, Client, ClientTable};
+pub(crate) use metadata::{AuthMethod, GrantType, Metadata, TokenFormat, REVOCATIONS_READ};
+pub(crate) use registration::{assertion_keys, federation_conflict, Registration, ASSERTION_ALGS};
+pub(crate) use table::{new_secret, Client, ClientTable};
 
 /// Every client id starts with this (then 128 random bits, base64url); a
 /// `client_credentials` token's `sub` is its client id, so no user subject
 /// may start with it (in any letter case).
-pub const CLIENT_ID_PREFIX: &str = "tc_";
+pub(crate) const CLIENT_ID_PREFIX: &str = "tc_";
 
 /// Why a jwt-bearer assertion's `sub` cannot be a user's subject, if it
 /// cannot: subjects from different sources never share a name. Client ids
 /// (`tc_...`, the `sub` of a client's own tokens) and federated subjects
 /// (`<prefix>|<upstream sub>`) are namespaces of their own; a login
 /// backend's user is neither.
-pub fn user_subject_refusal(sub: &str) -> Option<String> {
+pub(crate) fn user_subject_refusal(sub: &str) -> Option<String> {
     let prefix = CLIENT_ID_PREFIX.len();
     if sub
         .get(..prefix)
