@@ -2,7 +2,8 @@ use serde_json::json;
 
 use super::*;
 use crate::store::testdb::{at, each, TestDb};
-use crate::store::{FeedEntry, TokenFacts};
+use crate::store::TokenFacts;
+use tessera_verify::feed_format::Entry as FeedEntry;
 
 fn key(kid: &str, state: KeyState, created: i64) -> KeyRow {
     KeyRow {

@@ -1,5 +1,6 @@
 use serde_json::json;
 
+use super::feed::FeedPage;
 use super::*;
 use crate::store::testdb::{at, each, TestDb};
 use crate::store::{FamilyAccess, FamilyStart, NewOpaque, RefreshRow};
