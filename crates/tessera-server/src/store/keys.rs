@@ -293,7 +293,7 @@ impl KeyTx {
             now: self.now,
         };
         let (seq, _) = revocations::list(&mut self.tx, &listing).await?;
-        let parents = revocations::derived_by(&mut self.tx, DerivedBy::Kid, kid).await?;
+        let parents = revocations::derived_by(&mut self.tx, DerivedBy::Kid(kid)).await?;
         revocations::revoke_derived(&mut self.tx, parents, self.now).await?;
         Ok(seq)
     }

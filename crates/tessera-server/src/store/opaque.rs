@@ -93,7 +93,7 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         revocations::lock_revocations(&mut tx, self.sqlite).await?;
-        delete(&mut tx, OpaqueBy::Hash, hash, now).await?;
+        delete(&mut tx, OpaqueBy::Hash(hash), now).await?;
         tx.commit().await?;
         Ok(Some(true))
     }
@@ -137,22 +137,22 @@ where
 
 /// Which opaque tokens [`delete`] deletes.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum OpaqueBy {
+pub(super) enum OpaqueBy<'a> {
     /// One token, by its hash.
-    Hash,
+    Hash(&'a str),
     /// A refresh-token family's.
-    Family,
+    Family(&'a str),
     /// A client's.
-    Client,
+    Client(&'a str),
 }
 
-impl OpaqueBy {
-    /// The column of `opaque_tokens` it selects by.
-    fn column(self) -> &'static str {
+impl<'a> OpaqueBy<'a> {
+    /// The column of `opaque_tokens` it selects by, and the value.
+    fn column(self) -> (&'static str, &'a str) {
         match self {
-            Self::Hash => "token_hash",
-            Self::Family => "family",
-            Self::Client => "client_id",
+            Self::Hash(hash) => ("token_hash", hash),
+            Self::Family(family) => ("family", family),
+            Self::Client(client_id) => ("client_id", client_id),
         }
     }
 }
@@ -164,11 +164,10 @@ impl OpaqueBy {
 /// commits.
 pub(super) async fn delete(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    by: OpaqueBy,
-    value: &str,
+    by: OpaqueBy<'_>,
     now: UnixTime,
 ) -> Result<(u64, u64), StoreError> {
-    let column = by.column();
+    let (column, value) = by.column();
     let parents: Vec<String> = sqlx::query(&format!(
         "DELETE FROM opaque_tokens WHERE {column} = $1 RETURNING token_hash"
     ))

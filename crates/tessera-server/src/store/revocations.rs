@@ -248,9 +248,9 @@ impl Store {
         out.seq = seq;
         if r.party == Party::Client {
             let (deleted, listed) =
-                opaque::delete(&mut tx, OpaqueBy::Client, r.target, r.now).await?;
+                opaque::delete(&mut tx, OpaqueBy::Client(r.target), r.now).await?;
             out.opaque_tokens += deleted;
-            let parents = derived_by(&mut tx, DerivedBy::Client, r.target).await?;
+            let parents = derived_by(&mut tx, DerivedBy::Client(r.target)).await?;
             out.exchanged_tokens += listed + revoke_derived(&mut tx, parents, r.now).await?;
         }
         let entry = AuditEntry {

@@ -66,7 +66,7 @@ pub(in crate::store) async fn revoke_family(
             break;
         }
     }
-    let (opaque_tokens, from_opaque) = opaque::delete(tx, OpaqueBy::Family, family, now).await?;
+    let (opaque_tokens, from_opaque) = opaque::delete(tx, OpaqueBy::Family(family), now).await?;
     // The family's JWTs: listed until they expire; the record goes, as no
     // token of a revoked family is ever issued again.
     let issued: Vec<(String, UnixTime)> =

@@ -85,31 +85,30 @@ pub fn opaque_parent(hash: &str) -> String {
 /// What [`derived_by`] finds tokens exchanged from: tokens of a client,
 /// or signed by a key.
 #[derive(Debug, Clone, Copy)]
-pub(in crate::store) enum DerivedBy {
-    /// The parent token's client.
-    Client,
-    /// The key that signed the parent token.
-    Kid,
+pub(in crate::store) enum DerivedBy<'a> {
+    /// The parent tokens' client.
+    Client(&'a str),
+    /// The key that signed the parent tokens.
+    Kid(&'a str),
 }
 
-impl DerivedBy {
-    /// The column of `derived_tokens` it selects by.
-    fn column(self) -> &'static str {
+impl<'a> DerivedBy<'a> {
+    /// The column of `derived_tokens` it selects by, and the value.
+    fn column(self) -> (&'static str, &'a str) {
         match self {
-            Self::Client => "parent_client",
-            Self::Kid => "parent_kid",
+            Self::Client(client_id) => ("parent_client", client_id),
+            Self::Kid(kid) => ("parent_kid", kid),
         }
     }
 }
 
-/// The distinct parents of tokens exchanged from tokens of the client or
-/// key `value` (as `by` says): where a walk that lists them starts.
+/// The distinct parents of tokens exchanged from the tokens `by` names:
+/// where a walk that lists them starts.
 pub(in crate::store) async fn derived_by(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    by: DerivedBy,
-    value: &str,
+    by: DerivedBy<'_>,
 ) -> Result<Vec<String>, StoreError> {
-    let column = by.column();
+    let (column, value) = by.column();
     sqlx::query(&format!(
         "SELECT DISTINCT parent FROM derived_tokens WHERE {column} = $1"
     ))
