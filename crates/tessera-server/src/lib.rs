@@ -29,6 +29,7 @@ mod server;
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 mod store;
 mod telemetry;
+mod vocabulary;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, Overrides};

@@ -7,7 +7,7 @@ use std::fmt;
 use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder as _};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::clients::GrantType;
+use crate::vocabulary::GrantType;
 
 /// Token endpoint error codes counted by `tessera_token_errors_total`.
 pub(crate) const ERROR_CODES: [&str; 10] = [

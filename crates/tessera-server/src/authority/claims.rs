@@ -26,7 +26,7 @@
 use serde_json::{Map, Value};
 
 use super::OAuthError;
-use crate::clients::RESERVED_CLAIMS;
+use crate::vocabulary::RESERVED_CLAIMS;
 
 /// The claims the server sets itself (RFC 9068 §2.2, RFC 8693 §4.1).
 #[derive(Debug)]

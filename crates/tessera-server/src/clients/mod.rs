@@ -11,7 +11,8 @@ mod metadata;
 mod registration;
 mod table;
 
-pub(crate) use metadata::{AuthMethod, GrantType, Metadata, TokenFormat, REVOCATIONS_READ};
+pub(crate) use crate::vocabulary::{GrantType, RESERVED_CLAIMS};
+pub(crate) use metadata::{AuthMethod, Metadata, TokenFormat, REVOCATIONS_READ};
 pub(crate) use registration::{assertion_keys, federation_conflict, Registration, ASSERTION_ALGS};
 pub(crate) use table::{new_secret, Client, ClientTable};
 
@@ -43,25 +44,6 @@ pub(crate) fn user_subject_refusal(sub: &str) -> Option<String> {
     }
     None
 }
-
-/// Claims a client's static `claims`, its `assertion_claims` and a
-/// federation mapping may not set, and an exchange does not carry over:
-/// the server owns them.
-pub(crate) const RESERVED_CLAIMS: [&str; 13] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "nbf",
-    "iat",
-    "jti",
-    "client_id",
-    "scope",
-    "act",
-    "cnf",
-    "may_act",
-    "auth_time",
-];
 
 #[cfg(test)]
 mod tests {

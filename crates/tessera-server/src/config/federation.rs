@@ -122,7 +122,7 @@ fn check_claims(
 ) -> Result<(), ConfigError> {
     let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
     for (from, to) in claims {
-        if crate::clients::RESERVED_CLAIMS.contains(&to.as_str()) {
+        if crate::vocabulary::RESERVED_CLAIMS.contains(&to.as_str()) {
             return Err(ConfigError::new(
                 setting,
                 format!("{issuer}: claims may not set {to:?}: the server sets it"),

@@ -111,7 +111,7 @@ impl Authority {
         // Carry the user's claims; the server sets the registered ones
         // anew, and the exchanging client's static claims replace the
         // subject token's (claims.rs).
-        for name in crate::clients::RESERVED_CLAIMS {
+        for name in crate::vocabulary::RESERVED_CLAIMS {
             claims.remove(name);
         }
         for name in client.metadata.claims.keys() {
