@@ -15,9 +15,9 @@ use tessera_jose::UnixTime;
 use tessera_verify::{handle, token_hash};
 use zeroize::Zeroizing;
 
+use super::basis::{Basis, Exchange};
 use super::claims::{access_claims, checked_json, ServerClaims};
-use super::grant::{Basis, Exchange};
-use super::grants::exchange::ACCESS_TOKEN_TYPE;
+use super::params::ACCESS_TOKEN_TYPE;
 use super::{Authority, OAuthError};
 use crate::clients::{Client, GrantType, TokenFormat};
 use crate::store::{Derived, FamilyAccess, NewOpaque, TokenFacts};

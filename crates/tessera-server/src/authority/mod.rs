@@ -1,17 +1,30 @@
 //! The authority's rules: who a client is, what a grant gives, what a
 //! presented token is and who may see it, what a revocation reaches. HTTP
 //! adapts requests to these calls (`http/`); storage keeps their data
-//! (`store/`); nothing here knows about either's wire format.
+//! (`store/`); nothing here knows either's wire format.
 //!
-//! [`Authority`] is the one service a node runs: its parts are the key
-//! lifecycle ([`keys`]), the client registry ([`registry`]), the deny-list
-//! ([`deny_list`]), the grants ([`grant`] and [`grants`]), issuance
-//! ([`issue`]) and presented tokens ([`presented`]).
+//! [`Authority`] is the one service a node runs. Its parts, each a module
+//! that depends only on those listed before it:
 //!
-//! Adding a grant type: a variant of `GrantType` (clients.rs, its wire
-//! name), a variant of [`grant::Grant`] with its parse arm, and a module
-//! in [`grants`] that turns it into a [`grant::Basis`].
+//! - `params`: a request's parameters and the RFC 8693 token type names;
+//! - `keys`: the key lifecycle, the ring, recognising this issuer's JWTs;
+//! - `deny_list`: what is refused, the feed, revoking everything of one
+//!   party;
+//! - `registry`: the registered clients; `client_auth`: who is calling;
+//! - `presented`: tokens presented back (introspection, revocation, and the
+//!   subject and actor tokens of an exchange) and who may see them;
+//! - `session`: the refresh-token family of a user's grant;
+//! - `basis`: what a grant gives, and how scope and audience narrow;
+//! - `grants/`: one module per grant that acts for a user;
+//! - `claims` and `issue`: a basis becomes a signed (or opaque) token;
+//! - `grant`: the token endpoint's entry: the grant parsed once, checked
+//!   against the client, given, issued.
+//!
+//! Adding a grant type: its wire name in `GrantType` (`vocabulary.rs`), a
+//! variant of `grant::Grant` with its parse arm and dispatch arm, and a
+//! module in `grants/` that turns its request into a `basis::Basis`.
 
+mod basis;
 mod claims;
 mod client_auth;
 pub(crate) mod deny_list;
@@ -20,8 +33,10 @@ pub(crate) mod grant;
 mod grants;
 mod issue;
 pub(crate) mod keys;
+mod params;
 mod presented;
 mod registry;
+mod session;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -40,9 +55,9 @@ use crate::telemetry::Metrics;
 pub(crate) use client_auth::Credentials;
 pub(crate) use deny_list::DenyList;
 pub(crate) use error::{ErrorCode, OAuthError};
-pub(crate) use grant::Params;
 pub(crate) use issue::Issued;
 pub(crate) use keys::Keys;
+pub(crate) use params::Params;
 pub(crate) use presented::VerifiedJwts;
 pub(crate) use registry::client_json;
 

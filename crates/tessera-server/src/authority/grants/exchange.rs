@@ -7,14 +7,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::authority::grant::{narrowed_scope, Basis, Exchange, Params};
+use crate::authority::basis::{narrowed_scope, Basis, Exchange};
+use crate::authority::params::{Params, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
 use crate::authority::{Authority, OAuthError};
 use crate::clients::Client;
-
-/// RFC 8693 §3: a Tessera access token.
-pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// RFC 8693 §3: a JWT (federation's upstream tokens).
-pub(crate) const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// The grant's parameters.
 #[derive(Debug)]

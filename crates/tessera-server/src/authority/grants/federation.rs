@@ -10,8 +10,8 @@
 use serde_json::{Map, Value};
 use tessera_jose::UnixTime;
 
-use super::exchange::JWT_TOKEN_TYPE;
-use crate::authority::grant::{granted_audience, granted_scope, Basis, Exchange, Params, Target};
+use crate::authority::basis::{granted_audience, granted_scope, Basis, Exchange};
+use crate::authority::params::{Params, Target, JWT_TOKEN_TYPE};
 use crate::authority::{Authority, OAuthError};
 use crate::clients::Client;
 

@@ -4,8 +4,9 @@
 use serde_json::{Map, Value};
 use tessera_jose::{Claim, UnixTime, Validation};
 
+use crate::authority::basis::{granted_audience, granted_scope, Basis};
 use crate::authority::client_auth::MAX_ASSERTION_LIFETIME;
-use crate::authority::grant::{granted_audience, granted_scope, Basis, Params, Target};
+use crate::authority::params::{Params, Target};
 use crate::authority::{Authority, OAuthError};
 use crate::clients::Client;
 

@@ -1,6 +1,6 @@
 //! One module per grant that acts for a user: each parses its parameters
 //! ([`Request::parse`](jwt_bearer::Request::parse)) and turns them into a
-//! [`Basis`](super::grant::Basis). `client_credentials` needs neither and
+//! [`Basis`](super::basis::Basis). `client_credentials` needs neither and
 //! lives in `grant.rs`.
 
 pub(crate) mod exchange;
