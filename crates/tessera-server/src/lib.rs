@@ -2,9 +2,17 @@
 //!
 //! It signs short-lived RFC 9068 access tokens with asymmetric keys that
 //! rotate on a schedule, publishes them as a JWKS with discovery metadata,
-//! registers clients and serves the `client_credentials` grant. State lives
-//! in SQLite (default) or PostgreSQL; private keys are sealed with
-//! AES-256-GCM under a key-encryption key.
+//! registers clients, serves the client-credentials, JWT-bearer,
+//! refresh-token and token-exchange grants, and revokes, introspects and
+//! publishes a deny-list feed. State lives in SQLite (default) or
+//! PostgreSQL; private keys are sealed with AES-256-GCM under a
+//! key-encryption key.
+//!
+//! Inside, `http/` adapts requests, `authority/` holds the rules, `store/`
+//! keeps the data (see `docs/ARCHITECTURE.md`). The public API is what
+//! `tessera serve` and the tests need: [`start`], [`Running`], [`Config`]
+//! and the clocks; tests reach the store through `test_util` (feature
+//! `test-util`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

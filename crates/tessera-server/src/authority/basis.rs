@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::params::Target;
 use super::presented::OwnToken;
 use super::session::Session;
-use super::OAuthError;
+use super::{Authority, OAuthError};
 use crate::clients::Client;
 
 /// What a grant gives, before a token exists: whom the token is for (None:
@@ -36,6 +36,32 @@ pub(crate) struct Exchange {
     pub(super) parents: Vec<OwnToken>,
     /// The acting party of a delegation (RFC 8693 §4.1): server-owned.
     pub(super) act: Option<Value>,
+}
+
+impl Authority {
+    /// A user's login (a jwt-bearer assertion, a federated token): the
+    /// user and the claims the client may pass on, the scope and audience
+    /// asked for, and a refresh-token family when the client may have one.
+    pub(crate) fn user_login(
+        &self,
+        client: &Client,
+        (sub, claims): (String, Map<String, Value>),
+        scope: Option<&str>,
+        target: Target<'_>,
+        now: i64,
+    ) -> Result<Basis, OAuthError> {
+        let scope = granted_scope(client, scope)?;
+        let audience = granted_audience(client, target)?;
+        let session = self.start_session(client, &sub, &scope, &audience, &claims, now);
+        Ok(Basis {
+            subject: Some(sub),
+            claims,
+            scope,
+            audience,
+            session,
+            exchange: None,
+        })
+    }
 }
 
 /// The requested scope if every part is allowed; all allowed scopes when

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 use tessera_jose::UnixTime;
 
-use crate::authority::basis::{granted_audience, granted_scope, Basis, Exchange};
+use crate::authority::basis::{Basis, Exchange};
 use crate::authority::params::{Params, Target, JWT_TOKEN_TYPE};
 use crate::authority::{Authority, OAuthError};
 use crate::clients::Client;
@@ -49,18 +49,10 @@ impl Authority {
         request: Request<'_>,
         now: i64,
     ) -> Result<Basis, OAuthError> {
-        let (sub, claims) = self.federated(request.subject_token).await?;
-        let scope = granted_scope(client, request.scope)?;
-        let audience = granted_audience(client, request.target)?;
-        let session = self.start_session(client, &sub, &scope, &audience, &claims, now);
-        Ok(Basis {
-            subject: Some(sub),
-            claims,
-            scope,
-            audience,
-            session,
-            exchange: Some(Exchange::default()),
-        })
+        let user = self.federated(request.subject_token).await?;
+        let mut basis = self.user_login(client, user, request.scope, request.target, now)?;
+        basis.exchange = Some(Exchange::default());
+        Ok(basis)
     }
 
     async fn federated(&self, token: &str) -> Result<(String, Map<String, Value>), OAuthError> {

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use tessera_jose::{Claim, UnixTime, Validation};
 
-use crate::authority::basis::{granted_audience, granted_scope, Basis};
+use crate::authority::basis::Basis;
 use crate::authority::client_auth::MAX_ASSERTION_LIFETIME;
 use crate::authority::params::{Params, Target};
 use crate::authority::{Authority, OAuthError};
@@ -40,18 +40,8 @@ impl Authority {
         request: Request<'_>,
         now: i64,
     ) -> Result<Basis, OAuthError> {
-        let (sub, claims) = self.user_assertion(client, request.assertion, now).await?;
-        let scope = granted_scope(client, request.scope)?;
-        let audience = granted_audience(client, request.target)?;
-        let session = self.start_session(client, &sub, &scope, &audience, &claims, now);
-        Ok(Basis {
-            subject: Some(sub),
-            claims,
-            scope,
-            audience,
-            session,
-            exchange: None,
-        })
+        let user = self.user_assertion(client, request.assertion, now).await?;
+        self.user_login(client, user, request.scope, request.target, now)
     }
 
     /// RFC 7523 §2.1 and §3: `aud` is the token endpoint or the issuer
