@@ -9,6 +9,11 @@ interleaved, and reports the median requests/s and p50/p99 latency of each
 row and the ratio of tessera to its ceiling.
 
     python3 bench/server.py [--duration 10] [--rounds 3] [--connections 64]
+                            [--baseline PATH/TO/OLD/tessera]
+
+With --baseline, a second `tessera serve` from that binary (an earlier
+build: before/after a change) runs beside the current one, and its token
+and JWKS rows join the same interleaved rounds.
 """
 import argparse
 import base64
@@ -93,6 +98,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--baseline", help="an earlier tessera binary to measure beside this build")
     args = ap.parse_args()
 
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -109,6 +115,10 @@ def main():
             [os.path.join(release, "tessera"), "serve", "--data", os.path.join(data, "d"),
              "--listen", "127.0.0.1:18180"], stdout=log, stderr=log))
         procs.append(subprocess.Popen([os.path.join(release, "bare"), "127.0.0.1:18181"]))
+        if args.baseline:
+            procs.append(subprocess.Popen(
+                [args.baseline, "serve", "--data", os.path.join(data, "b"),
+                 "--listen", "127.0.0.1:18182"], stdout=log, stderr=log))
         wait_ready("http://127.0.0.1:18180/readyz")
         wait_ready("http://127.0.0.1:18181/fixed")
         creds = open(os.path.join(data, "d", "quickstart.credentials")).read().strip()
@@ -120,10 +130,22 @@ def main():
             ("bare 300-byte GET (ceiling)", "http://127.0.0.1:18181/fixed", None, env),
             ("tessera JWKS", "http://127.0.0.1:18180/.well-known/jwks.json", None, env),
         ]
+        if args.baseline:
+            wait_ready("http://127.0.0.1:18182/readyz")
+            old = open(os.path.join(data, "b", "quickstart.credentials")).read().strip()
+            old_env = dict(os.environ, BASIC=base64.b64encode(old.encode()).decode())
+            rows += [
+                ("baseline token", "http://127.0.0.1:18182/token", script, old_env),
+                ("baseline JWKS", "http://127.0.0.1:18182/.well-known/jwks.json", None, old_env),
+            ]
         med = report(interleaved(rows, args, args.connections), args, args.connections)
         tok = med["bare token (ceiling)"][0] / med["tessera token"][0]
         get = med["bare 300-byte GET (ceiling)"][0] / med["tessera JWKS"][0]
         print(f"\nceiling / tessera: token {tok:.2f}x, JWKS {get:.2f}x")
+        if args.baseline:
+            tok = med["tessera token"][0] / med["baseline token"][0]
+            get = med["tessera JWKS"][0] / med["baseline JWKS"][0]
+            print(f"this build / baseline: token {tok:.2f}x, JWKS {get:.2f}x")
     finally:
         for p in procs:
             p.terminate()
