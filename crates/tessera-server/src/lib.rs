@@ -26,7 +26,7 @@
 mod authority;
 mod clients;
 mod clock;
-pub mod config;
+mod config;
 mod http;
 // `pub` items here are re-exported by `test_util` for tests only.
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]

@@ -80,7 +80,7 @@ impl Client {
         })
     }
 
-    /// Whether its registration grants `permission` ([`super::PERMISSIONS`]).
+    /// Whether its registration grants `permission` ([`super::metadata::PERMISSIONS`]).
     pub(crate) fn may(&self, permission: &str) -> bool {
         self.metadata.permissions.iter().any(|p| p == permission)
     }

@@ -13,7 +13,7 @@ use super::{without_scheme, ConfigError};
 /// federated `sub` (`<prefix>|<upstream sub>`, as Auth0 writes
 /// `google-oauth2|1234`). No prefix may contain it, and no jwt-bearer user
 /// subject either, so a federated subject is never anything else's.
-pub const SUBJECT_SEPARATOR: char = '|';
+pub(crate) const SUBJECT_SEPARATOR: char = '|';
 
 /// Longest subject prefix.
 const MAX_PREFIX: usize = 100;

@@ -22,10 +22,10 @@ mod server;
 mod source;
 mod tokens;
 
-pub use federation::{Upstream, SUBJECT_SEPARATOR};
-pub use keys::KeySettings;
-pub use server::redact_password;
-pub use tokens::{AssertionAudience, TokenSettings};
+pub(crate) use federation::{Upstream, SUBJECT_SEPARATOR};
+pub(crate) use keys::KeySettings;
+pub(crate) use server::redact_password;
+pub(crate) use tokens::{AssertionAudience, TokenSettings};
 
 /// A setting that is missing, malformed or inconsistent with another.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

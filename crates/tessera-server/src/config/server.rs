@@ -147,7 +147,7 @@ fn database_url(given: Option<String>, data: &Path) -> Result<String, ConfigErro
 }
 
 /// `scheme://user:password@host/...` with the password replaced.
-pub fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
