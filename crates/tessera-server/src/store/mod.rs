@@ -8,8 +8,12 @@
 //! (with the key transaction [`KeyTx`]), `clients`, `refresh` (refresh-token
 //! families), `opaque` (opaque access tokens), `revocations` (the deny-list,
 //! tokens exchanged from others, the feed), `assertions` (used client
-//! assertion jtis), `settings` (settings and the audit log). This module
-//! keeps the pool, the schema and what they share.
+//! assertion jtis), `settings` (settings and the audit log). One operation
+//! spans aggregates: `revoke_all` (everything of a subject or client), which
+//! calls `revocations`, `refresh` and `opaque`. Their dependencies run one
+//! way: `revocations` calls no other aggregate, `opaque` calls
+//! `revocations`, `refresh` calls both, `keys` calls `revocations`. This
+//! module keeps the pool, the schema and what they share.
 //!
 //! At this API, times are [`UnixTime`]: the workspace's one type for a
 //! second count since the epoch (what a JWT's `exp` and `iat` already are
@@ -39,6 +43,7 @@ mod keys;
 mod opaque;
 mod refresh;
 mod revocations;
+mod revoke_all;
 mod settings;
 #[cfg(test)]
 mod testdb;
@@ -48,9 +53,8 @@ pub use clients::ClientRow;
 pub use keys::{KeyRow, KeyState, KeyTx, Transition};
 pub use opaque::NewOpaque;
 pub use refresh::{FamilyAccess, FamilyStart, Issue, Presented, RefreshOutcome, RefreshRow};
-pub use revocations::{
-    opaque_parent, Derived, JtiRevocation, Party, RevokeAll, RuleKind, TokenFacts,
-};
+pub use revocations::{opaque_parent, Derived, JtiRevocation, RuleKind, TokenFacts};
+pub use revoke_all::{Party, RevokeAll};
 pub use settings::AuditEntry;
 #[cfg(any(test, feature = "test-util"))]
 pub use settings::AuditRecord;

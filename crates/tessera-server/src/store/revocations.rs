@@ -3,9 +3,15 @@
 //! signed by a key), plus the record of tokens exchanged from other tokens
 //! so that revoking a token reaches what was exchanged from it.
 //!
-//! Here: the entries and the rules that revoke everything of a subject or
-//! client; `derived.rs`: tokens exchanged from others; `feed.rs`: the feed
-//! and the purge of what has expired.
+//! Here: the entries, the revocation lock and the revocation of one jti;
+//! `derived.rs`: tokens exchanged from others; `feed.rs`: the feed and the
+//! purge of what has expired. Revoking everything of a subject or client
+//! (its rule, and its families and opaque tokens with it) is
+//! `revoke_all.rs`.
+//!
+//! Other aggregates call into this module (to take the lock, to list a jti,
+//! to walk what was exchanged from a token); it calls none of them back,
+//! so the store's modules depend on one another one way only.
 //!
 //! Every entry takes its sequence number from one row updated with
 //! `RETURNING`. That row stays locked until the transaction commits, so
@@ -25,8 +31,6 @@
 use sqlx::Row as _;
 use tessera_jose::UnixTime;
 
-use super::opaque::{self, OpaqueBy};
-use super::refresh::{self, FamilyRevocation};
 use super::settings::{audit, AuditEntry};
 use super::{Store, StoreError};
 
@@ -63,42 +67,6 @@ fn refused_query(
         .bind(token.kid.unwrap_or_default())
 }
 
-/// Whose tokens a rule revokes all of: a subject's (logout everywhere) or
-/// a client's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Party {
-    /// A user: the tokens whose `sub` it is.
-    Subject,
-    /// A client: the tokens issued to it.
-    Client,
-}
-
-impl Party {
-    /// The kind of the deny-list entry.
-    pub fn rule_kind(self) -> RuleKind {
-        match self {
-            Self::Subject => RuleKind::Subject,
-            Self::Client => RuleKind::Client,
-        }
-    }
-
-    /// The column of `refresh_tokens` that names it.
-    fn family_column(self) -> &'static str {
-        match self {
-            Self::Subject => "subject",
-            Self::Client => "client_id",
-        }
-    }
-
-    /// What the audit log records.
-    fn audit_action(self) -> &'static str {
-        match self {
-            Self::Subject => "subject_revoked",
-            Self::Client => "client_revoked",
-        }
-    }
-}
-
 /// An access token to put on the deny-list by its jti.
 #[derive(Debug, Clone, Copy)]
 pub struct JtiRevocation<'a> {
@@ -111,39 +79,6 @@ pub struct JtiRevocation<'a> {
     pub expires_at: UnixTime,
     /// Now.
     pub now: UnixTime,
-}
-
-/// Everything of a subject or a client, to revoke.
-#[derive(Debug, Clone, Copy)]
-pub struct RevokeAll<'a> {
-    /// Whose tokens.
-    pub party: Party,
-    /// The subject or client id.
-    pub target: &'a str,
-    /// Tokens issued (`iat`) before this are refused.
-    pub not_before: UnixTime,
-    /// Until when the rule is kept: as long as a token it covers could
-    /// live.
-    pub expires_at: UnixTime,
-    /// Who revokes (recorded with the entry and in the audit log).
-    pub actor: &'a str,
-    /// Now.
-    pub now: UnixTime,
-}
-
-/// What revoking everything of a subject or client did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RevokedAll {
-    /// The rule's sequence number in the feed.
-    pub seq: i64,
-    /// Refresh-token families revoked.
-    pub families: u64,
-    /// Opaque access tokens deleted.
-    pub opaque_tokens: u64,
-    /// JWT access tokens of the revoked families listed by jti.
-    pub access_tokens: u64,
-    /// Exchanged tokens listed by jti (their subject or client differs).
-    pub exchanged_tokens: u64,
 }
 
 /// The PostgreSQL advisory lock behind revocations. Its lock manager
@@ -222,48 +157,6 @@ impl Store {
         Ok(seq)
     }
 
-    /// Revokes everything of a subject or a client: a rule that lists its
-    /// tokens issued before `not_before` until `expires_at`, its
-    /// refresh-token families (with the access tokens they issued, listed
-    /// by jti as well), its opaque access tokens (a client's are deleted; a
-    /// subject's are refused by the rule), and tokens exchanged from a
-    /// client's tokens.
-    ///
-    /// # Errors
-    /// On database failure.
-    pub async fn revoke_all(&self, revocation: &RevokeAll<'_>) -> Result<RevokedAll, StoreError> {
-        let r = revocation;
-        let mut tx = self.write_tx().await?;
-        lock_revocations(&mut tx, self.sqlite).await?;
-        let listing = Listing {
-            kind: r.party.rule_kind(),
-            target: r.target,
-            actor: r.actor,
-            not_before: Some(r.not_before),
-            expires_at: r.expires_at,
-            now: r.now,
-        };
-        let (seq, _) = list(&mut tx, &listing).await?;
-        let mut out = revoke_families(&mut tx, self.sqlite, r).await?;
-        out.seq = seq;
-        if r.party == Party::Client {
-            let (deleted, listed) =
-                opaque::delete(&mut tx, OpaqueBy::Client(r.target), r.now).await?;
-            out.opaque_tokens += deleted;
-            let parents = derived_by(&mut tx, DerivedBy::Client(r.target)).await?;
-            out.exchanged_tokens += listed + revoke_derived(&mut tx, parents, r.now).await?;
-        }
-        let entry = AuditEntry {
-            at: r.now,
-            actor: r.actor,
-            action: r.party.audit_action(),
-            subject: r.target,
-        };
-        audit(&mut *tx, &entry).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
     /// Whether the deny-list refuses a token: its jti or its key is
     /// listed, or a rule for its subject or client covers its `iat`.
     ///
@@ -275,43 +168,6 @@ impl Store {
             .await?
             .is_some())
     }
-}
-
-/// Revokes every standing refresh-token family of `r.target` inside the
-/// caller's transaction, which holds the revocation lock; what they issued
-/// is counted in the answer (its `seq` is left at 0).
-async fn revoke_families(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sqlite: bool,
-    r: &RevokeAll<'_>,
-) -> Result<RevokedAll, StoreError> {
-    let column = r.party.family_column();
-    let families: Vec<String> = sqlx::query(&format!(
-        "SELECT DISTINCT family FROM refresh_tokens WHERE {column} = $1 AND revoked_at IS NULL"
-    ))
-    .bind(r.target)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|row| row.try_get(0))
-    .collect::<Result<_, _>>()?;
-    let mut out = RevokedAll {
-        families: families.len() as u64,
-        ..RevokedAll::default()
-    };
-    for family in &families {
-        let revocation = FamilyRevocation {
-            family,
-            actor: r.actor,
-            action: "refresh_family_revoked",
-            now: r.now,
-        };
-        let done = refresh::revoke_family(tx, sqlite, &revocation).await?;
-        out.opaque_tokens += done.opaque_tokens;
-        out.access_tokens += done.access_tokens;
-        out.exchanged_tokens += done.exchanged_tokens;
-    }
-    Ok(out)
 }
 
 /// A deny-list entry to add.
