@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::source::duration;
-use super::{days, ConfigError};
+use super::error::ConfigError;
+use super::parse::{days, duration};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{without_scheme, ConfigError};
+use super::error::ConfigError;
+use super::parse::without_scheme;
 
 /// Separates a federation's subject prefix from the upstream subject in a
 /// federated `sub` (`<prefix>|<upstream sub>`, as Auth0 writes

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::error::ConfigError;
 use super::keys::KeySettings;
-use super::source::duration;
-use super::{human, ConfigError};
+use super::parse::{duration, human};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

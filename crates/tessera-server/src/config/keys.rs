@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tessera_jose::Algorithm;
 
-use super::source::{duration, string_or_list};
-use super::{days, human, ConfigError};
+use super::error::ConfigError;
+use super::parse::{days, duration, human, string_or_list};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,8 +48,8 @@ pub struct KeySettings {
 }
 
 /// Applies the defaults (the KEK file in `data`) and checks the section.
-/// `grace` is checked with the token lifetimes it must cover
-/// (`super::tokens::validate`).
+/// `grace` is checked by [`check_grace`] once the token lifetimes it must
+/// cover are known (the `[tokens]` section asks for it).
 pub(super) fn validate(raw: RawKeys, data: &Path) -> Result<KeySettings, ConfigError> {
     let algorithms = algorithms(&raw.algorithms.unwrap_or_else(|| vec!["ES256".to_owned()]))?;
     let rotation_period = raw.rotation_period.unwrap_or(days(90));
@@ -88,6 +88,30 @@ pub(super) fn validate(raw: RawKeys, data: &Path) -> Result<KeySettings, ConfigE
         refresh_interval,
         rsa_bits,
     })
+}
+
+/// A retired key stays published (`keys.grace`) at least as long as the
+/// tokens it signed may still be accepted: `max_ttl` is the longest access
+/// token lifetime, `leeway` the clock skew verifiers allow. The rule is
+/// this section's; the `[tokens]` section calls it with its lifetimes, so
+/// the dependency runs one way (tokens on keys).
+pub(super) fn check_grace(
+    grace: Duration,
+    max_ttl: Duration,
+    leeway: Duration,
+) -> Result<(), ConfigError> {
+    if grace < max_ttl + leeway {
+        return Err(ConfigError::new(
+            "keys.grace",
+            format!(
+                "{} is shorter than the longest token lifetime plus leeway ({} + {}): tokens signed by a retired key would stop verifying before they expire",
+                human(grace),
+                human(max_ttl),
+                human(leeway)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The named algorithms, duplicates dropped, in the order given (the first

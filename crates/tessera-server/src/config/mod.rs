@@ -8,6 +8,13 @@
 //! `validate` that turns one into the other; `source` reads the file and
 //! the environment into the raw sections. Sections are validated in the
 //! file's order, so the error reported is the first wrong setting.
+//!
+//! Dependencies run one way: this module names every section; `source`
+//! names the sections' raw types; a section names only earlier sections
+//! whose validated values it checks against (`tokens` and `jwks` read
+//! `keys`); everything shared below that (`ConfigError` in `error`, the
+//! deserialisers and duration helpers in `parse`) is in leaves that name
+//! no other module here.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,36 +22,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod admin;
+mod error;
 mod federation;
 mod jwks;
 mod keys;
+mod parse;
 mod server;
 mod source;
 mod tokens;
 
+pub use error::ConfigError;
 pub(crate) use federation::{Upstream, SUBJECT_SEPARATOR};
 pub(crate) use keys::KeySettings;
 pub(crate) use server::redact_password;
+pub use server::Overrides;
 pub(crate) use tokens::{AssertionAudience, TokenSettings};
-
-/// A setting that is missing, malformed or inconsistent with another.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{setting}: {message}")]
-pub struct ConfigError {
-    /// Dotted name of the setting (`keys.grace`), or the file at fault.
-    pub setting: String,
-    /// What is wrong and what would be accepted.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            setting: setting.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// The validated settings of one `tessera serve` process.
 #[derive(Clone)]
@@ -101,19 +93,6 @@ impl fmt::Debug for Config {
             .field("metrics_listen", &self.metrics_listen)
             .finish_non_exhaustive()
     }
-}
-
-/// Values given on the command line; they win over everything else.
-#[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    /// `--data`.
-    pub data: Option<PathBuf>,
-    /// `--listen`.
-    pub listen: Option<String>,
-    /// `--issuer`.
-    pub issuer: Option<String>,
-    /// `--database-url`.
-    pub database_url: Option<String>,
 }
 
 impl Config {
@@ -192,24 +171,11 @@ impl Config {
     }
 }
 
-fn days(n: u64) -> Duration {
-    Duration::from_secs(n * 86_400)
-}
-
-fn human(d: Duration) -> impl fmt::Display {
-    humantime::format_duration(d)
-}
-
-/// `url` after `https://` or `http://`, if it starts with either.
-fn without_scheme(url: &str) -> Option<&str> {
-    url.strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-}
-
 #[cfg(test)]
 mod tests {
     use tessera_jose::Algorithm;
 
+    use super::parse::days;
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -7,8 +7,22 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::source::duration;
-use super::{without_scheme, ConfigError, Overrides};
+use super::error::ConfigError;
+use super::parse::{duration, without_scheme};
+
+/// Values given on the command line; they win over everything else. All
+/// of them are `[server]` settings, so they are this section's to apply.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--data`.
+    pub data: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +42,7 @@ pub(super) struct RawServer {
     metrics_listen: Option<String>,
 }
 
-/// The `[server]` section, validated; [`super::Config`] holds its members
+/// The `[server]` section, validated; `Config` holds its members
 /// at the top level. No `Debug`: the database URL may hold a password.
 pub(super) struct Server {
     pub(super) listen: SocketAddr,

@@ -5,18 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use super::admin::RawAdmin;
+use super::error::ConfigError;
 use super::federation::RawUpstream;
 use super::jwks::RawJwks;
 use super::keys::RawKeys;
 use super::server::RawServer;
 use super::tokens::RawTokens;
-use super::ConfigError;
 
 /// The sections environment variables may set (`[[federation]]` is a list
 /// of tables and can only come from the file).
@@ -122,42 +120,4 @@ fn setting_of(path: &str) -> String {
     } else {
         path.to_owned()
     }
-}
-
-/// A duration as humantime text (`"90d"`, `"15m"`) or a number of seconds.
-pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Some(Duration::from_secs(s))),
-        Raw::Text(t) => humantime::parse_duration(&t).map(Some).map_err(|e| {
-            de::Error::custom(format!(
-                "{t:?} is not a duration ({e}); use forms like 90s, 15m, 10d"
-            ))
-        }),
-    }
-}
-
-/// A list of names, as a TOML array or one comma-separated string.
-pub(super) fn string_or_list<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<String>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(Some(match Raw::deserialize(d)? {
-        Raw::List(v) => v,
-        Raw::Text(t) => t
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
-    }))
 }

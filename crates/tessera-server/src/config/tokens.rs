@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::keys::KeySettings;
-use super::source::duration;
-use super::{days, human, ConfigError};
+use super::error::ConfigError;
+use super::keys::{check_grace, KeySettings};
+use super::parse::{days, duration, human};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +87,10 @@ impl AssertionAudience {
 }
 
 /// Applies the defaults (the default audience is the `issuer`) and checks
-/// the section, and `keys.grace` against the token lifetimes it must cover.
+/// the section, and `keys.grace` against the token lifetimes it must cover
+/// (the `[keys]` rule [`check_grace`], asked here because it needs
+/// these lifetimes, and right after them: the first error reported is the
+/// same as when the sections were one list).
 pub(super) fn validate(
     raw: RawTokens,
     keys: &KeySettings,
@@ -146,25 +149,6 @@ fn check_access_token_ttl(ttl: Duration, max: Duration) -> Result<(), ConfigErro
                 "{} must be above zero and at most tokens.max_access_token_ttl ({})",
                 human(ttl),
                 human(max)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A retired key stays published (`keys.grace`) at least as long as the
-/// tokens it signed may still be accepted. A `[keys]` rule, checked here
-/// because it needs this section's lifetimes (and right after them: the
-/// first error reported is the same as when the sections were one list).
-fn check_grace(grace: Duration, max_ttl: Duration, leeway: Duration) -> Result<(), ConfigError> {
-    if grace < max_ttl + leeway {
-        return Err(ConfigError::new(
-            "keys.grace",
-            format!(
-                "{} is shorter than the longest token lifetime plus leeway ({} + {}): tokens signed by a retired key would stop verifying before they expire",
-                human(grace),
-                human(max_ttl),
-                human(leeway)
             ),
         ));
     }
