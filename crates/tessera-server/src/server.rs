@@ -186,7 +186,8 @@ async fn bind(config: &Config) -> Result<Listeners, StartError> {
 }
 
 /// The authority of a node: the data folder, the database, the KEK, the
-/// upstream issuers, the keys (due transitions done) and the clients.
+/// upstream issuers and the keys (due transitions done); no clients loaded
+/// yet.
 async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Authority, StartError> {
     create_private_dir(&config.data).map_err(io_error(&config.data))?;
     let store = Store::connect(&config.database_url).await?;
@@ -205,16 +206,14 @@ async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Authority, StartE
     lifecycle.tick().await?;
     let ring = lifecycle.load(None).await?;
     let keys = Keys::new(lifecycle, ring, config.issuer.clone(), store.clone());
-    let authority = Authority::new(Parts {
+    Ok(Authority::new(Parts {
         config,
         store,
         kek,
         clock,
         keys,
         upstreams,
-    });
-    authority.reload_clients().await?;
-    Ok(authority)
+    }))
 }
 
 /// Opens (or creates) the data, loads keys and clients, binds the
@@ -230,6 +229,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
     let admin_file = config.admin_token_file.clone();
     let authority = Arc::new(open(config, options.clock).await?);
     let (admin_hash, created_admin_token) = admin_token(authority.store(), &admin_file).await?;
+    authority.reload_clients().await?;
     let quickstart_credentials = quickstart(&authority).await?;
 
     // `stopping` tells both listeners, and the long polls, to end.

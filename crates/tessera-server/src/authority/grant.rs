@@ -12,7 +12,6 @@ use super::{Authority, OAuthError};
 use crate::clients::{Client, GrantType};
 
 /// A grant, parsed once from the request: what the client presents.
-#[derive(Debug)]
 pub(crate) enum Grant<'a> {
     /// RFC 6749 §4.4: the client itself.
     ClientCredentials {

@@ -12,8 +12,18 @@ pub(crate) const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// The form parameters of an OAuth request, each at most once (RFC 6749
 /// §3.2), empty ones left out.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Params(HashMap<String, String>);
+
+impl std::fmt::Debug for Params {
+    /// The names only: values include client secrets, assertions and
+    /// tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Params").field("names", &names).finish()
+    }
+}
 
 impl Params {
     /// Parameters from (name, value) pairs; the first name repeated is the
@@ -73,5 +83,38 @@ impl<'a> Target<'a> {
             audience: params.get("audience"),
             resource: params.get("resource"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn debug_names_the_parameters_and_never_shows_a_value() {
+        let pairs = [
+            ("client_secret".into(), "tcs_very_secret".into()),
+            ("refresh_token".into(), "tsr_also_secret".into()),
+        ];
+        let params = Params::from_pairs(pairs).unwrap();
+        let shown = format!("{params:?}");
+        assert!(
+            shown.contains("client_secret") && shown.contains("refresh_token"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("secret\"") && !shown.contains("tcs_") && !shown.contains("tsr_"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_named_and_an_empty_one_is_left_out() {
+        let repeated = [("scope".into(), "a".into()), ("scope".into(), "b".into())];
+        assert_eq!(Params::from_pairs(repeated).unwrap_err(), "scope");
+        let empty = [("scope".into(), "".into())];
+        assert!(!Params::from_pairs(empty).unwrap().contains("scope"));
     }
 }

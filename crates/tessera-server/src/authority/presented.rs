@@ -26,7 +26,7 @@ use crate::store::JtiRevocation;
 
 /// A token as presented, recognised by its form: handles by their prefix
 /// and check value, anything else is perhaps a JWT.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) enum PresentedToken<'a> {
     /// An opaque access token handle (`tso_`).
     Opaque(&'a str),

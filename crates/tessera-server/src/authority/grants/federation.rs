@@ -16,7 +16,6 @@ use crate::authority::{Authority, OAuthError};
 use crate::clients::Client;
 
 /// The grant's parameters.
-#[derive(Debug)]
 pub(crate) struct Request<'a> {
     subject_token: &'a str,
     scope: Option<&'a str>,

@@ -11,7 +11,6 @@ use crate::authority::{Authority, OAuthError};
 use crate::clients::Client;
 
 /// The grant's parameters.
-#[derive(Debug)]
 pub(crate) struct Request<'a> {
     assertion: &'a str,
     scope: Option<&'a str>,

@@ -14,7 +14,6 @@ use crate::clients::Client;
 use crate::store::RefreshOutcome;
 
 /// The grant's parameters.
-#[derive(Debug)]
 pub(crate) struct Request<'a> {
     token: &'a str,
     scope: Option<&'a str>,
