@@ -105,7 +105,7 @@ mod tests {
             "{shown}"
         );
         assert!(
-            !shown.contains("secret\"") && !shown.contains("tcs_") && !shown.contains("tsr_"),
+            !shown.contains("tcs_") && !shown.contains("tsr_"),
             "{shown}"
         );
     }
