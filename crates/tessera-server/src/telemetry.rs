@@ -23,21 +23,10 @@ pub(crate) const ERROR_CODES: [&str; 10] = [
     "other",
 ];
 
-/// The `grant` label of `tessera_tokens_issued_total` for a token issued
-/// through `grant`.
-pub(crate) const fn grant_label(grant: GrantType) -> &'static str {
-    match grant {
-        GrantType::ClientCredentials => "client_credentials",
-        GrantType::JwtBearer => "jwt_bearer",
-        GrantType::RefreshToken => "refresh_token",
-        GrantType::TokenExchange => "token_exchange",
-    }
-}
-
 /// One client's issuance counters, one per grant (handles: no registry
 /// lookup per token).
 #[derive(Clone)]
-pub(crate) struct IssuedCounters([Counter; 4]);
+pub(crate) struct IssuedCounters([Counter; GrantType::ALL.len()]);
 
 impl IssuedCounters {
     /// Counts a token issued through `grant`.
@@ -128,7 +117,7 @@ impl Metrics {
                 &Key::from_parts(
                     "tessera_tokens_issued_total",
                     vec![
-                        Label::new("grant", grant_label(grant)),
+                        Label::new("grant", grant.metric_label()),
                         Label::new("client", client_id.to_owned()),
                     ],
                 ),

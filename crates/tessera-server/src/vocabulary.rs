@@ -44,6 +44,17 @@ impl GrantType {
         }
     }
 
+    /// The `grant` label of `tessera_tokens_issued_total` for a token
+    /// issued through it.
+    pub(crate) const fn metric_label(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::JwtBearer => "jwt_bearer",
+            Self::RefreshToken => "refresh_token",
+            Self::TokenExchange => "token_exchange",
+        }
+    }
+
     /// The grant with this RFC name, if this server implements it.
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.name() == name)
