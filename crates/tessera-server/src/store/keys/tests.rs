@@ -83,6 +83,9 @@ async fn a_key_round_trips_and_a_second_active_one_is_a_conflict() {
             .await
             .unwrap_err();
         assert!(e.is_conflict(), "{}: {e}", db.name);
+        // Rolled back and returned to the pool before the pool closes
+        // (closing waits for every connection).
+        drop(tx);
         db.finish().await;
     }
 }
