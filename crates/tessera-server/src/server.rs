@@ -19,6 +19,8 @@ use crate::kek::{create_private, Kek, KekError};
 use crate::lifecycle::Lifecycle;
 use crate::store::Store;
 
+mod key_changes;
+
 /// A running node.
 #[derive(Debug)]
 pub struct Running {
@@ -34,6 +36,7 @@ pub struct Running {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     refresher: Option<tokio::task::JoinHandle<()>>,
+    listener: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -44,8 +47,11 @@ impl Running {
     /// # Errors
     /// When the server task panicked.
     pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(r) = self.refresher.take() {
-            r.abort();
+        for task in [self.refresher.take(), self.listener.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -118,13 +124,18 @@ impl Running {
 }
 
 /// Options that are not settings: the clock, and whether to run the
-/// background refresher (tests drive refreshes themselves).
+/// background tasks (tests drive refreshes themselves).
 #[derive(Debug, Clone)]
 pub struct StartOptions {
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Run the background task that drives transitions.
     pub background: bool,
+    /// On PostgreSQL, listen for the key changes other nodes commit and
+    /// reload the key ring at once (on SQLite there are no other nodes).
+    /// Separate from `background` so that a test can have one without the
+    /// other.
+    pub key_notifications: bool,
     /// Stop on Ctrl-C / SIGTERM.
     pub handle_signals: bool,
 }
@@ -134,6 +145,7 @@ impl Default for StartOptions {
         Self {
             clock: Arc::new(crate::clock::SystemClock),
             background: true,
+            key_notifications: true,
             handle_signals: false,
         }
     }
@@ -278,6 +290,10 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         let authority = Arc::clone(&authority);
         tokio::spawn(async move { refresh_loop(authority).await })
     });
+    let listener = (options.key_notifications && !authority.store().is_sqlite()).then(|| {
+        let authority = Arc::clone(&authority);
+        tokio::spawn(key_changes::listen(authority))
+    });
     Ok(Running {
         addr: listeners.addr,
         metrics_addr,
@@ -287,6 +303,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<Running,
         shutdown: Some(tx),
         task,
         refresher,
+        listener,
     })
 }
 

@@ -134,31 +134,51 @@ impl TestServer {
     /// [`config_file`]) and `clock`.
     pub async fn start_with(backend: &Backend, config: Config, clock: ManualClock) -> Self {
         let issuer = config.issuer.clone();
-        Self::launch(backend, config, Some(issuer), TestClock::Manual(clock)).await
+        Self::launch(
+            backend,
+            config,
+            Some(issuer),
+            TestClock::Manual(clock),
+            false,
+        )
+        .await
+    }
+
+    /// Starts one on `backend` with the `env` settings, the clock at [`T0`],
+    /// that also listens for the key changes other nodes commit (on
+    /// PostgreSQL) and reloads its keys when it hears one.
+    pub async fn start_listening(backend: &Backend, env: &[(&str, &str)]) -> Self {
+        let config = config(backend, env);
+        let issuer = config.issuer.clone();
+        let clock = TestClock::Manual(ManualClock::new(T0));
+        Self::launch(backend, config, Some(issuer), clock, true).await
     }
 
     /// Starts one on `backend` as a deployment runs: the system clock, its
     /// base URL as issuer (and default audience), default settings.
     pub async fn start_live(backend: &Backend) -> Self {
         let config = load(backend, &[], None, None);
-        Self::launch(backend, config, None, TestClock::System).await
+        Self::launch(backend, config, None, TestClock::System, false).await
     }
 
     /// Starts a server without background tasks or signal handling (tests
     /// move the clock with [`TestServer::advance`]; keys changed through
-    /// the admin API are reloaded at once); `issuer` None: the base URL,
-    /// which the server derives once its port is bound. A start failure
-    /// panics with the backend's name.
+    /// the admin API are reloaded at once), listening for other nodes' key
+    /// changes only with `listen`; `issuer` None: the base URL, which the
+    /// server derives once its port is bound. A start failure panics with
+    /// the backend's name.
     async fn launch(
         backend: &Backend,
         config: Config,
         issuer: Option<String>,
         clock: TestClock,
+        listen: bool,
     ) -> Self {
         let admin_file = config.admin_token_file.clone();
         let options = StartOptions {
             clock: clock.shared(),
             background: false,
+            key_notifications: listen,
             handle_signals: false,
         };
         let running = tessera_server::start(config, options)

@@ -128,6 +128,7 @@ impl Store {
         Ok(KeyTx {
             tx: self.write_tx().await?,
             sqlite: self.sqlite,
+            changed: false,
             actor: by.actor.to_owned(),
             now: by.now,
         })
@@ -165,6 +166,9 @@ fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, StoreError> {
 pub struct KeyTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     sqlite: bool,
+    /// Whether a key row was written: the commit then tells the other
+    /// nodes (see [`KeyTx::commit`]).
+    changed: bool,
     actor: String,
     now: UnixTime,
 }
@@ -197,6 +201,7 @@ impl KeyTx {
         .bind(row.activated_at.map(UnixTime::secs))
         .execute(&mut *self.tx)
         .await?;
+        self.changed = true;
         Ok(())
     }
 
@@ -212,7 +217,7 @@ impl KeyTx {
         .bind(kid)
         .execute(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.wrote(done.rows_affected()))
     }
 
     /// active -> retired now, published until `remove_at`. False when it
@@ -229,7 +234,7 @@ impl KeyTx {
         .bind(kid)
         .execute(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.wrote(done.rows_affected()))
     }
 
     /// retired or pending -> removed now, destroying the private part.
@@ -244,7 +249,7 @@ impl KeyTx {
         .bind(kid)
         .execute(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.wrote(done.rows_affected()))
     }
 
     /// `from` (a published state) -> compromised, destroying the private
@@ -264,7 +269,7 @@ impl KeyTx {
         .bind(from.name())
         .execute(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.wrote(done.rows_affected()))
     }
 
     /// Takes the revocation lock: first, in a transaction that will revoke
@@ -313,11 +318,24 @@ impl KeyTx {
         audit(&mut *self.tx, &entry).await
     }
 
-    /// Commits.
+    /// Whether one row was updated; remembers that a key changed.
+    fn wrote(&mut self, rows: u64) -> bool {
+        self.changed |= rows > 0;
+        rows == 1
+    }
+
+    /// Commits. On PostgreSQL a transaction that changed a key row also
+    /// sends a notification to the nodes listening on this schema
+    /// (`key_changes`), inside the transaction: PostgreSQL delivers it at
+    /// the commit and not at all after a rollback, so no node reloads
+    /// before the change is visible, nor for a change that did not happen.
     ///
     /// # Errors
     /// On database failure (a serialization failure means another node won).
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if self.changed && !self.sqlite {
+            super::key_changes::notify(&mut self.tx).await?;
+        }
         self.tx.commit().await?;
         Ok(())
     }

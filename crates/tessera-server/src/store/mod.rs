@@ -5,7 +5,8 @@
 //! read, numbered in order of first use) keep the SQL portable.
 //!
 //! One module per aggregate, each adding its methods to [`Store`]: `keys`
-//! (with the key transaction [`KeyTx`]), `clients`, `refresh` (refresh-token
+//! (with the key transaction [`KeyTx`], which tells the other nodes what it
+//! changed, and `key_changes`, where they hear it), `clients`, `refresh` (refresh-token
 //! families), `opaque` (opaque access tokens), `revocations` (the deny-list,
 //! tokens exchanged from others, the feed), `assertions` (used client
 //! assertion jtis), `settings` (settings and the audit log). One operation
@@ -30,6 +31,7 @@
 
 use std::fmt;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -39,6 +41,7 @@ use tessera_jose::UnixTime;
 
 mod assertions;
 mod clients;
+mod key_changes;
 mod keys;
 mod opaque;
 mod refresh;
@@ -50,6 +53,7 @@ mod testdb;
 
 pub use assertions::UsedAssertion;
 pub use clients::ClientRow;
+pub use key_changes::KeyChanges;
 pub use keys::{KeyRow, KeyState, KeyTx, Transition};
 pub use opaque::NewOpaque;
 pub use refresh::{FamilyAccess, FamilyStart, Issue, Presented, RefreshOutcome, RefreshRow};
@@ -95,6 +99,9 @@ impl StoreError {
 pub struct Store {
     pool: AnyPool,
     sqlite: bool,
+    /// PostgreSQL: the URL a dedicated `LISTEN` connection opens (the `Any`
+    /// pool cannot listen). Never printed: it may carry a password.
+    listen_url: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Store {
@@ -138,7 +145,12 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, sqlite })
+        let listen_url = (!sqlite).then(|| Arc::from(url));
+        Ok(Self {
+            pool,
+            sqlite,
+            listen_url,
+        })
     }
 
     /// Whether this is the SQLite backend.

@@ -147,6 +147,7 @@ async fn a_mapping_onto_a_static_claim_is_refused_at_registration_and_at_start()
             tessera_server::StartOptions {
                 clock: std::sync::Arc::new(tessera_server::ManualClock::new(T0)),
                 background: false,
+                key_notifications: false,
                 handle_signals: false,
             },
         )

@@ -10,6 +10,7 @@ mod federation;
 mod grants;
 mod handles;
 mod idp;
+mod key_notifications;
 mod lifecycle;
 mod races;
 mod refresh;
