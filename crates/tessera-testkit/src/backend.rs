@@ -1,6 +1,8 @@
 //! The databases a test runs against: SQLite always, PostgreSQL when
 //! `TESSERA_TEST_DATABASE_URL` is set, each fresh per call.
 
+use crate::TcpProxy;
+
 /// One fresh database and the data folder of the servers started on it.
 #[derive(Debug)]
 pub struct Backend {
@@ -30,6 +32,30 @@ impl Backend {
                 self.data.path().join("tessera.db").display()
             )
         })
+    }
+
+    /// This PostgreSQL backend's database (its schema) as reached through
+    /// a new [`TcpProxy`] to its server, with a data folder of its own:
+    /// servers started on it lose the database when the proxy is cut.
+    pub async fn behind_proxy(&self) -> (Self, TcpProxy) {
+        let url = self.url.as_deref().expect("a PostgreSQL backend");
+        let mut url = reqwest::Url::parse(url).unwrap();
+        let host = url.host_str().unwrap().to_owned();
+        let port = url.port().unwrap_or(5432);
+        let upstream = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .unwrap()
+            .find(std::net::SocketAddr::is_ipv4)
+            .expect("an IPv4 address for the database host");
+        let proxy = TcpProxy::start(upstream).await;
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(proxy.addr().port())).unwrap();
+        let backend = Self {
+            name: self.name,
+            url: Some(url.into()),
+            data: tempfile::tempdir().unwrap(),
+        };
+        (backend, proxy)
     }
 }
 

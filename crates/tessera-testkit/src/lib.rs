@@ -6,13 +6,19 @@
 //! as issuer (the verifier following its keys and deny-list, the gateway in
 //! front of it).
 //!
+//! A [`TcpProxy`] in front of a backend's PostgreSQL lets a test cut the
+//! database away from a server and give it back
+//! ([`Backend::behind_proxy`]).
+//!
 //! Test support: a failure panics, which is what a test wants.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod backend;
+mod proxy;
 mod server;
 
 pub use backend::{backends, Backend};
+pub use proxy::TcpProxy;
 pub use server::{
     config, config_file, count_rows, oauth_error, verify, TestServer, ISSUER, METRICS, T0,
 };

@@ -5,6 +5,7 @@
 //! status and headers are chosen in one place, `http/error.rs`.
 
 use crate::kek::KekError;
+use crate::lifecycle::LifecycleError;
 use crate::store::StoreError;
 
 use super::StartError;
@@ -186,12 +187,20 @@ impl OAuthError {
 // Failures of the server's own machinery (storage, the key-encryption key,
 // re-reading keys or clients) are never the client's fault: `?` turns them
 // into `server_error`, the detail going to the log, exactly as
-// `OAuthError::internal(&e)`. Errors that can come from what a client sent
-// (JSON, JOSE) deliberately have no `From`: each call site names its answer.
+// `OAuthError::internal(&e)` — except a database out of reach
+// ([`StoreError::is_unavailable`]), which is `temporarily_unavailable`: the
+// request was fine and will succeed once the database is back. Errors that
+// can come from what a client sent (JSON, JOSE) deliberately have no
+// `From`: each call site names its answer.
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
-        Self::internal(&e)
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            Self::unavailable("the database is unavailable; retry shortly")
+        } else {
+            Self::internal(&e)
+        }
     }
 }
 
@@ -203,7 +212,10 @@ impl From<KekError> for OAuthError {
 
 impl From<StartError> for OAuthError {
     fn from(e: StartError) -> Self {
-        Self::internal(&e)
+        match e {
+            StartError::Store(e) | StartError::Lifecycle(LifecycleError::Store(e)) => Self::from(e),
+            other => Self::internal(&other),
+        }
     }
 }
 
@@ -220,6 +232,23 @@ mod tests {
             Ok(())
         }
         assert_eq!(failing().unwrap_err().code(), "server_error");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_temporarily_unavailable_by_every_path() {
+        let gone = || StoreError::Db(sqlx::Error::PoolTimedOut);
+        let converted = [
+            OAuthError::from(gone()),
+            OAuthError::from(StartError::Store(gone())),
+            OAuthError::from(StartError::Lifecycle(LifecycleError::Store(gone()))),
+        ];
+        for e in converted {
+            assert_eq!(e.kind(), ErrorCode::TemporarilyUnavailable);
+            assert!(!e.description().contains("pool"), "{}", e.description());
+        }
+        // Control: the same wrappers around a broken row stay 500.
+        let broken = StartError::Lifecycle(LifecycleError::Store(StoreError::Corrupt("x".into())));
+        assert_eq!(OAuthError::from(broken).kind(), ErrorCode::ServerError);
     }
 
     #[test]

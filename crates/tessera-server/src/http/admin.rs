@@ -111,6 +111,7 @@ fn lifecycle_error(e: LifecycleError) -> OAuthError {
         LifecycleError::UnknownKid(_) => OAuthError::not_found(e.to_string()),
         LifecycleError::NotConfigured(_) => OAuthError::invalid_request(e.to_string()),
         LifecycleError::Raced => OAuthError::conflict(e.to_string()),
+        LifecycleError::Store(e) => OAuthError::from(e),
         other => OAuthError::internal(&other),
     }
 }

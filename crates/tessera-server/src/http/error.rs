@@ -7,6 +7,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::authority::{ErrorCode, OAuthError};
 
+/// The `Retry-After` of every 503 (RFC 9110 §10.2.3), in seconds: a
+/// database that refuses connections, no signing key loaded yet, a key
+/// not yet read by this node. Each of these ends within seconds or needs an
+/// operator; a client that comes back after one second sees the recovery
+/// almost as soon as it happens, and while it lasts each of its requests
+/// costs the node at most the pool's acquire timeout (one second), not work.
+const RETRY_AFTER_SECS: &str = "1";
+
 /// The status of each code.
 fn status(code: ErrorCode) -> StatusCode {
     match code {
@@ -53,6 +61,12 @@ impl IntoResponse for OAuthError {
             h.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"tessera-admin\", error=\"invalid_token\""),
+            );
+        }
+        if self.kind() == ErrorCode::TemporarilyUnavailable {
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
         resp
@@ -108,6 +122,14 @@ mod tests {
             .starts_with("Bearer "));
         let busy = OAuthError::unavailable("later").into_response();
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let gone = OAuthError::from(StoreError::Db(sqlx::Error::PoolTimedOut)).into_response();
+        let (status, body) = seen(gone).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("\"temporarily_unavailable\""), "{body}");
+        // Only a 503 says when to come back.
+        let broken = OAuthError::from(StoreError::Corrupt("x".into())).into_response();
+        assert!(broken.headers().get(header::RETRY_AFTER).is_none());
         let over = with_status(
             OAuthError::invalid_request("big"),
             StatusCode::PAYLOAD_TOO_LARGE,

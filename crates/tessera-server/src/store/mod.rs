@@ -92,7 +92,58 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether the database is out of reach, not the request or the data
+    /// at fault: no connection within the acquire timeout (the server
+    /// refuses or is gone), a connection that broke, a server shutting down
+    /// or refusing sessions, or a SQLite file still locked when the busy
+    /// timeout ran out. Such a failure means "retry shortly": the endpoints
+    /// answer it with 503 `temporarily_unavailable` and `Retry-After`, not
+    /// 500. A closed pool is the node stopping: another node can answer.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+                true
+            }
+            Self::Db(sqlx::Error::Database(e)) => e.code().is_some_and(|c| unavailable_code(&c)),
+            _ => false,
+        }
+    }
 }
+
+/// The error codes of a database that cannot serve now. PostgreSQL
+/// (SQLSTATE): class 08, connection exception; 57P01 admin shutdown (a
+/// stopping server, `pg_terminate_backend`), 57P02 crash shutdown, 57P03
+/// cannot connect now (a starting server), 57P05 idle session timeout;
+/// 53300 too many connections. SQLite: SQLITE_BUSY and its extended codes
+/// BUSY_RECOVERY (261) and BUSY_SNAPSHOT (517), which reach a caller only
+/// once the busy timeout has run out or a retry would succeed: a writer
+/// that waited less is never one of them.
+fn unavailable_code(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P05" | "53300" | "5" | "261" | "517"
+        )
+}
+
+/// How long a request waits for a PostgreSQL connection before it is
+/// answered 503: long enough for a connection to be set up across a
+/// network (TLS included) or freed by a busy pool, short enough that a
+/// database that refuses connections costs a client one second, not the
+/// five it took before (sqlx keeps retrying a refused connect until this
+/// runs out). Each node holds at most 8 connections, so a queue longer than
+/// this is an overload that 503s shed.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// SQLite's: a local file is never out of reach, and its 4 connections are
+/// held by writers queueing on the 5 s busy timeout; a request queues
+/// behind them for as long, so contention is a wait, not a 503.
+const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long start-up waits for a database that refuses connections (one
+/// started at the same moment), retrying, before it gives up.
+const START_WAIT: Duration = Duration::from_secs(5);
 
 /// The connection pool.
 #[derive(Clone)]
@@ -126,7 +177,11 @@ impl Store {
         let options = AnyConnectOptions::from_str(url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(if sqlite {
+                SQLITE_ACQUIRE_TIMEOUT
+            } else {
+                PG_ACQUIRE_TIMEOUT
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if sqlite {
@@ -142,8 +197,8 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
+            .connect_lazy_with(options);
+        first_connection(&pool).await?;
         MIGRATOR.run(&pool).await?;
         let listen_url = (!sqlite).then(|| Arc::from(url));
         Ok(Self {
@@ -201,6 +256,19 @@ impl Store {
         self.purge_audit(now.saturating_sub(audit_retention))
             .await?;
         Ok(())
+    }
+}
+
+/// Waits up to [`START_WAIT`] for `pool`'s first connection: the pool's
+/// own acquire timeout is a request's, shorter than a start-up may wait.
+async fn first_connection(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::PoolTimedOut) if tokio::time::Instant::now() < deadline => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 

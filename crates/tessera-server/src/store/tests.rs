@@ -91,3 +91,126 @@ async fn only_a_lost_race_is_a_conflict() {
         db.finish().await;
     }
 }
+
+/// A database error with a given code, as a driver would return it.
+#[derive(Debug)]
+struct Coded(&'static str);
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error {}", self.0)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+impl sqlx::error::DatabaseError for Coded {
+    fn message(&self) -> &str {
+        "coded"
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.0.into())
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
+
+fn coded(code: &'static str) -> StoreError {
+    StoreError::Db(sqlx::Error::Database(Box::new(Coded(code))))
+}
+
+#[test]
+fn an_unreachable_database_is_unavailable_and_nothing_else_is() {
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    let out_of_reach = [
+        StoreError::Db(sqlx::Error::PoolTimedOut),
+        StoreError::Db(sqlx::Error::PoolClosed),
+        StoreError::Db(sqlx::Error::Io(refused)),
+        // PostgreSQL: connection failure, admin and crash shutdown, a
+        // starting server, too many connections; SQLite: busy.
+        coded("08006"),
+        coded("08001"),
+        coded("57P01"),
+        coded("57P02"),
+        coded("57P03"),
+        coded("53300"),
+        coded("5"),
+        coded("517"),
+    ];
+    for e in out_of_reach {
+        assert!(e.is_unavailable(), "{e}");
+    }
+    let broken = [
+        StoreError::Corrupt("a row".into()),
+        StoreError::Db(sqlx::Error::RowNotFound),
+        StoreError::Db(sqlx::Error::Protocol("garbled".into())),
+        // Unique violation, undefined table, database dropped, disk full,
+        // SQLite constraint and corrupt file.
+        coded("23505"),
+        coded("42P01"),
+        coded("57P04"),
+        coded("53100"),
+        coded("19"),
+        coded("11"),
+    ];
+    for e in broken {
+        assert!(!e.is_unavailable(), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn real_failures_are_classified() {
+    for db in each().await {
+        let s = &db.store;
+        let row = ClientRow {
+            client_id: "c-1".into(),
+            metadata: json!({}),
+            secret_hash: None,
+            created_at: at(0),
+        };
+        s.insert_client(&row).await.unwrap();
+        let twice = s.insert_client(&row).await.unwrap_err();
+        assert!(!twice.is_unavailable(), "{}: {twice}", db.name);
+        let bad_sql = sqlx::query("SELECT nothing FROM nowhere")
+            .execute(&s.pool)
+            .await
+            .map_err(StoreError::from)
+            .unwrap_err();
+        assert!(!bad_sql.is_unavailable(), "{}: {bad_sql}", db.name);
+        if !s.is_sqlite() {
+            // A session the server ends (`pg_terminate_backend`, a
+            // shutdown): what its next statement gets.
+            let mut conn = s.pool.acquire().await.unwrap();
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .execute(&s.pool)
+                .await
+                .unwrap();
+            let ended = sqlx::query("SELECT 1")
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from)
+                .unwrap_err();
+            assert!(ended.is_unavailable(), "{}: {ended}", db.name);
+            drop(conn);
+        }
+        s.close().await;
+        let closed = s.ping().await.unwrap_err();
+        assert!(closed.is_unavailable(), "{}: {closed}", db.name);
+        db.finish().await;
+    }
+}
