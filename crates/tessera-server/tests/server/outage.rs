@@ -109,6 +109,35 @@ async fn a_database_out_of_reach_is_a_fast_503_and_its_return_needs_no_restart()
     s.stop().await;
 }
 
+/// Connections killed while the database stays up (`pg_terminate_backend`,
+/// a failover of a connection pooler): the pool tests an idle connection
+/// before handing it out and replaces a dead one, so the next requests
+/// succeed as if nothing happened.
+#[tokio::test]
+async fn killed_connections_are_replaced_unseen() {
+    let Some(pg) = backends().await.into_iter().find(|b| b.name == "postgres") else {
+        eprintln!(
+            "outage test skipped: it needs PostgreSQL, and TESSERA_TEST_DATABASE_URL is unset"
+        );
+        return;
+    };
+    let (b, proxy) = pg.behind_proxy().await;
+    let s = TestServer::start(&b, &[]).await;
+    let (id, secret) = s.basic_client(json!({"token_format": "opaque"})).await;
+    let (jid, jsecret) = s.basic_client(json!({})).await;
+    let opaque = s.token(&id, &secret).await;
+    let jwt = s.token(&jid, &jsecret).await;
+    // Every open connection closed, new ones accepted at once.
+    proxy.cut().await;
+    proxy.restore();
+    for (what, req) in needs_the_database(&s, (&jid, &jsecret, &jwt), (&id, &secret, &opaque)) {
+        let resp = req.send().await.unwrap();
+        assert!(resp.status().is_success(), "{what}: {}", resp.status());
+    }
+    assert_eq!(ready(&s).await, 200);
+    s.stop().await;
+}
+
 async fn ready(s: &TestServer) -> u16 {
     let resp = s.http.get(s.url("/readyz")).send().await.unwrap();
     resp.status().as_u16()
