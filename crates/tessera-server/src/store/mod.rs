@@ -53,7 +53,6 @@ mod testdb;
 
 pub use assertions::UsedAssertion;
 pub use clients::ClientRow;
-pub use key_changes::KeyChanges;
 pub use keys::{KeyRow, KeyState, KeyTx, Transition};
 pub use opaque::NewOpaque;
 pub use refresh::{FamilyAccess, FamilyStart, Issue, Presented, RefreshOutcome, RefreshRow};
