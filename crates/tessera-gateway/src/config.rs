@@ -69,6 +69,14 @@ pub struct GatewayConfig {
     pub connections: tessera_http::Limits,
     /// Most phantom exchanges in flight at once; past that, 503.
     pub phantom_max_in_flight: usize,
+    /// The issuer's key set is kept at least `min_cache_ttl` whatever its
+    /// `max-age`, and fetched for an unknown kid at most once per
+    /// `unknown_kid_cooldown` (`jwks_min_cache_ttl`,
+    /// `jwks_unknown_kid_cooldown`; 60 s and 30 s). The authority's
+    /// `keys.prepublish` must cover them: give it the same values as
+    /// `keys.verifier_min_cache_ttl` and `keys.verifier_unknown_kid_cooldown`
+    /// (docs/ARCHITECTURE.md §3.5).
+    pub jwks_floors: tessera_verify::rule::Floors,
 }
 
 /// The client the gateway reads the deny-list feed as.
@@ -128,6 +136,8 @@ struct RawConfig {
     max_connections: Option<usize>,
     shutdown_timeout: Option<String>,
     phantom_max_in_flight: Option<usize>,
+    jwks_min_cache_ttl: Option<String>,
+    jwks_unknown_kid_cooldown: Option<String>,
     #[serde(default)]
     public_authorities: Vec<String>,
     #[serde(default)]
@@ -340,6 +350,16 @@ impl GatewayConfig {
         if phantom_max_in_flight == 0 {
             return Err(err("phantom_max_in_flight", "must be at least 1"));
         }
+        let defaults = tessera_verify::rule::Floors::DEFAULT;
+        let jwks_floors = tessera_verify::rule::Floors {
+            min_cache_ttl: optional("jwks_min_cache_ttl", raw.jwks_min_cache_ttl)?
+                .unwrap_or(defaults.min_cache_ttl),
+            unknown_kid_cooldown: optional(
+                "jwks_unknown_kid_cooldown",
+                raw.jwks_unknown_kid_cooldown,
+            )?
+            .unwrap_or(defaults.unknown_kid_cooldown),
+        };
         Ok(Self {
             listen,
             upstream,
@@ -356,6 +376,7 @@ impl GatewayConfig {
             phantom_cache,
             connections,
             phantom_max_in_flight,
+            jwks_floors,
             audience,
         })
     }
@@ -496,6 +517,28 @@ mod tests {
             std::fs::write(&file, text).unwrap();
             let e = GatewayConfig::load(Some(&file), &over()).unwrap_err();
             assert_eq!(e.setting, setting, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_key_set_floors_are_settings() {
+        let c = GatewayConfig::load(None, &over()).unwrap();
+        assert_eq!(c.jwks_floors, tessera_verify::rule::Floors::DEFAULT);
+        let c =
+            load("jwks_min_cache_ttl = \"2s\"\njwks_unknown_kid_cooldown = \"500ms\"\n").unwrap();
+        assert_eq!(c.jwks_floors.min_cache_ttl, Duration::from_secs(2));
+        assert_eq!(
+            c.jwks_floors.unknown_kid_cooldown,
+            Duration::from_millis(500)
+        );
+        for (text, setting) in [
+            ("jwks_min_cache_ttl = \"soon\"", "jwks_min_cache_ttl"),
+            (
+                "jwks_unknown_kid_cooldown = \"-1s\"",
+                "jwks_unknown_kid_cooldown",
+            ),
+        ] {
+            assert_eq!(load(text).unwrap_err().setting, setting, "{text}");
         }
     }
 

@@ -115,6 +115,8 @@ impl Gateway {
         };
         let first =
             cached(Verifier::from_issuer(config.issuer.clone()).audience(config.audience.clone()))
+                // The floors the authority's prepublish was checked against.
+                .floors(config.jwks_floors)
                 .build()
                 .await?;
         let keys = first.remote().cloned();
@@ -127,7 +129,7 @@ impl Gateway {
                 }
                 let builder = match &keys {
                     Some(k) => Verifier::from_remote(Arc::clone(k)),
-                    None => Verifier::from_issuer(config.issuer.clone()),
+                    None => Verifier::from_issuer(config.issuer.clone()).floors(config.jwks_floors),
                 };
                 // The same deny-list and token cache as the first.
                 let v = cached(

@@ -7,6 +7,12 @@
 //! - [`RemoteKeySet`]: the JWKS cache that survives rotation and outages —
 //!   `Cache-Control` within bounds, `If-None-Match`, background refresh,
 //!   single-flight refresh on an unknown kid with a cooldown, stale-if-error.
+//! - [`rule`]: how long an authority must publish a key before it signs,
+//!   given the `max-age` it serves and the verifiers' [`rule::Floors`] (the
+//!   minimum cache lifetime and the unknown-kid cooldown, set with
+//!   [`VerifierBuilder::min_cache_ttl`] and
+//!   [`VerifierBuilder::unknown_kid_cooldown`]); the authority checks its
+//!   settings with [`rule::min_prepublish`] at start.
 //! - [`DenyList`]: follows the authority's deny-list feed (long-polled) and,
 //!   given to [`VerifierBuilder::revocations`], refuses revoked tokens as
 //!   `revoked` within a second: listed jtis, and rules that revoke every
@@ -53,6 +59,7 @@ pub mod feed_format;
 pub mod handle;
 mod layer;
 pub mod remote;
+pub mod rule;
 pub mod token_hash;
 pub mod url_policy;
 mod verifier;

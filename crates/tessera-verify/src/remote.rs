@@ -17,19 +17,22 @@ use tessera_jose::{Algorithm, JwkSet, KeySet};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::rule::{self, Floors};
 use crate::BuildError;
 
 /// How the remote key set is fetched and cached.
 #[derive(Clone, Debug)]
 pub struct RemoteOptions {
-    /// Shortest cache lifetime honoured (a smaller `max-age` is raised to it).
-    pub min_max_age: Duration,
+    /// Shortest cache lifetime honoured (a smaller `max-age` is raised to
+    /// it): one of the [`Floors`] the authority's prepublish must cover
+    /// ([`crate::rule`]).
+    pub min_cache_ttl: Duration,
     /// Longest cache lifetime honoured (a larger `max-age` is lowered to it).
     pub max_max_age: Duration,
     /// Cache lifetime when the response has no `max-age`.
     pub default_max_age: Duration,
     /// After a refresh caused by an unknown kid, how long further unknown
-    /// kids are rejected without a fetch.
+    /// kids are rejected without a fetch: the other of the [`Floors`].
     pub unknown_kid_cooldown: Duration,
     /// How long the last good key set keeps serving while fetches fail.
     pub stale_if_error: Duration,
@@ -42,14 +45,43 @@ pub struct RemoteOptions {
 impl Default for RemoteOptions {
     fn default() -> Self {
         Self {
-            min_max_age: Duration::from_secs(60),
+            min_cache_ttl: rule::DEFAULT_MIN_CACHE_TTL,
             max_max_age: Duration::from_secs(24 * 3600),
             default_max_age: Duration::from_secs(300),
-            unknown_kid_cooldown: Duration::from_secs(30),
+            unknown_kid_cooldown: rule::DEFAULT_UNKNOWN_KID_COOLDOWN,
             stale_if_error: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(5),
             max_response_bytes: 256 * 1024,
         }
+    }
+}
+
+impl RemoteOptions {
+    /// The floors these options keep, for [`rule::min_prepublish`].
+    pub fn floors(&self) -> Floors {
+        Floors {
+            min_cache_ttl: self.min_cache_ttl,
+            unknown_kid_cooldown: self.unknown_kid_cooldown,
+        }
+    }
+
+    /// These options with `floors` (what the authority's prepublish was
+    /// checked against).
+    #[must_use]
+    pub fn with_floors(mut self, floors: Floors) -> Self {
+        self.min_cache_ttl = floors.min_cache_ttl;
+        self.unknown_kid_cooldown = floors.unknown_kid_cooldown;
+        self
+    }
+
+    /// The cache lifetime of a response with `max_age` (`None`: no
+    /// `max-age`): within the bounds, the floor winning over the ceiling
+    /// if they cross, since the floor is what the prepublish rule counts on.
+    fn lifetime(&self, max_age: Option<Duration>) -> Duration {
+        max_age
+            .unwrap_or(self.default_max_age)
+            .min(self.max_max_age)
+            .max(self.min_cache_ttl)
     }
 }
 
@@ -62,6 +94,10 @@ pub struct Stats {
     pub not_modified: AtomicU64,
     /// Fetches that failed (unreachable, timeout, HTTP error, too large, not a JWKS).
     pub failures: AtomicU64,
+    /// Fetches caused by an unknown kid (also counted in `fetches`): a
+    /// verifier whose authority keeps the prepublish rule needs none after
+    /// a scheduled rotation.
+    pub unknown_kid_fetches: AtomicU64,
     /// Unknown-kid tokens rejected during the cooldown, without a fetch.
     pub cooldown_rejections: AtomicU64,
     /// Times a verification used a key set older than its cache lifetime
@@ -263,6 +299,19 @@ impl RemoteKeySet {
         &self.stats
     }
 
+    /// The cache lifetime given to the current key set: its `max-age`
+    /// within the bounds, never under the configured minimum.
+    pub fn cache_lifetime(&self) -> Duration {
+        let snap = self.current.load();
+        snap.fresh_until
+            .saturating_duration_since(snap.confirmed_at)
+    }
+
+    /// The floors this key set keeps ([`crate::rule`]).
+    pub fn floors(&self) -> Floors {
+        self.options.floors()
+    }
+
     /// The key set to verify with now, and its generation. Past its cache
     /// lifetime it still serves (stale-if-error) until `stale_if_error`
     /// after the authority last confirmed it; then nothing verifies.
@@ -298,6 +347,10 @@ impl RemoteKeySet {
             return false;
         }
         *last = Some(Instant::now());
+        Stats::bump(
+            &self.stats.unknown_kid_fetches,
+            "tessera_verify_jwks_unknown_kid_fetches_total",
+        );
         match self.refresh_locked().await {
             Ok(()) => self.current.load().generation != generation,
             Err(e) => {
@@ -332,9 +385,7 @@ impl RemoteKeySet {
         )
         .await?;
         let now = Instant::now();
-        let lifetime = max_age(&headers)
-            .unwrap_or(self.options.default_max_age)
-            .clamp(self.options.min_max_age, self.options.max_max_age);
+        let lifetime = self.options.lifetime(max_age(&headers));
         if status == StatusCode::NOT_MODIFIED && old.etag.is_some() {
             Stats::bump(
                 &self.stats.not_modified,
@@ -425,6 +476,30 @@ mod tests {
         }
         let e = check_url("http://user:pw@auth.example.com/x").unwrap_err();
         assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn the_floor_raises_max_age_and_wins_over_the_ceiling() {
+        let o = RemoteOptions::default().with_floors(Floors {
+            min_cache_ttl: Duration::from_secs(2),
+            unknown_kid_cooldown: Duration::from_secs(1),
+        });
+        assert_eq!(o.lifetime(Some(Duration::ZERO)), Duration::from_secs(2));
+        assert_eq!(
+            o.lifetime(Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(o.lifetime(None), Duration::from_secs(300));
+        let crossed = RemoteOptions {
+            max_max_age: Duration::from_secs(1),
+            ..o.clone()
+        };
+        assert_eq!(
+            crossed.lifetime(Some(Duration::from_secs(9))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(o.floors().unknown_kid_cooldown, Duration::from_secs(1));
+        assert_eq!(RemoteOptions::default().floors(), Floors::DEFAULT);
     }
 
     #[test]

@@ -305,10 +305,36 @@ impl VerifierBuilder {
         self
     }
 
-    /// How the remote key set is fetched and cached.
+    /// How the remote key set is fetched and cached (replaces every
+    /// option, floors included: call the floor methods after it).
     #[must_use]
     pub fn remote_options(mut self, options: RemoteOptions) -> Self {
         self.remote = options;
+        self
+    }
+
+    /// The shortest cache lifetime given to a fetched key set, whatever its
+    /// `max-age` (default 60 s). The authority's prepublish must cover it
+    /// ([`crate::rule::min_prepublish`]; its `keys.verifier_min_cache_ttl`).
+    #[must_use]
+    pub fn min_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.remote.min_cache_ttl = ttl;
+        self
+    }
+
+    /// After a fetch for an unknown kid, how long further unknown kids are
+    /// refused without a fetch (default 30 s). The authority's prepublish
+    /// must cover it too (its `keys.verifier_unknown_kid_cooldown`).
+    #[must_use]
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.remote.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// Both floors at once (what the authority was configured to assume).
+    #[must_use]
+    pub fn floors(mut self, floors: crate::rule::Floors) -> Self {
+        self.remote = self.remote.with_floors(floors);
         self
     }
 

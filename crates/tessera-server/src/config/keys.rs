@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tessera_jose::Algorithm;
+use tessera_verify::rule::Floors;
 
 use super::error::ConfigError;
 use super::parse::{days, duration, human, string_or_list};
@@ -25,6 +26,10 @@ pub(super) struct RawKeys {
     #[serde(default, deserialize_with = "duration")]
     refresh_interval: Option<Duration>,
     rsa_bits: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    verifier_min_cache_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    verifier_unknown_kid_cooldown: Option<Duration>,
 }
 
 /// Key lifecycle settings (docs/ARCHITECTURE.md, "Key lifecycle").
@@ -45,6 +50,11 @@ pub struct KeySettings {
     pub refresh_interval: Duration,
     /// RSA modulus size for RS*/PS* keys.
     pub rsa_bits: usize,
+    /// What every verifier is promised to keep to (`verifier_min_cache_ttl`,
+    /// `verifier_unknown_kid_cooldown`; `tessera-verify`'s defaults, 60 s
+    /// and 30 s): `prepublish` must cover them (checked with `[jwks]`,
+    /// docs/ARCHITECTURE.md §3.5).
+    pub verifier_floors: Floors,
 }
 
 /// Applies the defaults (the KEK file in `data`) and checks the section.
@@ -87,6 +97,14 @@ pub(super) fn validate(raw: RawKeys, data: &Path) -> Result<KeySettings, ConfigE
         kek_file: raw.kek_file.unwrap_or_else(|| data.join("kek")),
         refresh_interval,
         rsa_bits,
+        verifier_floors: Floors {
+            min_cache_ttl: raw
+                .verifier_min_cache_ttl
+                .unwrap_or(Floors::DEFAULT.min_cache_ttl),
+            unknown_kid_cooldown: raw
+                .verifier_unknown_kid_cooldown
+                .unwrap_or(Floors::DEFAULT.unknown_kid_cooldown),
+        },
     })
 }
 

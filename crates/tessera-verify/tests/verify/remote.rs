@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera_jose::{Algorithm, ErrorKind, Signer, SigningKey};
+use tessera_verify::rule::{self, Floors};
 use tessera_verify::{RemoteOptions, Verifier};
 
 use crate::keyserver::{public, signer, token, KeyServer, Mode, AUD, ISS};
 
 fn fast() -> RemoteOptions {
     RemoteOptions {
-        min_max_age: Duration::from_millis(200),
+        min_cache_ttl: Duration::from_millis(200),
         default_max_age: Duration::from_millis(200),
         ..RemoteOptions::default()
     }
@@ -306,4 +307,113 @@ async fn the_token_cache_never_outlives_exp_nor_a_removed_key() {
         v.verify_token(&long).await.unwrap_err().kind(),
         ErrorKind::UnknownKid
     );
+}
+
+/// Floors for these tests: short enough to watch, far from each other.
+fn floors(min_cache_ttl: Duration, unknown_kid_cooldown: Duration) -> Floors {
+    Floors {
+        min_cache_ttl,
+        unknown_kid_cooldown,
+    }
+}
+
+#[tokio::test]
+async fn the_configured_cache_floor_sets_the_key_set_s_lifetime() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    // max-age=0: the floor decides, the configured one or the default.
+    let v = Verifier::from_jwks_url(&ks.url)
+        .min_cache_ttl(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let remote = v.remote().unwrap();
+    assert_eq!(remote.cache_lifetime(), Duration::from_secs(2));
+    assert_eq!(remote.floors().min_cache_ttl, Duration::from_secs(2));
+    let default = Verifier::from_jwks_url(&ks.url).build().await.unwrap();
+    assert_eq!(
+        default.remote().unwrap().cache_lifetime(),
+        rule::DEFAULT_MIN_CACHE_TTL
+    );
+    // A max-age above the floor is honoured as served.
+    ks.set(|i| i.max_age = 7);
+    let v = Verifier::from_jwks_url(&ks.url)
+        .floors(floors(Duration::from_secs(2), Duration::from_secs(1)))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(v.remote().unwrap().cache_lifetime(), Duration::from_secs(7));
+}
+
+#[tokio::test]
+async fn the_configured_cooldown_is_kept_then_ends() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let cooldown = Duration::from_secs(1);
+    // A long cache floor: no background refresh during the test.
+    let v = Verifier::from_jwks_url(&ks.url)
+        .issuer(ISS)
+        .audience(AUD)
+        .min_cache_ttl(Duration::from_secs(600))
+        .unknown_kid_cooldown(cooldown)
+        .build()
+        .await
+        .unwrap();
+    let stats = v.remote().unwrap().stats();
+    let start = tokio::time::Instant::now();
+    let before = ks.count();
+    // A made-up kid: one look, which starts the cooldown.
+    let junk = signer(Algorithm::ES256);
+    let refused = v.verify::<Value>(&token(&junk, json!({}))).await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::UnknownKid);
+    assert_eq!(ks.count() - before, 1);
+    // A key published now is not looked for until the cooldown ends...
+    let b = signer(Algorithm::ES256);
+    ks.set(|i| i.keys.push(public(&b)));
+    let refused = v.verify::<Value>(&token(&b, json!({}))).await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::UnknownKid);
+    assert!(stats.cooldown_rejections.load(Ordering::SeqCst) >= 1);
+    // ...and then found at the first look after it.
+    let mut verified = false;
+    for _ in 0..400 {
+        if v.verify::<Value>(&token(&b, json!({}))).await.is_ok() {
+            verified = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(verified, "the new key was never looked for");
+    assert!(
+        start.elapsed() >= cooldown,
+        "looked before the cooldown ended"
+    );
+    assert_eq!(ks.count() - before, 2, "one look per cooldown, no more");
+    assert_eq!(stats.unknown_kid_fetches.load(Ordering::SeqCst), 2);
+}
+
+/// The promise end to end, in compressed time: a key published (just after
+/// the verifier's fetch, the worst moment) `min_prepublish` before it signs
+/// is already held when its first token arrives: no unknown-kid look.
+#[tokio::test]
+async fn a_key_published_for_the_rule_s_minimum_is_held_before_it_signs() {
+    let a = signer(Algorithm::ES256);
+    let ks = KeyServer::start(&[&a]).await;
+    let f = floors(Duration::from_secs(3), Duration::from_secs(1));
+    let v = Verifier::from_jwks_url(&ks.url)
+        .issuer(ISS)
+        .audience(AUD)
+        .floors(f)
+        .build()
+        .await
+        .unwrap();
+    let b = signer(Algorithm::ES256);
+    ks.set(|i| i.keys.push(public(&b)));
+    // One node (no propagation), max-age=0 as served.
+    let prepublish = rule::min_prepublish(Duration::ZERO, Duration::ZERO, &f);
+    assert_eq!(prepublish, Duration::from_secs(3));
+    tokio::time::sleep(prepublish).await;
+    v.verify::<Value>(&token(&b, json!({}))).await.unwrap();
+    let stats = v.remote().unwrap().stats();
+    assert_eq!(stats.unknown_kid_fetches.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.cooldown_rejections.load(Ordering::SeqCst), 0);
 }

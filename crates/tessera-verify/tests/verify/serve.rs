@@ -45,7 +45,7 @@ async fn a_verifier_follows_the_authority_through_rotation_and_compromise() {
         let auth = TestServer::start_live(&b).await;
         let (id, secret) = auth.quickstart();
         let options = RemoteOptions {
-            min_max_age: Duration::from_millis(200),
+            min_cache_ttl: Duration::from_millis(200),
             unknown_kid_cooldown: Duration::from_millis(100),
             ..RemoteOptions::default()
         };
