@@ -15,7 +15,11 @@ use crate::clock::Clock;
 use crate::config::KeySettings;
 use crate::kek::{Kek, KekError};
 use crate::store::{KeyRow, KeyState};
-use crate::store::{Store, StoreError, Transition};
+use crate::store::{KeyTx, Store, StoreError, Transition};
+
+mod ring;
+
+pub(crate) use ring::{jwks_version, ActiveKey, KeyRing};
 
 /// Why a lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,43 +136,34 @@ impl Lifecycle {
             .iter()
             .find(|k| k.alg == alg && k.state == KeyState::Pending);
         match (active, pending) {
-            (None, Some(p)) => {
-                // Recovery: nothing signs; the published pending key takes over.
-                expect(tx.activate(&p.kid).await?)?;
-                tx.audit("key_activated", &p.kid).await?;
+            (None, next) => {
+                // First start (no key at all), or recovery: nothing signs;
+                // the published pending key takes over.
+                self.switch(&mut tx, alg, next, now).await?;
                 changed = true;
             }
-            (None, None) => {
-                let row = self.new_key(alg, KeyState::Active, now, now)?;
-                insert(&mut tx, &row).await?;
-                tx.audit("key_created_active", &row.kid).await?;
-                changed = true;
-            }
-            (Some(a), Some(p)) if p.activate_at <= now => {
-                expect(
-                    tx.retire(&a.kid, now.saturating_add(self.settings.grace))
-                        .await?,
-                )?;
-                expect(tx.activate(&p.kid).await?)?;
-                tx.audit("key_retired", &a.kid).await?;
-                tx.audit("key_activated", &p.kid).await?;
-                changed = true;
-            }
-            (Some(a), None) => {
-                let since = a.activated_at.unwrap_or(a.created_at);
-                let due = since.saturating_add(self.settings.rotation_period);
-                let prepublish = self.settings.prepublish;
-                if now >= due.saturating_sub(prepublish) {
-                    // Published at least `prepublish` before it signs, even
-                    // when the node was down when it should have been made.
-                    let at = due.max(now.saturating_add(prepublish));
-                    let row = self.new_key(alg, KeyState::Pending, now, at)?;
-                    insert(&mut tx, &row).await?;
-                    tx.audit("key_created_pending", &row.kid).await?;
+            (Some(a), Some(p)) => {
+                let at = self.scheduled(a, p);
+                if at <= now {
+                    self.retire(&mut tx, a, now).await?;
+                    self.switch(&mut tx, alg, Some(p), now).await?;
+                    changed = true;
+                } else if at < p.activate_at {
+                    // The rotation period was shortened since `p` was made.
+                    expect(tx.bring_forward(&p.kid, at).await?)?;
                     changed = true;
                 }
             }
-            (Some(_), Some(_)) => {}
+            (Some(a), None) => {
+                // The pending key was compromised, or the table predates
+                // the always-published next key. Published at least
+                // `prepublish` before it signs, even when that is later
+                // than the rotation period asks.
+                let due = activated(a).saturating_add(self.settings.rotation_period);
+                let at = due.max(now.saturating_add(self.settings.prepublish));
+                self.publish_next(&mut tx, alg, now, at).await?;
+                changed = true;
+            }
         }
         if changed {
             tx.commit().await?;
@@ -208,11 +203,12 @@ impl Lifecycle {
         Ok(changed)
     }
 
-    /// Manual rotation of `alg`. `immediate`: the next key signs now (the
-    /// pending key if there is one, else a fresh key; verifiers that have
-    /// not seen it fetch the JWKS on the unknown kid). Otherwise a new key
-    /// is published now and signs after `prepublish`, like a scheduled
-    /// rotation; when one is already pending, that one is reported.
+    /// Manual rotation of `alg`. `immediate`: the pending key (published
+    /// since its predecessor started signing) signs now, the active key
+    /// retires, and the next key is published. Otherwise the scheduled
+    /// switch is brought forward to the earliest moment the prepublish
+    /// promise allows: `prepublish` after the pending key was made, at once
+    /// if that has passed; asked again, the same answer.
     ///
     /// # Errors
     /// [`LifecycleError::NotConfigured`], storage or key failures, or
@@ -236,49 +232,51 @@ impl Lifecycle {
         let pending = keys
             .iter()
             .find(|k| k.alg == alg && k.state == KeyState::Pending);
-        let grace_end = now.saturating_add(self.settings.grace);
-        let rotation = if immediate {
-            let mut retired = None;
-            if let Some(a) = active {
-                expect(tx.retire(&a.kid, grace_end).await?)?;
-                tx.audit("key_retired", &a.kid).await?;
-                retired = Some(a.kid.clone());
-            }
-            let kid = match pending {
-                Some(p) => {
-                    expect(tx.activate(&p.kid).await?)?;
-                    p.kid.clone()
+        let earliest = pending.map(|p| {
+            let published = p.created_at.saturating_add(self.settings.prepublish);
+            p.activate_at.min(published.max(now))
+        });
+        let rotation = match (pending, earliest) {
+            (Some(p), Some(at)) if !immediate && at > now => {
+                if at < p.activate_at {
+                    expect(tx.bring_forward(&p.kid, at).await?)?;
+                    tx.audit("key_brought_forward", &p.kid).await?;
                 }
-                None => {
-                    let row = self.new_key(alg, KeyState::Active, now, now)?;
-                    insert(&mut tx, &row).await?;
-                    row.kid
+                Rotation {
+                    alg: alg.name(),
+                    kid: p.kid.clone(),
+                    activate_at: at.secs(),
+                    retired: None,
                 }
-            };
-            tx.audit("key_activated", &kid).await?;
-            Rotation {
-                alg: alg.name(),
-                kid,
-                activate_at: now.secs(),
-                retired,
             }
-        } else if let Some(p) = pending {
-            return Ok(Rotation {
-                alg: alg.name(),
-                kid: p.kid.clone(),
-                activate_at: p.activate_at.secs(),
-                retired: None,
-            });
-        } else {
-            let at = now.saturating_add(self.settings.prepublish);
-            let row = self.new_key(alg, KeyState::Pending, now, at)?;
-            insert(&mut tx, &row).await?;
-            tx.audit("key_created_pending", &row.kid).await?;
-            Rotation {
-                alg: alg.name(),
-                kid: row.kid,
-                activate_at: at.secs(),
-                retired: None,
+            (None, _) if !immediate => {
+                // Only when the pending key was compromised since the last
+                // tick (or the table predates the always-published next
+                // key): a new key signs after `prepublish`.
+                let at = now.saturating_add(self.settings.prepublish);
+                let kid = self.publish_next(&mut tx, alg, now, at).await?;
+                Rotation {
+                    alg: alg.name(),
+                    kid,
+                    activate_at: at.secs(),
+                    retired: None,
+                }
+            }
+            // Immediate, or the pending key has been published long enough:
+            // the switch a scheduled rotation would make, now.
+            _ => {
+                let mut retired = None;
+                if let Some(a) = active {
+                    self.retire(&mut tx, a, now).await?;
+                    retired = Some(a.kid.clone());
+                }
+                let kid = self.switch(&mut tx, alg, pending, now).await?;
+                Rotation {
+                    alg: alg.name(),
+                    kid,
+                    activate_at: now.secs(),
+                    retired,
+                }
             }
         };
         tx.commit().await?;
@@ -286,8 +284,9 @@ impl Lifecycle {
     }
 
     /// Marks `kid` compromised: it leaves the JWKS and, if it was signing,
-    /// its successor (the pending key, or a fresh one) becomes active, in
-    /// the same transaction.
+    /// its successor (the pending key, already published) becomes active
+    /// and the key after it is published; if it was the pending key,
+    /// another is published in its place. All in one transaction.
     ///
     /// # Errors
     /// [`LifecycleError::UnknownKid`] when no published key has that kid;
@@ -320,26 +319,98 @@ impl Lifecycle {
         tx.revoke_kid(kid, now.saturating_add(self.settings.grace))
             .await?;
         let mut successor = None;
-        if key.state == KeyState::Active && self.settings.algorithms.contains(&key.alg) {
-            let pending = keys
-                .iter()
-                .find(|k| k.alg == key.alg && k.state == KeyState::Pending);
-            let next = match pending {
-                Some(p) => {
-                    expect(tx.activate(&p.kid).await?)?;
-                    p.kid.clone()
+        if self.settings.algorithms.contains(&key.alg) {
+            match key.state {
+                KeyState::Active => {
+                    // The pending key has been in every verifier's JWKS
+                    // since this one started signing.
+                    let pending = keys
+                        .iter()
+                        .find(|k| k.alg == key.alg && k.state == KeyState::Pending);
+                    successor = Some(self.switch(&mut tx, key.alg, pending, now).await?);
                 }
-                None => {
-                    let row = self.new_key(key.alg, KeyState::Active, now, now)?;
-                    insert(&mut tx, &row).await?;
-                    row.kid
+                KeyState::Pending => {
+                    // The next key leaked before it signed: another takes
+                    // its place on its schedule, published at least
+                    // `prepublish` before it signs.
+                    let at = key
+                        .activate_at
+                        .max(now.saturating_add(self.settings.prepublish));
+                    self.publish_next(&mut tx, key.alg, now, at).await?;
                 }
-            };
-            tx.audit("key_activated", &next).await?;
-            successor = Some(next);
+                _ => {}
+            }
         }
         tx.commit().await?;
         Ok(successor)
+    }
+
+    /// When the scheduled rotation activates `next`: its `activate_at`, or
+    /// earlier when the rotation period was shortened since it was made,
+    /// but never less than `prepublish` after it was published.
+    fn scheduled(&self, active: &KeyRow, next: &KeyRow) -> UnixTime {
+        let due = activated(active).saturating_add(self.settings.rotation_period);
+        let published = next.created_at.saturating_add(self.settings.prepublish);
+        next.activate_at.min(due.max(published))
+    }
+
+    /// active -> retired, published for the grace period.
+    async fn retire(
+        &self,
+        tx: &mut KeyTx,
+        active: &KeyRow,
+        now: UnixTime,
+    ) -> Result<(), LifecycleError> {
+        let until = now.saturating_add(self.settings.grace);
+        expect(tx.retire(&active.kid, until).await?)?;
+        tx.audit("key_retired", &active.kid).await?;
+        Ok(())
+    }
+
+    /// Makes `next` (the pending key; a fresh key only when none exists)
+    /// sign `alg` from `now`, and publishes the key after it in the same
+    /// transaction, due one rotation period later. So the next key always
+    /// exists and is published: a compromise or an immediate rotation
+    /// switches to a key every verifier already holds. Its kid.
+    async fn switch(
+        &self,
+        tx: &mut KeyTx,
+        alg: Algorithm,
+        next: Option<&KeyRow>,
+        now: UnixTime,
+    ) -> Result<String, LifecycleError> {
+        let kid = match next {
+            Some(p) => {
+                expect(tx.activate(&p.kid).await?)?;
+                tx.audit("key_activated", &p.kid).await?;
+                p.kid.clone()
+            }
+            None => {
+                let row = self.new_key(alg, KeyState::Active, now, now)?;
+                insert(tx, &row).await?;
+                tx.audit("key_created_active", &row.kid).await?;
+                row.kid
+            }
+        };
+        // `rotation_period > prepublish` (checked at start): the key after
+        // it is published long enough before it is due.
+        let due = now.saturating_add(self.settings.rotation_period);
+        self.publish_next(tx, alg, now, due).await?;
+        Ok(kid)
+    }
+
+    /// A new pending key of `alg`, due at `activate_at`. Its kid.
+    async fn publish_next(
+        &self,
+        tx: &mut KeyTx,
+        alg: Algorithm,
+        now: UnixTime,
+        activate_at: UnixTime,
+    ) -> Result<String, LifecycleError> {
+        let row = self.new_key(alg, KeyState::Pending, now, activate_at)?;
+        insert(tx, &row).await?;
+        tx.audit("key_created_pending", &row.kid).await?;
+        Ok(row.kid)
     }
 
     fn open_signing_key(&self, row: &KeyRow) -> Result<SigningKey, LifecycleError> {
@@ -469,7 +540,7 @@ impl Lifecycle {
     }
 }
 
-async fn insert(tx: &mut crate::store::KeyTx, row: &KeyRow) -> Result<(), LifecycleError> {
+async fn insert(tx: &mut KeyTx, row: &KeyRow) -> Result<(), LifecycleError> {
     tx.insert(row).await.map_err(|e| {
         if e.is_conflict() {
             LifecycleError::Raced
@@ -479,91 +550,15 @@ async fn insert(tx: &mut crate::store::KeyTx, row: &KeyRow) -> Result<(), Lifecy
     })
 }
 
+/// When `key` started signing (when it was made, if its row does not say).
+fn activated(key: &KeyRow) -> UnixTime {
+    key.activated_at.unwrap_or(key.created_at)
+}
+
 fn expect(updated: bool) -> Result<(), LifecycleError> {
     if updated {
         Ok(())
     } else {
         Err(LifecycleError::Raced)
-    }
-}
-
-/// The signing key of one algorithm.
-pub(crate) struct ActiveKey {
-    /// Its kid.
-    pub kid: String,
-    /// Its algorithm.
-    pub alg: Algorithm,
-    /// When it started signing.
-    pub activated_at: i64,
-    /// The signer (header `typ: at+jwt`, `kid`).
-    pub signer: Signer,
-}
-
-impl fmt::Debug for ActiveKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActiveKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Names a published key set: the base64url of the first 16 bytes of the
-/// SHA-256 of its JSON document. Two rings with equal versions publish the
-/// same document (the HTTP layer quotes it as the JWKS's strong ETag).
-pub(crate) fn jwks_version(document: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document);
-    tessera_jose::b64::encode(&digest.as_ref()[..16])
-}
-
-/// What the hot path reads: swapped whole, never locked.
-pub(crate) struct KeyRing {
-    /// The published keys, to verify this server's own tokens.
-    pub verify_keys: tessera_jose::KeySet,
-    /// Active key per algorithm.
-    pub signers: HashMap<Algorithm, Arc<ActiveKey>>,
-    /// The algorithm access tokens are signed with.
-    pub primary: Option<Algorithm>,
-    /// The published key set, `{"keys": [...]}` as JSON (public keys only).
-    pub jwks: Arc<[u8]>,
-    /// [`jwks_version`] of `jwks`: what caches of this key set are keyed by.
-    pub version: Arc<str>,
-    /// The earliest scheduled transition, if any.
-    pub next_change: Option<i64>,
-}
-
-impl fmt::Debug for KeyRing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRing")
-            .field("verify_keys", &self.verify_keys)
-            .field("signers", &self.signers)
-            .field("primary", &self.primary)
-            .field("version", &self.version)
-            .field("next_change", &self.next_change)
-            .finish_non_exhaustive()
-    }
-}
-
-impl KeyRing {
-    /// The key access tokens are signed with now.
-    pub(crate) fn primary(&self) -> Option<&Arc<ActiveKey>> {
-        self.primary.and_then(|alg| self.signers.get(&alg))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::jwks_version;
-
-    #[test]
-    fn version_is_base64url_of_a_sha256_prefix() {
-        // base64url(SHA-256(`{"keys":[]}`)[..16]), computed independently.
-        assert_eq!(jwks_version(br#"{"keys":[]}"#), "ljjRGRRzXQByAC3U1nxzSg");
-        let v = jwks_version(b"any document");
-        assert_eq!(v.len(), 22);
-        assert!(v
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_ne!(v, jwks_version(b"any document "));
     }
 }

@@ -127,15 +127,17 @@ pub(crate) enum KeysCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Rotate: publish a pending key that signs after the prepublish delay.
+    /// Rotate: the pending key (already published) signs once it has been
+    /// published for the prepublish delay.
     ///
-    /// With --immediate, the active key retires and a new one signs at once.
+    /// With --immediate, the active key retires and the pending key signs at
+    /// once; the next key is published.
     Rotate {
         /// Rotate only this algorithm (default: every configured one).
         #[arg(long, value_parser = parse_alg)]
         alg: Option<Algorithm>,
-        /// Make the new key active at once (verifiers that cached the old
-        /// JWKS reject its tokens until they refresh).
+        /// Make the pending key active at once (it was published when the
+        /// active key started signing, so verifiers normally hold it).
         #[arg(long)]
         immediate: bool,
         #[command(flatten)]

@@ -220,6 +220,28 @@ impl KeyTx {
         Ok(self.wrote(done.rows_affected()))
     }
 
+    /// Brings a pending key's activation forward to `activate_at` (a
+    /// manual rotation, or a shortened rotation period); never later.
+    /// False when the key is no longer pending or already due by then.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn bring_forward(
+        &mut self,
+        kid: &str,
+        activate_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET activate_at = $1 WHERE kid = $2 AND state = 'pending' AND activate_at > $1",
+        )
+        .bind(activate_at.secs())
+        .bind(kid)
+        .execute(&mut *self.tx)
+        .await?;
+        // A change other nodes must hear of: it moves their next wake-up.
+        Ok(self.wrote(done.rows_affected()))
+    }
+
     /// active -> retired now, published until `remove_at`. False when it
     /// was not active.
     ///

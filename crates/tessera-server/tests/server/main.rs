@@ -12,6 +12,7 @@ mod handles;
 mod idp;
 mod key_notifications;
 mod lifecycle;
+mod next_key;
 mod outage;
 mod races;
 mod refresh;

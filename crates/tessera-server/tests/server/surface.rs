@@ -51,9 +51,11 @@ async fn jwks_has_cache_control_a_strong_etag_and_304() {
             .unwrap();
         assert_eq!(resp.status(), 200);
 
-        // A rotation changes the document and its ETag.
+        // A rotation changes the document and its ETag. (An immediate one:
+        // the pending key is published from the start, so a scheduled-style
+        // rotation only brings its activation forward.)
         let resp = s
-            .admin_post("/admin/keys/rotate", serde_json::json!({}))
+            .admin_post("/admin/keys/rotate", serde_json::json!({"immediate": true}))
             .await;
         assert_eq!(resp.status(), 200);
         let resp = s
@@ -68,8 +70,8 @@ async fn jwks_has_cache_control_a_strong_etag_and_304() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(
             body["keys"].as_array().unwrap().len(),
-            2,
-            "pending key pre-published"
+            3,
+            "retired, active and the next key pre-published"
         );
 
         let metrics = s.metrics().await;

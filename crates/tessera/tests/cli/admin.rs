@@ -566,24 +566,35 @@ fn clients_bad_flags_are_usage_errors() {
 // keys list | rotate | compromised
 // ---------------------------------------------------------------------------
 
-// A fresh authority has one active ES256 key, and it is the one published.
+// A fresh authority has one active ES256 key and its successor, pending;
+// both are published.
 #[test]
 fn keys_list_shows_one_active_es256_key() {
     let server = Server::start();
     let keys = server.keys();
-    assert_eq!(keys.len(), 1, "{keys:#?}");
-    assert_eq!(keys[0]["alg"], "ES256");
-    assert_eq!(keys[0]["state"], "active");
-    assert!(keys[0]["activated_at"].is_i64(), "{keys:#?}");
-    assert_eq!(server.jwks_kids(), [str_of(&keys[0], "kid")]);
+    assert_eq!(keys.len(), 2, "{keys:#?}");
+    assert!(keys.iter().all(|k| k["alg"] == "ES256"), "{keys:#?}");
+    let active = server.kid_in("active");
+    let pending = server.kid_in("pending");
+    for k in &keys {
+        let signing = k["kid"] == active.as_str();
+        assert_eq!(k["activated_at"].is_i64(), signing, "{keys:#?}");
+    }
+    let mut published = server.jwks_kids();
+    published.sort_unstable();
+    let mut expected = vec![active, pending];
+    expected.sort_unstable();
+    assert_eq!(published, expected);
 }
 
-// rotate publishes a pending key (the active one keeps signing);
-// --immediate makes the pending key active and retires the old one.
+// rotate reports the pending key, published from the start, which signs
+// after the prepublish delay (the active one keeps signing); --immediate
+// makes the pending key active, retires the old one and publishes the next.
 #[test]
 fn keys_rotate_adds_a_pending_key_and_immediate_activates_one() {
     let server = Server::start();
     let first = server.kid_in("active");
+    let published_at_start = server.kid_in("pending");
 
     let out = server.admin(&["keys", "rotate"]).valid();
     let rotations = out["rotations"].as_array().unwrap();
@@ -591,6 +602,7 @@ fn keys_rotate_adds_a_pending_key_and_immediate_activates_one() {
     assert_eq!(rotations[0]["alg"], "ES256");
     let pending = str_of(&rotations[0], "kid").to_owned();
     assert_ne!(pending, first);
+    assert_eq!(pending, published_at_start);
     assert_eq!(server.kid_in("pending"), pending);
     assert_eq!(server.kid_in("active"), first);
     let published = server.jwks_kids();
@@ -608,10 +620,12 @@ fn keys_rotate_adds_a_pending_key_and_immediate_activates_one() {
     assert_eq!(server.kid_in("active"), pending);
     assert_eq!(server.kid_in("retired"), first);
 
-    // Once more with nothing pending: a brand-new key signs at once.
+    // Once more: the key published at that switch signs at once.
+    let next = server.kid_in("pending");
     let out = server.admin(&["keys", "rotate", "--immediate"]).valid();
     let fresh = str_of(&out["rotations"][0], "kid").to_owned();
     assert!(fresh != first && fresh != pending, "{out:#}");
+    assert_eq!(fresh, next, "{out:#}");
     assert_eq!(server.kid_in("active"), fresh);
 }
 
@@ -620,6 +634,7 @@ fn keys_rotate_adds_a_pending_key_and_immediate_activates_one() {
 #[test]
 fn keys_rotate_refusals() {
     let server = Server::start();
+    let before = server.keys();
     server
         .admin(&["keys", "rotate", "--alg", "ES384"])
         .refused("invalid_request");
@@ -627,23 +642,31 @@ fn keys_rotate_refusals() {
         server.admin(&["keys", "rotate", "--alg", alg]).usage();
     }
     server.admin(&["keys", "rotate", "--now"]).usage();
-    assert_eq!(server.keys().len(), 1, "nothing rotated");
+    assert_eq!(server.keys(), before, "nothing rotated");
 }
 
-// compromised removes the key from the JWKS at once and a successor signs;
-// an unknown kid (or one already removed) is refused.
+// compromised removes the key from the JWKS at once and its successor,
+// published before, signs, while the next key is published; an unknown kid
+// (or one already removed) is refused.
 #[test]
 fn keys_compromised_removes_the_key_from_the_jwks() {
     let server = Server::start();
     let kid = server.kid_in("active");
-    assert_eq!(server.jwks_kids(), [kid.as_str()]);
+    let pending = server.kid_in("pending");
+    assert!(server.jwks_kids().contains(&kid));
 
     let out = server.admin(&["keys", "compromised", &kid]).valid();
     assert_eq!(out["kid"], kid.as_str());
     assert_eq!(out["state"], "compromised");
     let successor = str_of(&out, "successor").to_owned();
-    assert_ne!(successor, kid);
-    assert_eq!(server.jwks_kids(), [successor.as_str()]);
+    assert_eq!(successor, pending);
+    let next = server.kid_in("pending");
+    assert!(next != kid && next != successor);
+    let mut published = server.jwks_kids();
+    published.sort_unstable();
+    let mut expected = vec![successor.clone(), next];
+    expected.sort_unstable();
+    assert_eq!(published, expected);
     assert_eq!(server.kid_in("active"), successor);
 
     server
@@ -653,7 +676,9 @@ fn keys_compromised_removes_the_key_from_the_jwks() {
         .admin(&["keys", "compromised", "no-such-kid"])
         .refused("not_found");
     server.admin(&["keys", "compromised"]).usage();
-    assert_eq!(server.jwks_kids(), [successor]);
+    let mut still = server.jwks_kids();
+    still.sort_unstable();
+    assert_eq!(still, expected);
 }
 
 // ---------------------------------------------------------------------------
@@ -771,7 +796,8 @@ fn defaults_token_file_and_tessera_server_env() {
         )
     };
     let keys = run(&server.url, &["keys", "list"]).valid();
-    assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys:#}");
+    // The active key and the next one.
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "{keys:#}");
     let port = free_port();
     let elsewhere = format!("http://127.0.0.1:{port}");
     run(&elsewhere, &["keys", "list", "--server", &server.url]).valid();
