@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
 
 mod admin;
+mod assertion_jti;
 mod common;
 mod connections;
 mod exchange;
