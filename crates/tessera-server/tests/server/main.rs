@@ -8,6 +8,7 @@ mod common;
 mod connections;
 mod exchange;
 mod federation;
+mod feed_paging;
 mod grants;
 mod handles;
 mod idp;

@@ -1,7 +1,9 @@
 //! Following a deny-list feed that misbehaves: pages that bring nothing
 //! new do not make the follower spin, a feed that never ends does not keep
 //! `follow` from returning (and it says it is not caught up), and a client
-//! the authority does not let read the feed is told why.
+//! the authority does not let read the feed is told why. A feed paged with
+//! `more` is read to its end at once, and a snapshot is applied without
+//! dropping what the follower held.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -252,4 +254,119 @@ async fn only_a_client_registered_for_the_feed_can_follow_it() {
         assert!(list.refuses(TokenFacts::from_claims(&claims), 0));
         auth.stop().await;
     }
+}
+
+/// Entries `since + 1 ..` of a feed of `total` jtis `j-1..`, at most
+/// `limit`, as the authority pages them: the page's `seq` is the feed's
+/// latest, and a full page says more.
+fn page_of(since: i64, total: i64, limit: i64) -> Value {
+    let last = (since + limit).min(total);
+    let entries: Vec<Value> = (since + 1..=last)
+        .map(|seq| json!({"seq": seq, "jti": format!("j-{seq}"), "exp": i64::MAX}))
+        .collect();
+    let more = i64::try_from(entries.len()).unwrap() == limit;
+    json!({"seq": total, "more": more, "snapshot": false, "entries": entries})
+}
+
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_follower_reads_more_pages_at_once_to_the_end_of_the_feed() {
+    // A mass revoke of 2,050 tokens, 100 to a page. The catch-up in
+    // `follow` stops after 3 pages; the background task must read the
+    // other 18 without a pause (the pauses are a minute here), asking
+    // after the last entry it read (the page's `seq` is the feed's latest).
+    const TOTAL: i64 = 2050;
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = Arc::clone(&asked);
+    let (url, _) = fake_feed(move |_, since| {
+        a.lock().unwrap().push(since);
+        Some(page_of(since, TOTAL, 100))
+    })
+    .await;
+    let minute = Duration::from_secs(60);
+    let options = FeedOptions {
+        catch_up_pages: 3,
+        idle_backoff: minute,
+        error_backoff: minute,
+        max_backoff: minute,
+        ..FeedOptions::default()
+    };
+    let list = DenyList::follow(&url, "tc_gw", "tcs_x", &options)
+        .await
+        .unwrap();
+    assert!(!list.caught_up(), "3 pages of 21");
+    assert_eq!(list.len(), 300);
+    eventually("caught up", || list.caught_up()).await;
+    assert_eq!(list.seq(), TOTAL);
+    assert_eq!(list.len(), usize::try_from(TOTAL).unwrap());
+    for seq in 1..=TOTAL {
+        let jti = format!("j-{seq}");
+        let facts = TokenFacts {
+            jti: Some(&jti),
+            ..TokenFacts::default()
+        };
+        assert!(list.refuses(facts, 0), "{jti}");
+    }
+    // Each page once, each after the last entry of the one before.
+    let asked = asked.lock().unwrap().clone();
+    let expected: Vec<i64> = (0..=20).map(|p| p * 100).collect();
+    assert_eq!(asked[..21], expected[..]);
+    // Then the follower waits on the feed's end (a long poll, answered at
+    // once here, then a minute's pause): nothing asked before it.
+    assert!(
+        asked[21..].iter().all(|s| *s == TOTAL),
+        "{:?}",
+        &asked[21..]
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_is_applied_and_keeps_what_the_follower_held() {
+    // The follower reads j-1 and j-2, then falls behind the purge
+    // horizon: the next page is a snapshot of every live entry newer than
+    // what it asked for. The documented reading (denylist.rs `apply`):
+    // nothing is cleared, what it held goes by its own `exp`.
+    let (url, _) = fake_feed(|n, since| {
+        Some(match (n, since) {
+            (1, _) => json!({"seq": 2, "more": false, "snapshot": false, "entries": [
+                {"seq": 1, "jti": "j-1", "exp": i64::MAX},
+                {"seq": 2, "jti": "j-2", "exp": 1000},
+            ]}),
+            (_, s) if s < 10 => json!({"seq": 10, "more": false, "snapshot": true, "entries": [
+                {"seq": 7, "jti": "j-7", "exp": i64::MAX},
+                {"seq": 9, "jti": "j-9", "exp": i64::MAX},
+            ]}),
+            _ => json!({"seq": 10, "more": false, "snapshot": false, "entries": []}),
+        })
+    })
+    .await;
+    let list = DenyList::follow(&url, "tc_gw", "tcs_x", &FeedOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(list.seq(), 2);
+    eventually("the snapshot read", || list.seq() == 10).await;
+    assert!(list.caught_up());
+    let refuses = |jti, now| {
+        list.refuses(
+            TokenFacts {
+                jti: Some(jti),
+                ..TokenFacts::default()
+            },
+            now,
+        )
+    };
+    for jti in ["j-1", "j-7", "j-9"] {
+        assert!(refuses(jti, 500), "{jti}");
+    }
+    // j-2 was purged by its exp (the follower purges at the present time,
+    // long past 1000), not by the snapshot: j-1 stayed.
+    assert!(!refuses("j-2", 500));
+    assert_eq!(list.len(), 3);
 }
