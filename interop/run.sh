@@ -48,7 +48,8 @@
 #
 # Prints one line per case ("ok   pyjwt -> tessera ES256", "FAIL ...",
 # "skip ... : reason") and ends with "interop: N passed, N failed, N skipped".
-# Exit status: 0 all passed, 1 some case failed, 2 setup failed.
+# Exit status: 0 all passed, 1 some case failed, any case was skipped, or the
+# number of cases run differs from interop/expected_cases; 2 setup failed.
 set -euo pipefail
 
 ORIG_PWD=$PWD
@@ -69,6 +70,12 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"; }
 need "$PYTHON" "the Python peer needs it"
 need node "the jose peer needs Node >= 20"
 need npm "installing the jose peer needs it"
+
+# How many cases a complete run has (passed + failed); kept in the repository
+# so that a lost case fails the run.
+EXPECTED_CASES=$(tr -d '[:space:]' <"$INTEROP/expected_cases" 2>/dev/null) ||
+  die "interop/expected_cases is missing"
+[[ $EXPECTED_CASES =~ ^[1-9][0-9]*$ ]] || die "interop/expected_cases must hold a positive number"
 
 # ---------------------------------------------------------------- 1. peers
 mkdir -p "$DEPS"
@@ -638,5 +645,16 @@ echo "interop: tessera serve cases took $((SECONDS - SERVE_START)) s"
 echo "interop: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 if ((FAILED)); then
   printf 'interop: failed: %s\n' "${FAILURES[@]}" >&2
+  exit 1
+fi
+# A peer build without some algorithm (Node without Ed25519 or RSA-PSS, say)
+# drops cases at run time; that must not pass as green.
+if ((SKIPPED)); then
+  echo "interop: $SKIPPED case(s) skipped (see the 'skip' lines above): every case must run" >&2
+  exit 1
+fi
+ran=$((PASSED + FAILED))
+if ((ran != EXPECTED_CASES)); then
+  echo "interop: $ran cases ran, $EXPECTED_CASES expected (interop/expected_cases): a case was lost or added; update the file when cases are added on purpose" >&2
   exit 1
 fi
