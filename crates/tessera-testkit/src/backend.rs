@@ -78,8 +78,25 @@ pub async fn backends() -> Vec<Backend> {
             url: Some(with_search_path(&base, &schema)),
             data: tempfile::tempdir().unwrap(),
         });
+    } else {
+        say_postgres_is_skipped();
     }
     out
+}
+
+/// Without a URL the same test names pass on SQLite alone; a green run must
+/// not read as "tested on PostgreSQL". Said once per test process, straight
+/// to stderr: libtest captures `eprintln!` of passing tests, not this.
+fn say_postgres_is_skipped() {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "tessera-testkit: PostgreSQL skipped, TESSERA_TEST_DATABASE_URL is unset: \
+             these tests ran on SQLite only (scripts/postgres gives a URL)"
+        );
+    });
 }
 
 /// `base` with the connection option that makes `schema` the default.
