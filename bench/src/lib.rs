@@ -62,6 +62,21 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// The `p` quantile (0.0 to 1.0, nearest rank) of sorted durations, in
+/// milliseconds; 0 for none.
+pub fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * p.clamp(0.0, 1.0)).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +107,15 @@ mod tests {
         ];
         let times = measure(&mut ops, 3);
         assert!(times[1] > times[0] * 5.0, "{times:?}");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_in_milliseconds() {
+        let ms = |n| std::time::Duration::from_millis(n);
+        let sorted = [ms(1), ms(2), ms(3), ms(4), ms(100)];
+        assert!((percentile_ms(&sorted, 0.5) - 3.0).abs() < 1e-9);
+        assert!((percentile_ms(&sorted, 1.0) - 100.0).abs() < 1e-9);
+        assert!((percentile_ms(&sorted, 0.0) - 1.0).abs() < 1e-9);
+        assert!(percentile_ms(&[], 0.5).abs() < 1e-9);
     }
 }

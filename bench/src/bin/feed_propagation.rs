@@ -84,15 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         delays.push(started.elapsed());
     }
     delays.sort();
-    let pct = |p: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let i = ((delays.len() as f64 - 1.0) * p).round() as usize;
-        delays[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| tessera_bench::percentile_ms(&delays, p);
     println!(
         "{} revocations: propagation p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (revoke request sent -> follower lists the jti)",
         delays.len(),

@@ -171,15 +171,7 @@ async fn changes(
 
 fn summary(mut delays: Vec<Duration>) -> String {
     delays.sort();
-    let pct = |p: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let i = ((delays.len() as f64 - 1.0) * p).round() as usize;
-        delays[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| tessera_bench::percentile_ms(&delays, p);
     format!(
         "{} changes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         delays.len(),
