@@ -19,6 +19,40 @@ pub(super) fn at(secs: i64) -> UnixTime {
     UnixTime::from_secs(T.secs() + secs)
 }
 
+/// A token of `sub` at `client`, issued at `at(iat)`, with this jti.
+pub(super) fn token<'a>(
+    jti: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    iat: i64,
+) -> super::TokenFacts<'a> {
+    super::TokenFacts {
+        jti: Some(jti),
+        sub: Some(sub),
+        client_id: Some(client_id),
+        iat: Some(at(iat).secs()),
+        kid: None,
+    }
+}
+
+/// Revoking everything of `party`'s `target` issued from `not_before`, at
+/// `now`, as the admin.
+pub(super) fn everything(
+    party: super::Party,
+    target: &str,
+    not_before: i64,
+    now: i64,
+) -> super::RevokeAll<'_> {
+    super::RevokeAll {
+        party,
+        target,
+        not_before: at(not_before),
+        expires_at: at(5000),
+        actor: "admin",
+        now: at(now),
+    }
+}
+
 /// One fresh, migrated database.
 pub(super) struct TestDb {
     /// `sqlite` or `postgres`, for assertion messages.

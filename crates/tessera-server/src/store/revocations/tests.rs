@@ -1,29 +1,7 @@
 use super::feed::FeedPage;
 use super::*;
 use crate::store::revoke_all::{Party, RevokeAll};
-use crate::store::testdb::{at, each};
-
-/// A token of `sub` at `client`, issued at `at(iat)`, with this jti.
-fn token<'a>(jti: &'a str, sub: &'a str, client_id: &'a str, iat: i64) -> TokenFacts<'a> {
-    TokenFacts {
-        jti: Some(jti),
-        sub: Some(sub),
-        client_id: Some(client_id),
-        iat: Some(at(iat).secs()),
-        kid: None,
-    }
-}
-
-fn everything(party: Party, target: &str, not_before: i64, now: i64) -> RevokeAll<'_> {
-    RevokeAll {
-        party,
-        target,
-        not_before: at(not_before),
-        expires_at: at(5000),
-        actor: "admin",
-        now: at(now),
-    }
-}
+use crate::store::testdb::{at, each, everything, token};
 
 fn jti(jti: &str, expires_at: i64) -> JtiRevocation<'_> {
     JtiRevocation {

@@ -1,30 +1,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::store::testdb::{at, each, TestDb};
-use crate::store::{Derived, FamilyAccess, FamilyStart, NewOpaque, RefreshRow, TokenFacts};
-
-/// A token of `sub` at `client`, issued at `at(iat)`, with this jti.
-fn token<'a>(jti: &'a str, sub: &'a str, client_id: &'a str, iat: i64) -> TokenFacts<'a> {
-    TokenFacts {
-        jti: Some(jti),
-        sub: Some(sub),
-        client_id: Some(client_id),
-        iat: Some(at(iat).secs()),
-        kid: None,
-    }
-}
-
-fn everything(party: Party, target: &str, not_before: i64, now: i64) -> RevokeAll<'_> {
-    RevokeAll {
-        party,
-        target,
-        not_before: at(not_before),
-        expires_at: at(5000),
-        actor: "admin",
-        now: at(now),
-    }
-}
+use crate::store::testdb::{at, each, everything, token, TestDb};
+use crate::store::{Derived, FamilyAccess, FamilyStart, NewOpaque, RefreshRow};
 
 /// alice's family `family` at `client`, its first token `hash` paid for
 /// by the JWT `jti`.
