@@ -287,6 +287,20 @@ impl TestServer {
             .unwrap()
     }
 
+    /// GETs `path` from the admin API with the admin token: its JSON
+    /// answer, which must be a success.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
     /// [`TestServer::admin_post`] for a step that must succeed: its JSON
     /// answer.
     pub async fn admin_json(&self, path: &str, body: Value) -> Value {

@@ -104,16 +104,7 @@ async fn rotation_timeline_with_a_compromise() {
         }
         // Initial key, 4 scheduled successors, 1 compromise successor.
         assert_eq!(signing_kids.len(), 6, "{}: {signing_kids:?}", b.name);
-        let keys: Value = s
-            .http
-            .get(s.url("/admin/keys"))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys = s.admin_get("/admin/keys").await;
         let states: Vec<&str> = keys["keys"]
             .as_array()
             .unwrap()
@@ -204,17 +195,7 @@ async fn two_nodes_racing_make_exactly_one_key() {
                 .filter(|k| k["state"] == state)
                 .count()
         };
-        let list = || async {
-            a.http
-                .get(a.url("/admin/keys"))
-                .bearer_auth(&a.admin)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        };
+        let list = || a.admin_get("/admin/keys");
         assert_eq!(a.admin, c.admin, "one admin token for the cluster");
         let keys = list().await;
         // The signing key and the next one, published from the start.

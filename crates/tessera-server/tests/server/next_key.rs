@@ -22,16 +22,7 @@ fn kid_of(token: &str) -> String {
 
 /// `GET /admin/keys`.
 async fn key_rows(s: &TestServer) -> Vec<Value> {
-    let body: Value = s
-        .http
-        .get(s.url("/admin/keys"))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = s.admin_get("/admin/keys").await;
     body["keys"].as_array().unwrap().clone()
 }
 
