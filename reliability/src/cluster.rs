@@ -94,7 +94,28 @@ impl Authority {
         database: &Database,
         timing: &Timing,
     ) -> Result<Self> {
-        let data = dir.join("data");
+        Self::start_with(tessera, dir, &dir.join("data"), count, database, timing).await
+    }
+
+    /// One node on SQLite whose data folder is `data` (a mount of the run's).
+    pub(crate) async fn start_in(
+        tessera: &Path,
+        dir: &Path,
+        data: &Path,
+        timing: &Timing,
+    ) -> Result<Self> {
+        Self::start_with(tessera, dir, data, 1, &Database::Sqlite, timing).await
+    }
+
+    async fn start_with(
+        tessera: &Path,
+        dir: &Path,
+        data: &Path,
+        count: usize,
+        database: &Database,
+        timing: &Timing,
+    ) -> Result<Self> {
+        let data = data.to_path_buf();
         std::fs::create_dir_all(&data)?;
         let ports: Vec<u16> = (0..count).map(|_| free_port()).collect::<Result<_>>()?;
         let issuer = format!("http://127.0.0.1:{}", ports[0]);

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 mod cluster;
+mod disk;
 mod kill;
 mod load;
 mod outage;
@@ -21,7 +22,7 @@ mod proc;
 mod rotation;
 mod verifiers;
 
-const SCENARIOS: [&str; 3] = ["rotation", "kill", "outage"];
+const SCENARIOS: [&str; 4] = ["rotation", "kill", "outage", "disk"];
 
 /// What every scenario is given.
 #[derive(Debug)]
@@ -100,6 +101,7 @@ async fn run_one(name: &str, ctx: &Ctx) -> Result<serde_json::Value> {
         "rotation" => rotation::run(ctx).await,
         "kill" => kill::run(ctx).await,
         "outage" => outage::run(ctx).await,
+        "disk" => disk::run(ctx).await,
         other => bail!("no scenario {other}"),
     }
 }

@@ -94,6 +94,28 @@ impl Proc {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// Waits up to `within` for the process to exit on its own: its exit
+    /// code (`Some(None)`: killed by a signal), or `None` if it runs on.
+    pub(crate) async fn wait_exit(&mut self, within: Duration) -> Result<Option<i32>> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(within, child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                self.child = None;
+                Ok(Some(status.code().unwrap_or(-1)))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Everything the current start printed.
+    pub(crate) fn log(&self) -> String {
+        let log = self.log.with_extension(format!("{}.log", self.starts));
+        std::fs::read_to_string(log).unwrap_or_default()
+    }
+
     /// The last lines of the current log, for an error message.
     pub(crate) fn log_tail(&self) -> String {
         let log = self.log.with_extension(format!("{}.log", self.starts));

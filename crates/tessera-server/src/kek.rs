@@ -35,6 +35,15 @@ pub enum KekError {
     /// A sealed key did not open: another KEK, or the row was altered.
     #[error("a stored private key does not open with this key-encryption key (another node's KEK, or an altered row)")]
     Open,
+    /// The file may be read or written by others than its owner: anyone
+    /// who reads it can open every private key in the database.
+    #[error("key-encryption key file {path} is open to others than its owner (mode {mode:03o}): chmod 600 it; the KEK opens every private signing key")]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The random generator or the cipher failed.
     #[error("key-encryption failed")]
     Crypto,
@@ -65,6 +74,13 @@ impl Kek {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let text = Zeroizing::new(text);
+                check_private(path).map_err(|e| match e {
+                    Ok(mode) => KekError::Exposed {
+                        path: path.display().to_string(),
+                        mode,
+                    },
+                    Err(e) => io(e),
+                })?;
                 let bytes = b64::decode(text.trim().as_bytes())
                     .map(Zeroizing::new)
                     .map_err(|_| KekError::Format(path.display().to_string()))?;
@@ -153,6 +169,18 @@ impl Kek {
     }
 }
 
+/// Refuses a file that its group or others may read or write, as ssh and
+/// PostgreSQL refuse a private key file: `Err(Ok(mode))` names the mode.
+fn check_private(path: &Path) -> Result<(), Result<u32, std::io::Error>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).map_err(Err)?.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        Ok(())
+    } else {
+        Err(Ok(mode))
+    }
+}
+
 /// Creates `path` for writing with mode 0600; fails if it exists.
 pub(crate) fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
@@ -208,5 +236,37 @@ mod tests {
             Kek::load_or_create(&path),
             Err(KekError::Format(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_open_to_its_group_or_others_is_refused_and_left_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek");
+        Kek::load_or_create(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o666] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Kek::load_or_create(&path).unwrap_err();
+            assert!(
+                matches!(err, KekError::Exposed { mode: m, .. } if m == mode),
+                "{mode:o}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains(&format!("{mode:o}")), "{message}");
+            assert!(!message.contains(text.trim()), "the key is never printed");
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                text,
+                "left as it was"
+            );
+            assert!(matches!(Kek::load(&path), Err(KekError::Exposed { .. })));
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Kek::load_or_create(&path).is_ok(), "{mode:o}");
+        }
     }
 }

@@ -74,6 +74,24 @@ pub enum StoreError {
     /// A row holds a value this version cannot read.
     #[error("database row: {0}")]
     Corrupt(String),
+    /// The SQLite file cannot be used (not a database, damaged): what
+    /// SQLite said, with the file, which is left as it was.
+    #[error("SQLite database {path}: {reason}; the file is left as it was: restore it from a backup, or move it away to start with an empty database")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// SQLite's reason.
+        reason: String,
+    },
+    /// The SQLite file cannot be opened for writing (a read-only
+    /// filesystem, missing permissions): SQLite's reason and the system's.
+    #[error("SQLite database {path}: {reason}")]
+    Unopenable {
+        /// The file.
+        path: String,
+        /// SQLite's reason, and the system's when it has one.
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -117,12 +135,14 @@ impl StoreError {
 /// 53300 too many connections. SQLite: SQLITE_BUSY and its extended codes
 /// BUSY_RECOVERY (261) and BUSY_SNAPSHOT (517), which reach a caller only
 /// once the busy timeout has run out or a retry would succeed: a writer
-/// that waited less is never one of them.
+/// that waited less is never one of them. And a full disk, which refuses
+/// writes until an operator frees space, and then serves again with no
+/// restart: PostgreSQL 53100 disk full, SQLite SQLITE_FULL (13).
 fn unavailable_code(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "57P05" | "53300" | "5" | "261" | "517"
+            "57P01" | "57P02" | "57P03" | "57P05" | "53300" | "53100" | "5" | "261" | "517" | "13"
         )
 }
 
@@ -196,7 +216,10 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
+        if sqlite {
+            check_sqlite(&options, url).await?;
+        }
         first_connection(&pool).await?;
         MIGRATOR.run(&pool).await?;
         let listen_url = (!sqlite).then(|| Arc::from(url));
@@ -260,6 +283,74 @@ impl Store {
 
 /// Waits up to [`START_WAIT`] for `pool`'s first connection: the pool's
 /// own acquire timeout is a request's, shorter than a start-up may wait.
+/// SQLite: one connection outside the pool before it, so that a file that
+/// is not a database, is damaged or cannot be opened is refused with
+/// SQLite's own reason (the pool would only time out), and `PRAGMA
+/// quick_check` finds damage in pages that start-up would not read. Reads
+/// only: the file is left as it was.
+async fn check_sqlite(options: &AnyConnectOptions, url: &str) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let refused = |e: sqlx::Error| {
+        let reason = match &e {
+            sqlx::Error::Database(db) => db.message().to_owned(),
+            other => other.to_string(),
+        };
+        // SQLITE_CANTOPEN (14) and SQLITE_READONLY (8, and its extended
+        // codes): the file or its folder cannot be written; the system
+        // says why (opening for writing changes nothing).
+        let code = match &e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        let code = code.and_then(|c| c.parse::<u32>().ok()).unwrap_or(0);
+        if code & 0xff == 14 || code & 0xff == 8 {
+            let why = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .err()
+                .map(|io| format!(" ({io})"))
+                .unwrap_or_default();
+            StoreError::Unopenable {
+                path: path.clone(),
+                reason: format!("{reason}{why}"),
+            }
+        } else {
+            StoreError::Damaged {
+                path: path.clone(),
+                reason,
+            }
+        }
+    };
+    let mut conn = sqlx::AnyConnection::connect_with(options)
+        .await
+        .map_err(refused)?;
+    let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(&mut conn)
+        .await
+        .map_err(refused)?;
+    let _ = conn.close().await;
+    if problems.iter().any(|p| p != "ok") {
+        // Its lines under a "*** in database main ***" heading.
+        let found: Vec<String> = problems
+            .into_iter()
+            .filter(|p| !p.starts_with("***"))
+            .take(3)
+            .collect();
+        return Err(StoreError::Damaged {
+            path,
+            reason: format!("damaged ({})", found.join("; ")),
+        });
+    }
+    Ok(())
+}
+
 async fn first_connection(pool: &AnyPool) -> Result<(), sqlx::Error> {
     let deadline = tokio::time::Instant::now() + START_WAIT;
     loop {

@@ -146,6 +146,10 @@ fn an_unreachable_database_is_unavailable_and_nothing_else_is() {
         coded("53300"),
         coded("5"),
         coded("517"),
+        // A full disk (PostgreSQL, SQLite): writes resume once space is
+        // freed, with no restart (docs/RELIABILITY.md, scenario 4).
+        coded("53100"),
+        coded("13"),
     ];
     for e in out_of_reach {
         assert!(e.is_unavailable(), "{e}");
@@ -154,12 +158,11 @@ fn an_unreachable_database_is_unavailable_and_nothing_else_is() {
         StoreError::Corrupt("a row".into()),
         StoreError::Db(sqlx::Error::RowNotFound),
         StoreError::Db(sqlx::Error::Protocol("garbled".into())),
-        // Unique violation, undefined table, database dropped, disk full,
-        // SQLite constraint and corrupt file.
+        // Unique violation, undefined table, database dropped, SQLite
+        // constraint and corrupt file.
         coded("23505"),
         coded("42P01"),
         coded("57P04"),
-        coded("53100"),
         coded("19"),
         coded("11"),
     ];
@@ -187,7 +190,33 @@ async fn real_failures_are_classified() {
             .map_err(StoreError::from)
             .unwrap_err();
         assert!(!bad_sql.is_unavailable(), "{}: {bad_sql}", db.name);
-        if !s.is_sqlite() {
+        if s.is_sqlite() {
+            // A full disk: the page limit of one connection stands in for it.
+            let mut conn = s.pool.acquire().await.unwrap();
+            let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let full = sqlx::query(
+                "INSERT INTO audit_log (id, at, actor, action, subject) VALUES ($1, 0, 'a', 'b', $2)",
+            )
+            .bind("full")
+            .bind("x".repeat(200_000))
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from)
+            .unwrap_err();
+            assert!(full.is_unavailable(), "{}: {full}", db.name);
+            assert!(full.to_string().contains("full"), "{full}");
+            sqlx::query("PRAGMA max_page_count = 1073741823")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        } else {
             // A session the server ends (`pg_terminate_backend`, a
             // shutdown): what its next statement gets.
             let mut conn = s.pool.acquire().await.unwrap();

@@ -384,15 +384,25 @@ async fn a_node_without_the_clusters_kek_refuses_to_start_and_writes_nothing() {
         assert!(err.contains("is missing"), "{}: {err}", b.name);
         assert!(!kek_file.exists(), "no new KEK was made");
 
+        let private = |mode: u32| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&kek_file, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
         std::fs::write(
             &kek_file,
             format!("{}\n", tessera_jose::b64::encode([7u8; 32])),
         )
         .unwrap();
+        private(0o600);
         let err = start().await.unwrap_err().to_string();
         assert!(err.contains("not the one"), "{}: {err}", b.name);
 
+        // The right KEK, readable by others: refused, naming the fix.
         std::fs::write(&kek_file, original).unwrap();
+        private(0o644);
+        let err = start().await.unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{}: {err}", b.name);
+        private(0o600);
         let s = TestServer::start(&b, &[]).await;
         assert_eq!(
             s.running.store().keys().await.unwrap().len(),
@@ -400,6 +410,54 @@ async fn a_node_without_the_clusters_kek_refuses_to_start_and_writes_nothing() {
             "{}: refused starts wrote no key",
             b.name
         );
+        s.stop().await;
+    }
+}
+
+/// A SQLite file that is not a database, is cut short or damaged where
+/// start-up reads nothing: the start is refused naming the file and
+/// SQLite's reason (never a pool timeout), and the file is left as it was.
+#[tokio::test]
+async fn a_broken_sqlite_file_is_refused_at_start_naming_it_and_left_alone() {
+    for b in backends().await.into_iter().filter(|b| b.name == "sqlite") {
+        let s = TestServer::start(&b, &[]).await;
+        s.stop().await;
+        let file = b.data.path().join("tessera.db");
+        let healthy = std::fs::read(&file).unwrap();
+        let mut damaged = healthy.clone();
+        let mid = (damaged.len() / 2) & !4095;
+        damaged[mid..mid + 4096].fill(0xa5);
+        let cases: [(&str, Vec<u8>, &str); 3] = [
+            ("not a database", vec![0x5a; 8192], "file is not a database"),
+            (
+                "cut short",
+                healthy[..healthy.len() / 3].to_vec(),
+                "malformed",
+            ),
+            ("damaged in the middle", damaged, "damaged"),
+        ];
+        for (what, bytes, reason) in cases {
+            std::fs::write(&file, &bytes).unwrap();
+            let err = tessera_server::start(
+                crate::common::config(&b, &[]),
+                tessera_server::StartOptions {
+                    background: false,
+                    ..tessera_server::StartOptions::default()
+                },
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(&file.display().to_string()), "{what}: {err}");
+            assert!(err.contains(reason), "{what}: {err}");
+            assert_eq!(
+                std::fs::read(&file).unwrap(),
+                bytes,
+                "{what}: left as it was"
+            );
+        }
+        std::fs::write(&file, &healthy).unwrap();
+        let s = TestServer::start(&b, &[]).await;
         s.stop().await;
     }
 }
