@@ -20,16 +20,25 @@ pub(crate) struct Spec {
     pub rate: Option<f64>,
 }
 
-/// Latencies of finished operations, in microseconds.
+/// Latencies of finished operations, in microseconds: the whole run and
+/// the current window (for figures sampled during a run).
 #[derive(Debug, Default)]
 pub(crate) struct Latencies {
     all: Mutex<Vec<u32>>,
+    window: Mutex<Vec<u32>>,
 }
 
 impl Latencies {
     fn record(&self, d: Duration) {
         let us = u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
         lock(&self.all).push(us);
+        lock(&self.window).push(us);
+    }
+
+    /// The window's percentiles, and a new window.
+    pub(crate) fn take_window(&self) -> Percentiles {
+        let mut w = std::mem::take(&mut *lock(&self.window));
+        Percentiles::of(&mut w)
     }
 
     pub(crate) fn total(&self) -> Percentiles {

@@ -20,9 +20,10 @@ mod outage;
 mod pg;
 mod proc;
 mod rotation;
+mod soak;
 mod verifiers;
 
-const SCENARIOS: [&str; 4] = ["rotation", "kill", "outage", "disk"];
+const SCENARIOS: [&str; 5] = ["rotation", "kill", "outage", "disk", "soak"];
 
 /// What every scenario is given.
 #[derive(Debug)]
@@ -102,6 +103,7 @@ async fn run_one(name: &str, ctx: &Ctx) -> Result<serde_json::Value> {
         "kill" => kill::run(ctx).await,
         "outage" => outage::run(ctx).await,
         "disk" => disk::run(ctx).await,
+        "soak" => soak::run(ctx).await,
         other => bail!("no scenario {other}"),
     }
 }

@@ -124,6 +124,11 @@ impl Proc {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
+    /// The running process's id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
