@@ -12,6 +12,9 @@ pub struct Backend {
     pub url: Option<String>,
     /// The data folder (kept until the backend is dropped).
     pub data: tempfile::TempDir,
+    /// The PostgreSQL schema this backend made, dropped with it (held
+    /// for its `Drop` only).
+    _schema: Option<OwnedSchema>,
 }
 
 impl Backend {
@@ -21,6 +24,7 @@ impl Backend {
             name: "sqlite",
             url: None,
             data: tempfile::tempdir().unwrap(),
+            _schema: None,
         }
     }
 
@@ -54,6 +58,8 @@ impl Backend {
             name: self.name,
             url: Some(url.into()),
             data: tempfile::tempdir().unwrap(),
+            // The schema stays `self`'s: dropped with it, not with this view.
+            _schema: None,
         };
         (backend, proxy)
     }
@@ -63,11 +69,12 @@ impl Backend {
 pub async fn backends() -> Vec<Backend> {
     let mut out = vec![Backend::sqlite()];
     if let Ok(base) = std::env::var("TESSERA_TEST_DATABASE_URL") {
-        let schema = format!("t_{}", random_suffix());
+        let now = unix_now();
+        let schema = schema_name(now);
         let pool = sqlx::PgPool::connect(&base)
             .await
             .expect("TESSERA_TEST_DATABASE_URL unreachable");
-        drop_stale_schemas(&pool).await;
+        drop_abandoned_schemas(&pool, now).await;
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&pool)
             .await
@@ -77,6 +84,7 @@ pub async fn backends() -> Vec<Backend> {
             name: "postgres",
             url: Some(with_search_path(&base, &schema)),
             data: tempfile::tempdir().unwrap(),
+            _schema: Some(OwnedSchema { base, name: schema }),
         });
     } else {
         say_postgres_is_skipped();
@@ -105,20 +113,51 @@ fn with_search_path(base: &str, schema: &str) -> String {
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
-/// Schemas left by earlier test processes (named t_<pid>_...) are dropped,
-/// so the shared test database does not grow run after run. A schema whose
-/// process is still running belongs to a test run beside this one and stays.
-async fn drop_stale_schemas(pool: &sqlx::PgPool) {
+/// How test schemas are named: `tt_<created, Unix seconds>_<pid>_<random>_<n>`.
+/// The random part tells apart runs on other hosts (or in other containers)
+/// that share the database, where a pid says nothing; the creation time is
+/// what lets a later run tell an abandoned schema from a live one. The
+/// store's own tests (`tessera-server`'s `store::testdb`) name theirs the
+/// same way.
+const PREFIX: &str = "tt_";
+
+/// A schema left behind this long ago (by a test process that was killed
+/// before it could drop it) is abandoned: no test run lasts a day, so
+/// dropping it cannot pull a schema from under a run beside this one,
+/// whatever host that runs on.
+const ABANDONED_AFTER: i64 = 24 * 3600;
+
+/// A new, unique schema name created at `now`.
+fn schema_name(now: i64) -> String {
+    use std::hash::BuildHasher as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    // RandomState is seeded per process from the OS's randomness.
+    let random = std::collections::hash_map::RandomState::new().hash_one((n, now)) & 0xffff_ffff;
+    format!("{PREFIX}{now}_{}_{random:08x}_{n}", std::process::id())
+}
+
+fn unix_now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    i64::try_from(secs).unwrap()
+}
+
+/// Drops test schemas abandoned by earlier runs ([`ABANDONED_AFTER`]), so
+/// the shared test database does not grow run after run. Schemas of runs
+/// beside this one, on this host or another, are younger and stay.
+async fn drop_abandoned_schemas(pool: &sqlx::PgPool, now: i64) {
     let names: Vec<(String,)> = sqlx::query_as(
-        "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'",
+        "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 'tt\\_%'",
     )
     .fetch_all(pool)
     .await
     .unwrap();
     for (name,) in names {
-        if is_stale(&name, std::process::id(), |pid| {
-            std::path::Path::new(&format!("/proc/{pid}")).exists()
-        }) {
+        if is_abandoned(&name, now) {
             let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                 .execute(pool)
                 .await;
@@ -126,58 +165,99 @@ async fn drop_stale_schemas(pool: &sqlx::PgPool) {
     }
 }
 
-/// Whether the test schema `name` may be dropped by process `me`: not its
-/// own, its owner no longer running, and a plain identifier (it is pasted
-/// into SQL).
-fn is_stale(name: &str, me: u32, alive: impl Fn(u32) -> bool) -> bool {
-    let owner_alive = name
-        .split('_')
-        .nth(1)
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(alive);
-    !name.starts_with(&format!("t_{me}_"))
-        && !owner_alive
+/// Whether the test schema `name` was created more than
+/// [`ABANDONED_AFTER`] before `now` and is a plain identifier (it is pasted
+/// into SQL). A name this module did not make is never abandoned.
+fn is_abandoned(name: &str, now: i64) -> bool {
+    let created = name
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|secs| secs.parse::<i64>().ok());
+    created.is_some_and(|created| now.saturating_sub(created) > ABANDONED_AFTER)
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn random_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::SeqCst)
-    )
+/// A schema that [`backends`] made: dropped when its [`Backend`] is, so a
+/// run leaves nothing behind unless its process is killed.
+#[derive(Debug)]
+struct OwnedSchema {
+    base: String,
+    name: String,
+}
+
+impl Drop for OwnedSchema {
+    /// On a thread of its own with a runtime of its own: a `Backend` is
+    /// dropped inside a test's runtime, which cannot be blocked on. A
+    /// schema that cannot be dropped in time (the database gone, a lock
+    /// held by a server still running) is left to [`drop_abandoned_schemas`].
+    fn drop(&mut self) {
+        let base = std::mem::take(&mut self.base);
+        let name = std::mem::take(&mut self.name);
+        let dropping = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let dropped = async {
+                    let pool = sqlx::PgPool::connect(&base).await.ok()?;
+                    sqlx::query("SET lock_timeout = '5s'")
+                        .execute(&pool)
+                        .await
+                        .ok()?;
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                    Some(())
+                };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(15), dropped).await;
+            });
+        });
+        let _ = dropping.join();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_800_000_000;
+
     #[test]
-    fn own_and_live_schemas_stay() {
-        assert!(!is_stale("t_42_1_0", 42, |_| false));
-        assert!(!is_stale("t_7_1_0", 42, |pid| pid == 7));
+    fn schemas_of_runs_beside_this_one_stay() {
+        // Created a second ago, or a few hours ago by a long run, on any
+        // host: whatever the pid says.
+        assert!(!is_abandoned(&format!("tt_{}_7_0a0b0c0d_0", NOW - 1), NOW));
+        assert!(!is_abandoned(
+            &format!("tt_{}_1_ffffffff_9", NOW - 6 * 3600),
+            NOW
+        ));
+        assert!(!is_abandoned(&schema_name(NOW), NOW));
     }
 
     #[test]
-    fn dead_owners_schemas_go() {
-        assert!(is_stale("t_7_1_0", 42, |_| false));
-        // A name without a pid has no live owner.
-        assert!(is_stale("t_x", 42, |_| true));
-        // The pid of another process that starts with ours is not ours.
-        assert!(is_stale("t_421_1_0", 42, |_| false));
+    fn schemas_older_than_a_day_go() {
+        let old = NOW - ABANDONED_AFTER - 1;
+        assert!(is_abandoned(&format!("tt_{old}_7_0a0b0c0d_0"), NOW));
+        assert!(!is_abandoned(
+            &format!("tt_{}_7_0a0b0c0d_0", NOW - ABANDONED_AFTER),
+            NOW
+        ));
     }
 
     #[test]
-    fn names_that_are_not_plain_identifiers_stay() {
-        assert!(!is_stale("t_7; DROP", 42, |_| false));
-        assert!(!is_stale("t_7-1", 42, |_| false));
+    fn names_this_module_did_not_make_stay() {
+        let old = NOW - 10 * ABANDONED_AFTER;
+        // Another naming (the old `t_<pid>_...`), or no creation time.
+        assert!(!is_abandoned(&format!("t_{old}_1_0"), NOW));
+        assert!(!is_abandoned("tt_x_1", NOW));
+        assert!(!is_abandoned("tt_", NOW));
+        // Not a plain identifier.
+        assert!(!is_abandoned(&format!("tt_{old}_7; DROP"), NOW));
+        assert!(!is_abandoned(&format!("tt_{old}_7-1"), NOW));
     }
 
     #[test]
@@ -193,10 +273,17 @@ mod tests {
     }
 
     #[test]
-    fn suffixes_are_distinct_and_carry_the_pid() {
-        let (a, b) = (random_suffix(), random_suffix());
+    fn names_are_distinct_and_carry_their_creation_time() {
+        let (a, b) = (schema_name(NOW), schema_name(NOW));
         assert_ne!(a, b);
-        assert!(a.starts_with(&format!("{}_", std::process::id())));
+        assert!(
+            a.starts_with(&format!("tt_{NOW}_{}_", std::process::id())),
+            "{a}"
+        );
+        assert!(
+            a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "{a}"
+        );
     }
 
     #[test]

@@ -10,15 +10,20 @@
 //! database away from a server and give it back
 //! ([`Backend::behind_proxy`]).
 //!
+//! [`eventually`] waits for an outcome that must come, for [`PATIENCE`],
+//! instead of asserting how soon it comes.
+//!
 //! Test support: a failure panics, which is what a test wants.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod backend;
 mod proxy;
 mod server;
+mod wait;
 
 pub use backend::{backends, Backend};
 pub use proxy::TcpProxy;
 pub use server::{
     config, config_file, count_rows, oauth_error, verify, TestServer, ISSUER, METRICS, T0,
 };
+pub use wait::{eventually, PATIENCE};

@@ -2,8 +2,10 @@
 //! folder always, and a PostgreSQL schema of its own when
 //! `TESSERA_TEST_DATABASE_URL` is set, as `tessera_testkit::backends` does
 //! (the testkit depends on this crate, so its unit tests cannot use it).
-//! Schemas are named `t_<pid>_...` like the testkit's, so one left behind by
-//! a test that panicked is dropped by a later run of either.
+//! Schemas are named `tt_<created, Unix seconds>_<pid>_<random>_<n>` like
+//! the testkit's, so one left behind by a test that was killed is dropped
+//! by a later run of the testkit a day later, and never one of a run beside
+//! it, on this host or another.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -76,7 +78,7 @@ pub(super) async fn each() -> Vec<TestDb> {
         schema: None,
     }];
     if let Ok(base) = std::env::var("TESSERA_TEST_DATABASE_URL") {
-        let schema = format!("t_{}_{}", std::process::id(), unique());
+        let schema = schema_name();
         let pool = sqlx::PgPool::connect(&base)
             .await
             .expect("TESSERA_TEST_DATABASE_URL unreachable");
@@ -132,11 +134,15 @@ impl TestDb {
     }
 }
 
-/// Distinct within the process, and across processes with the pid.
-fn unique() -> String {
+/// A new schema name, unique within the process (a counter) and across
+/// processes and hosts (the pid and a random part), with its creation time
+/// (see the module's documentation).
+fn schema_name() -> String {
+    use std::hash::BuildHasher as _;
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{nanos}_{}", N.fetch_add(1, Ordering::SeqCst))
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let now = UnixTime::now().secs();
+    // RandomState is seeded per process from the OS's randomness.
+    let random = std::collections::hash_map::RandomState::new().hash_one((n, now)) & 0xffff_ffff;
+    format!("tt_{now}_{}_{random:08x}_{n}", std::process::id())
 }
