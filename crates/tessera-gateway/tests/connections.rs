@@ -15,18 +15,27 @@ use tessera_jose::{Algorithm, SigningKey};
 use tessera_verify::Verifier;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
 const SHORT: Duration = Duration::from_millis(300);
 
-/// Answers with the path it saw: `/public/slow` after 500 ms,
-/// `/public/upload` once it has the whole request body, others at once.
+/// A permit each time `/public/slow` reaches the upstream.
+static SLOW_ARRIVED: Semaphore = Semaphore::const_new(0);
+/// What `/public/slow` waits for before it answers.
+static SLOW_RELEASED: Semaphore = Semaphore::const_new(0);
+
+/// Answers with the path it saw: `/public/slow` once the test releases it
+/// (saying first that it arrived), `/public/upload` once it has the whole
+/// request body, others at once.
 async fn upstream() -> String {
     let app = axum::Router::new().fallback(|req: Request<Body>| async move {
         let path = req.uri().path().to_owned();
         match path.as_str() {
-            "/public/slow" => tokio::time::sleep(Duration::from_millis(500)).await,
+            "/public/slow" => {
+                SLOW_ARRIVED.add_permits(1);
+                SLOW_RELEASED.acquire().await.unwrap().forget();
+            }
             "/public/upload" => {
                 let _ = axum::body::to_bytes(req.into_body(), 1 << 20).await;
             }
@@ -190,14 +199,15 @@ async fn shutdown_lets_a_proxied_request_in_progress_finish() {
     busy.write_all(b"GET /public/slow HTTP/1.1\r\nhost: test\r\n\r\n")
         .await
         .unwrap();
-    let mut probe = gw.connect().await;
-    assert_eq!(
-        testing::get(&mut probe, "/public/a").await.unwrap().status,
-        200
-    );
-    drop(probe);
+    // In progress for certain: the upstream has it, and holds it.
+    tokio::time::timeout(PATIENCE, SLOW_ARRIVED.acquire())
+        .await
+        .expect("the request reaches the upstream")
+        .unwrap()
+        .forget();
 
     let _ = gw.stop.take().unwrap().send(());
+    SLOW_RELEASED.add_permits(1);
     let a = read_response(&mut busy).await.unwrap();
     assert_eq!(
         (a.status, a.body.as_str()),

