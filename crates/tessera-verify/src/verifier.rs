@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tessera_jose::{Algorithm, Claim, ErrorKind, JwkSet, KeySet, Validation, Verified};
+use tessera_jose::{Algorithm, Claim, ErrorKind, JwkSet, KeySet, UnixTime, Validation, Verified};
 
 use crate::cache::TokenCache;
 use crate::denylist::{DenyList, TokenFacts};
@@ -114,7 +114,23 @@ impl Verifier {
         &self,
         token: &str,
     ) -> tessera_jose::Result<Verified<T>> {
-        let verified = self.verify_signature::<T>(token).await?;
+        self.verify_at(token, UnixTime::now()).await
+    }
+
+    /// [`Verifier::verify`] with the time claims (`exp`, `nbf`, `iat`) and
+    /// the deny-list judged at `now` instead of the system clock: for a
+    /// caller that runs on a clock of its own, as the authority does when
+    /// it verifies a federated upstream's token. The key set's cache
+    /// lifetime still runs on the runtime's clock.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`].
+    pub async fn verify_at<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> tessera_jose::Result<Verified<T>> {
+        let verified = self.verify_signature::<T>(token, now).await?;
         if let Some(list) = &self.denylist {
             let reg = verified.registered();
             // client_id is not a registered claim: read only while a rule
@@ -131,9 +147,9 @@ impl Verifier {
                 sub: reg.sub.as_deref(),
                 client_id: client_id.as_deref(),
                 kid: verified.header.kid.as_deref(),
-                iat: reg.iat.map(tessera_jose::UnixTime::secs),
+                iat: reg.iat.map(UnixTime::secs),
             };
-            if list.refuses(facts, tessera_jose::UnixTime::now().secs()) {
+            if list.refuses(facts, now.secs()) {
                 return Err(tessera_jose::Error::revoked());
             }
         }
@@ -143,16 +159,17 @@ impl Verifier {
     async fn verify_signature<T: DeserializeOwned>(
         &self,
         token: &str,
+        now: UnixTime,
     ) -> tessera_jose::Result<Verified<T>> {
         match &self.source {
-            Source::Static(keys) => tessera_jose::verify(token, keys, &self.validation),
+            Source::Static(keys) => tessera_jose::verify_at(token, keys, &self.validation, now),
             Source::Remote(remote) => {
                 let (keys, generation) = remote.keys();
-                match tessera_jose::verify(token, &keys, &self.validation) {
+                match tessera_jose::verify_at(token, &keys, &self.validation, now) {
                     Err(e) if e.kind() == ErrorKind::UnknownKid => {
                         if remote.refresh_for_unknown_kid(generation).await {
                             let (keys, _) = remote.keys();
-                            tessera_jose::verify(token, &keys, &self.validation)
+                            tessera_jose::verify_at(token, &keys, &self.validation, now)
                         } else {
                             Err(e)
                         }

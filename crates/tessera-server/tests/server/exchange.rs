@@ -249,8 +249,8 @@ async fn federation_from_a_configured_upstream_issuer() {
         jwks_url,
         key: idp_key,
     } = Idp::start("https://idp.example.test").await;
-    let now = tessera_jose::UnixTime::now().secs();
-    let upstream = |claims: Value, signer: &tessera_jose::Signer| {
+    // Issued at `now`, the server's clock: it judges upstream tokens by it.
+    let upstream = |now: i64, claims: Value, signer: &tessera_jose::Signer| {
         let mut c = json!({"iss": idp, "sub": "alice", "aud": "tessera-federation", "exp": now + 300, "iat": now,
                            "email": "alice@example.com", "groups": ["ops"], "password_hash": "x"});
         c.as_object_mut()
@@ -278,7 +278,7 @@ async fn federation_from_a_configured_upstream_issuer() {
             .await;
         let jwt_type = "urn:ietf:params:oauth:token-type:jwt";
 
-        let good = upstream(json!({}), &idp_key);
+        let good = upstream(s.now(), json!({}), &idp_key);
         let resp = exchange(
             &s,
             &svc,
@@ -370,7 +370,7 @@ async fn federation_from_a_configured_upstream_issuer() {
             .admin_post("/admin/revoke", json!({"sub": "idp.example.test|alice"}))
             .await;
         assert_eq!(resp.status(), 200);
-        let before = upstream(json!({"iat": s.now() - 10}), &idp_key);
+        let before = upstream(s.now(), json!({"iat": s.now() - 10}), &idp_key);
         let resp = exchange(
             &s,
             &app,
@@ -390,7 +390,7 @@ async fn federation_from_a_configured_upstream_issuer() {
             .as_str()
             .unwrap()
             .contains("revoked"));
-        let after = upstream(json!({"iat": s.now() + 1}), &idp_key);
+        let after = upstream(s.now(), json!({"iat": s.now() + 1}), &idp_key);
         let resp = exchange(
             &s,
             &app,
@@ -412,27 +412,27 @@ async fn federation_from_a_configured_upstream_issuer() {
         let refusals = [
             (
                 "wrong audience",
-                upstream(json!({"aud": "someone-else"}), &idp_key),
+                upstream(s.now(), json!({"aud": "someone-else"}), &idp_key),
                 "audience_mismatch",
             ),
             (
                 "unconfigured issuer",
-                upstream(json!({"iss": "https://evil.test"}), &idp_key),
+                upstream(s.now(), json!({"iss": "https://evil.test"}), &idp_key),
                 "issuer_mismatch",
             ),
             (
                 "expired",
-                upstream(json!({"exp": now - 3600}), &idp_key),
+                upstream(s.now(), json!({"exp": s.now() - 3600}), &idp_key),
                 "expired",
             ),
             (
                 "forged under a published kid",
-                upstream(json!({}), &other_key),
+                upstream(s.now(), json!({}), &other_key),
                 "bad_signature",
             ),
             (
                 "key the upstream does not publish",
-                upstream(json!({}), &unpublished),
+                upstream(s.now(), json!({}), &unpublished),
                 "unknown_kid",
             ),
         ];

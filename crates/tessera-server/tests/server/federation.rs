@@ -43,6 +43,45 @@ async fn exchanged(s: &TestServer, who: &(String, String), token: &str) -> (Valu
     (claims, raw)
 }
 
+/// An upstream token is judged by the server's clock, as every token and
+/// assertion the server sees is: valid while that clock is within its
+/// lifetime (the system clock, months later, is not asked), `expired` once
+/// the clock has moved past it, whatever the system clock says.
+#[tokio::test]
+async fn an_upstream_token_is_judged_by_the_server_s_clock() {
+    let idp = Idp::start("https://idp.example.test").await;
+    // Months before the system clock: the token below has long expired by it.
+    let start = tessera_jose::UnixTime::now().secs() - 90 * 86_400;
+    for b in backends().await {
+        let config = settings(&b, &[idp.table("")]);
+        let s = TestServer::start_with(&b, config, tessera_server::ManualClock::new(start)).await;
+        let svc = s
+            .basic_client(json!({"grant_types": [EXCHANGE], "audiences": ["orders-api"]}))
+            .await;
+        let token = idp.token("alice", s.now(), json!({}));
+        let (c, _) = exchanged(&s, &svc, &token).await;
+        assert_eq!(c["sub"], "idp.example.test|alice", "{}", b.name);
+
+        // Past its exp (300 s) and any leeway, by the server's clock.
+        s.advance(std::time::Duration::from_secs(3600)).await;
+        let resp = exchange(&s, &svc, &token).await;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{}: {body}",
+            b.name
+        );
+        assert_eq!(
+            body["error_description"], "subject_token: expired",
+            "{}",
+            b.name
+        );
+        s.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn two_upstreams_with_the_same_subject_yield_two_subjects() {
     let keycloak = Idp::start("https://kc.example.test/realms/staff").await;
@@ -59,8 +98,8 @@ async fn two_upstreams_with_the_same_subject_yield_two_subjects() {
         let svc = s
             .basic_client(json!({"grant_types": [EXCHANGE], "audiences": ["orders-api"]}))
             .await;
-        let (from_kc, _) = exchanged(&s, &svc, &keycloak.token("alice", json!({}))).await;
-        let (from_auth0, _) = exchanged(&s, &svc, &auth0.token("alice", json!({}))).await;
+        let (from_kc, _) = exchanged(&s, &svc, &keycloak.token("alice", s.now(), json!({}))).await;
+        let (from_auth0, _) = exchanged(&s, &svc, &auth0.token("alice", s.now(), json!({}))).await;
         assert_eq!(
             (from_kc["sub"].as_str(), from_auth0["sub"].as_str()),
             (
@@ -77,14 +116,14 @@ async fn two_upstreams_with_the_same_subject_yield_two_subjects() {
             .await;
         assert_eq!(resp.status(), 200);
         let before = json!({"iat": s.now() - 10});
-        let resp = exchange(&s, &svc, &auth0.token("alice", before.clone())).await;
+        let resp = exchange(&s, &svc, &auth0.token("alice", s.now(), before.clone())).await;
         assert_eq!(
             oauth_error(resp).await,
             (400, "invalid_request".into()),
             "{}",
             b.name
         );
-        let (still, _) = exchanged(&s, &svc, &keycloak.token("alice", before)).await;
+        let (still, _) = exchanged(&s, &svc, &keycloak.token("alice", s.now(), before)).await;
         assert_eq!(still["sub"], "kc.example.test/realms/staff|alice");
         s.stop().await;
     }
@@ -187,6 +226,7 @@ async fn a_static_claim_wins_over_a_mapped_one_and_appears_once() {
         federating.running.reload_clients().await.unwrap();
         let upstream = idp.token(
             "alice",
+            federating.now(),
             json!({"org": "evil", "mail": "alice@example.com", "client_id": "tc_evil"}),
         );
         let (c, raw) = exchanged(&federating, &svc, &upstream).await;

@@ -40,9 +40,10 @@ impl Idp {
         )
     }
 
-    /// One of its tokens for `sub`, with `claims` added.
-    pub(crate) fn token(&self, sub: &str, claims: Value) -> String {
-        let now = tessera_jose::UnixTime::now().secs();
+    /// One of its tokens for `sub`, issued at `now` (the server's clock:
+    /// the server judges upstream tokens by its own) for 5 minutes, with
+    /// `claims` added.
+    pub(crate) fn token(&self, sub: &str, now: i64, claims: Value) -> String {
         let mut c =
             json!({"iss": self.issuer, "sub": sub, "aud": "tessera", "exp": now + 300, "iat": now});
         c.as_object_mut()

@@ -59,8 +59,9 @@ async fn a_federated_login_refused_by_the_size_budget_leaves_no_family() {
         jwks_url,
         key: idp_key,
     } = Idp::start("https://idp.example.test").await;
-    // Upstream tokens are checked against the real clock.
-    let now = tessera_jose::UnixTime::now().secs();
+    // Upstream tokens are judged by the server's clock, which starts at T0
+    // and is not moved before they are exchanged.
+    let now = T0;
     let upstream = |email: &str| {
         idp_key
             .sign(

@@ -48,13 +48,19 @@ impl Authority {
         request: Request<'_>,
         now: i64,
     ) -> Result<Basis, OAuthError> {
-        let user = self.federated(request.subject_token).await?;
+        let user = self.federated(request.subject_token, now).await?;
         let mut basis = self.user_login(client, user, request.scope, request.target, now)?;
         basis.exchange = Some(Exchange::default());
         Ok(basis)
     }
 
-    async fn federated(&self, token: &str) -> Result<(String, Map<String, Value>), OAuthError> {
+    /// The upstream's token verified at `now`, the server's clock (as every
+    /// other token and assertion it judges), not the system's.
+    async fn federated(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(String, Map<String, Value>), OAuthError> {
         let unverified = tessera_jose::decode_unverified(token, tessera_jose::DEFAULT_MAX_SIZE)
             .map_err(|e| OAuthError::invalid_request(format!("subject_token: {}", e.code())))?;
         let iss = unverified.registered.iss.as_deref().unwrap_or_default();
@@ -65,7 +71,7 @@ impl Authority {
             ));
         };
         let verified = verifier
-            .verify::<Value>(token)
+            .verify_at::<Value>(token, UnixTime::from_secs(now))
             .await
             .map_err(|e| OAuthError::invalid_request(format!("subject_token: {}", e.code())))?;
         let upstream_sub = verified.registered().sub.unwrap_or_default();
