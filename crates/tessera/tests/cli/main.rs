@@ -25,6 +25,7 @@ use crafted::{b64d, hs256_token};
 
 mod admin;
 mod crafted;
+mod gateway;
 mod inspect;
 mod keys;
 mod secrets;
