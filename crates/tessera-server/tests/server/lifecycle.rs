@@ -335,22 +335,58 @@ async fn state_survives_a_restart_and_keys_are_sealed_at_rest() {
         let d_raw = tessera_jose::b64::decode(&d).unwrap();
         assert!(!sealed.contains(&d));
         s.stop().await;
-        if b.url.is_none() {
-            for entry in std::fs::read_dir(b.data.path()).unwrap() {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy().to_string();
-                if !name.starts_with("tessera.db") {
-                    continue;
+        match b.url.as_deref() {
+            None => {
+                for entry in std::fs::read_dir(b.data.path()).unwrap() {
+                    let path = entry.unwrap().path();
+                    let name = path.file_name().unwrap().to_string_lossy().to_string();
+                    if !name.starts_with("tessera.db") {
+                        continue;
+                    }
+                    let bytes = std::fs::read(&path).unwrap();
+                    assert!(
+                        !contains(&bytes, d.as_bytes()),
+                        "{name} holds the private key (base64url)"
+                    );
+                    assert!(
+                        !contains(&bytes, &d_raw),
+                        "{name} holds the private key (raw)"
+                    );
                 }
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !contains(&bytes, d.as_bytes()),
-                    "{name} holds the private key (base64url)"
-                );
-                assert!(
-                    !contains(&bytes, &d_raw),
-                    "{name} holds the private key (raw)"
-                );
+            }
+            // PostgreSQL's files are not ours to read: every row of every
+            // table of the schema, as text (a bytea shows as hex there).
+            Some(url) => {
+                let hex: String = d_raw.iter().map(|b| format!("{b:02x}")).collect();
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                assert!(tables.iter().any(|t| t == "signing_keys"), "{tables:?}");
+                let rows_holding = |table: &str, needle: &str| {
+                    let (pool, table, needle) = (&pool, table.to_owned(), needle.to_owned());
+                    async move {
+                        sqlx::query_scalar::<_, i64>(&format!(
+                            "SELECT COUNT(*) FROM \"{table}\" AS r WHERE strpos(CAST(r AS text), $1) > 0"
+                        ))
+                        .bind(needle)
+                        .fetch_one(pool)
+                        .await
+                        .unwrap()
+                    }
+                };
+                // Control: the search finds what is there (the kid).
+                assert_eq!(rows_holding("signing_keys", &kid).await, 1);
+                for table in &tables {
+                    for (what, needle) in [("base64url", &d), ("raw", &hex)] {
+                        let n = rows_holding(table, needle).await;
+                        assert_eq!(n, 0, "{table} holds the private key ({what})");
+                    }
+                }
+                pool.close().await;
             }
         }
     }

@@ -94,9 +94,20 @@ pub(crate) async fn exchanged(s: &TestServer, who: &(String, String), subject: &
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Whether introspection by `who` calls `token` active. Any answer but an
+/// active one must be exactly `{"active": false}` (RFC 7662 §2.2), so a
+/// broken answer never passes for an inactive token.
 pub(crate) async fn active(s: &TestServer, who: &(String, String), token: &str) -> bool {
     let answer = introspect(s, &who.0, &who.1, token).await;
-    answer["active"] == true
+    if answer["active"] == true {
+        return true;
+    }
+    assert_eq!(
+        answer,
+        json!({"active": false}),
+        "an inactive token's answer"
+    );
+    false
 }
 
 #[tokio::test]

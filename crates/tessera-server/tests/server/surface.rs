@@ -122,27 +122,25 @@ async fn discovery_documents_carry_the_required_members() {
                 "urn:ietf:params:oauth:grant-type:token-exchange"
             ])
         );
-        let methods = oidc["token_endpoint_auth_methods_supported"]
-            .as_array()
-            .unwrap();
-        assert_eq!(methods.len(), 3);
         // RFC 8414 §2: every endpoint that lists private_key_jwt lists its
-        // signing algorithms too (strict clients refuse the document otherwise).
+        // signing algorithms too (strict clients refuse the document
+        // otherwise). All three list it.
         for endpoint in ["token", "revocation", "introspection"] {
-            let methods = &oidc[format!("{endpoint}_endpoint_auth_methods_supported")];
-            if methods
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|m| m == "private_key_jwt")
-            {
-                let algs = &oidc[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")];
-                assert!(
-                    algs.as_array()
-                        .is_some_and(|a| a.iter().any(|x| x == "ES256")),
-                    "{endpoint}: {algs}"
-                );
-            }
+            assert_eq!(
+                oidc[format!("{endpoint}_endpoint_auth_methods_supported")],
+                serde_json::json!([
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "private_key_jwt"
+                ]),
+                "{endpoint}"
+            );
+            let algs = &oidc[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")];
+            assert!(
+                algs.as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "ES256")),
+                "{endpoint}: {algs}"
+            );
         }
         let oauth: Value = s
             .http

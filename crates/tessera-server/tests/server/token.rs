@@ -646,8 +646,16 @@ async fn a_client_assertion_names_the_issuer_alone_unless_configured_otherwise()
                 .send()
                 .await
                 .unwrap();
-            let want = if endpoint_accepted { 200 } else { 401 };
-            assert_eq!(resp.status(), want, "{}: {setting:?}: introspect", b.name);
+            if endpoint_accepted {
+                assert_eq!(resp.status(), 200, "{}: {setting:?}: introspect", b.name);
+            } else {
+                assert_eq!(
+                    oauth_error(resp).await,
+                    (401, "invalid_client".into()),
+                    "{}: {setting:?}: introspect",
+                    b.name
+                );
+            }
             s.stop().await;
         }
     }

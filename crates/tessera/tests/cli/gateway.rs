@@ -179,7 +179,10 @@ async fn in_front_of_an_authority_it_says_where_it_listens_proxies_and_stops_on_
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["www-authenticate"], "Bearer realm=\"tessera\"");
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"tessera\""
+    );
 
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &gateway.0.id().to_string()])
