@@ -59,8 +59,10 @@ async fn a_feed_streaming_garbage_is_cut_at_the_page_limit_and_memory_stays_boun
     let list = DenyList::follow(&url, "tc_gateway", "tcs_secret", &options)
         .await
         .unwrap();
+    // Returned at the first cut answer, long before its catch-up time
+    // (the 10 s default) could have ended it.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(8),
         "follow returned after {:?}",
         started.elapsed()
     );

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
@@ -171,9 +170,9 @@ pub(crate) async fn send(
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     socket.write_all(&req).await.unwrap();
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut raw))
+    tokio::time::timeout(tessera_testkit::PATIENCE, socket.read_to_end(&mut raw))
         .await
-        .expect("the gateway answered and closed within 10 s")
+        .expect("the gateway answered and closed")
         .unwrap();
     parse_answer(&raw)
 }

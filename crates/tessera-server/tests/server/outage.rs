@@ -10,15 +10,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use tessera_testkit::eventually;
+
 use crate::common::{backends, TestServer};
 use crate::revoke::{feed, introspect};
 
-/// How long a 503 may take: the pool's acquire timeout is 1 s; the rest is
-/// headroom for two shared cores.
-const FAST: Duration = Duration::from_secs(3);
-
-/// How long recovery may take once the database is back.
-const RECOVERY: Duration = Duration::from_secs(10);
+/// How long a 503 may take: not a hang. The pool's acquire timeout is 1 s
+/// (how fast in practice is a benchmark's question); a pool left at sqlx's
+/// default would wait 30 s, and a hang forever. The rest is headroom for
+/// two shared cores.
+const FAST: Duration = Duration::from_secs(10);
 
 /// A client's credentials and a token it was issued.
 type Held<'a> = (&'a str, &'a str, &'a str);
@@ -90,11 +91,11 @@ async fn a_database_out_of_reach_is_a_fast_503_and_its_return_needs_no_restart()
     assert_eq!(jwks.unwrap().status(), 200);
 
     proxy.restore();
-    let back = Instant::now();
-    while ready(&s).await != 200 {
-        assert!(back.elapsed() < RECOVERY, "not ready {RECOVERY:?} after");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s_ref = &s;
+    eventually("ready once the database is back", || async {
+        (ready(s_ref).await == 200).then_some(())
+    })
+    .await;
     for (what, req) in needs_the_database(&s, (&jid, &jsecret, &during), (&id, &secret, &opaque)) {
         let resp = req.send().await.unwrap();
         assert!(resp.status().is_success(), "{what}: {}", resp.status());
