@@ -107,6 +107,11 @@ impl Running {
         self.authority.keys().unknown_kid_reloads()
     }
 
+    /// How many feed readers this node holds in a long poll right now.
+    pub fn feed_readers_held(&self) -> usize {
+        self.authority.deny_list().held()
+    }
+
     /// The kids of the keys this node has loaded to verify its own tokens.
     pub fn loaded_kids(&self) -> Vec<String> {
         let ring = self.authority.keys().ring();

@@ -3,6 +3,7 @@
 //! (`GET /revocations?since=SEQ`), and revoking everything of a subject,
 //! client or key.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -25,6 +26,25 @@ pub(crate) struct DenyList {
     store: Store,
     /// Woken when this node lists a revocation.
     listed: Notify,
+    /// Feed readers held in a long poll right now (tests wait on it to
+    /// revoke while one is held, not before).
+    held: AtomicUsize,
+}
+
+/// Counts a long poll as held while it lives.
+struct Held<'a>(&'a AtomicUsize);
+
+impl<'a> Held<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One page of the feed, as asked for.
@@ -43,7 +63,14 @@ impl DenyList {
         Self {
             store,
             listed: Notify::new(),
+            held: AtomicUsize::new(0),
         }
+    }
+
+    /// How many feed readers this node holds in a long poll.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Tells feed readers waiting on this node that something was listed.
@@ -82,10 +109,12 @@ impl DenyList {
     ) -> Result<Page, StoreError> {
         let deadline = tokio::time::Instant::now() + ask.wait;
         let mut result = self.store.revocations_since(ask.since, ask.limit).await;
+        let mut held = None;
         while matches!(&result, Ok(page) if page.latest <= ask.since && !page.snapshot)
             && tokio::time::Instant::now() < deadline
             && !*stopping.borrow()
         {
+            held.get_or_insert_with(|| Held::new(&self.held));
             let notified = self.listed.notified();
             tokio::select! {
                 _ = tokio::time::timeout(POLL, notified) => {}
@@ -93,6 +122,7 @@ impl DenyList {
             }
             result = self.store.revocations_since(ask.since, ask.limit).await;
         }
+        drop(held);
         let page = result?;
         let more = i64::try_from(page.entries.len()).unwrap_or(i64::MAX) == ask.limit;
         Ok(Page {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tessera_jose::UnixTime;
 use tessera_server::test_util::JtiRevocation;
+use tessera_testkit::eventually;
 
 use crate::common::{backends, oauth_error, TestServer};
 use crate::revoke::{claims, revoke};
@@ -186,7 +187,11 @@ async fn a_long_poll_returns_when_a_token_is_revoked_and_empty_after_its_wait() 
         let started = Instant::now();
         let waiting = page(&s, "since=3&wait=30");
         let revoking = async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Once the server holds the request, not before.
+            eventually("the long poll is held", || async {
+                (s.running.feed_readers_held() == 1).then_some(())
+            })
+            .await;
             assert_eq!(
                 revoke(&s, &id, &secret, &[("token", &token)])
                     .await
@@ -196,7 +201,9 @@ async fn a_long_poll_returns_when_a_token_is_revoked_and_empty_after_its_wait() 
         };
         let (p, ()) = tokio::join!(waiting, revoking);
         let took = started.elapsed();
+        // The revocation ended the wait, not its 30 s.
         assert!(took < Duration::from_secs(20), "{} held {took:?}", b.name);
+        assert_eq!(s.running.feed_readers_held(), 0, "{}", b.name);
         assert_eq!(p["seq"], 4, "{}", b.name);
         assert_eq!(p["entries"][0]["jti"], jti.as_str(), "{}", b.name);
         assert_eq!(p["entries"][0]["seq"], 4);
