@@ -51,6 +51,39 @@ pub mod test_util {
     pub use crate::store::*;
 }
 
+/// What the fuzz targets (`fuzz/`) call: thin entry points into the
+/// parsers of what reaches the token endpoint from the network. Not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::HeaderValue;
+    use zeroize::Zeroizing;
+
+    /// The token endpoint's form as its handlers read it: the parameters,
+    /// sorted, or the refusal's description.
+    ///
+    /// # Errors
+    /// The `invalid_request` description (a repeated parameter).
+    pub fn token_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+        let params =
+            crate::http::extract::form_params(body).map_err(|e| e.description().to_owned())?;
+        let mut pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        pairs.sort_unstable();
+        Ok(pairs)
+    }
+
+    /// The client id and secret of an `Authorization` header value, as the
+    /// token endpoint reads them; `None` when it is not usable Basic
+    /// credentials (or not a valid header value at all).
+    pub fn basic_header(value: &[u8]) -> Option<(String, Zeroizing<String>)> {
+        let value = HeaderValue::from_bytes(value).ok()?;
+        crate::http::extract::basic_credentials(&value)
+    }
+}
+
 /// `bytes` random bytes from the system generator, base64url.
 pub(crate) fn random_id(bytes: usize) -> String {
     use aws_lc_rs::rand::SecureRandom as _;

@@ -187,6 +187,12 @@ impl DenyList {
     }
 }
 
+/// A page of the feed as the follower reads it; `None` when the body is
+/// not one.
+pub(crate) fn parse_page(body: &[u8]) -> Option<Page> {
+    serde_json::from_slice(body).ok()
+}
+
 /// The `wait` a request asks the feed for: whole seconds, at most 30.
 fn asked_wait(long_poll: Duration) -> Duration {
     Duration::from_secs(long_poll.as_secs().min(30))
@@ -249,8 +255,7 @@ impl Follower {
         let body = remote::body_limited(resp, self.options.max_page_bytes)
             .await
             .map_err(FeedError::Failed)?;
-        let page: Page = serde_json::from_slice(&body)
-            .map_err(|_| FeedError::Failed("not a feed page".into()))?;
+        let page = parse_page(&body).ok_or_else(|| FeedError::Failed("not a feed page".into()))?;
         drop(body);
         list.apply(&page);
         Ok(Step {

@@ -72,6 +72,46 @@ pub use layer::{bearer_token, check, Refusal, VerifiedToken, VerifyLayer, Verify
 pub use remote::{RemoteKeySet, RemoteOptions, Stats};
 pub use verifier::{Verifier, VerifierBuilder};
 
+/// What the fuzz targets (`fuzz/`) call: thin entry points into the
+/// parsers of what the verifier and the follower read from the network.
+/// Not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use tessera_jose::{Algorithm, KeySet};
+
+    use crate::feed_format::Page;
+    use crate::DenyList;
+
+    /// A JWKS response body as a [`RemoteKeySet`](crate::RemoteKeySet)
+    /// reads it, keys bound with `algorithms`.
+    ///
+    /// # Errors
+    /// Why the body is refused.
+    pub fn jwks(body: &[u8], algorithms: &[Algorithm]) -> Result<KeySet, String> {
+        crate::remote::parse_jwks(body, algorithms)
+    }
+
+    /// A deny-list feed page as the follower reads it, applied to `list`;
+    /// `None` (and `list` untouched) when the body is not a page.
+    pub fn feed_page(list: &DenyList, body: &[u8]) -> Option<Page> {
+        let page = crate::feed::parse_page(body)?;
+        list.apply(&page);
+        Some(page)
+    }
+
+    /// The JWKS URL a discovery document gives for `issuer`, as the
+    /// verifier reads it before fetching the JWKS (HTTPS, or loopback HTTP).
+    ///
+    /// # Errors
+    /// Why the document or its URL is refused.
+    pub fn discovery(body: &[u8], issuer: &str) -> Result<String, String> {
+        let uri = crate::verifier::jwks_uri_of(body, issuer)?;
+        let url = crate::remote::check_url(&uri).map_err(|e| e.to_string())?;
+        Ok(url.to_string())
+    }
+}
+
 /// Why a verifier could not be built (configuration, not a token's fault).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

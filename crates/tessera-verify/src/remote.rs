@@ -403,15 +403,7 @@ impl RemoteKeySet {
         if status != StatusCode::OK {
             return Err(format!("HTTP {status}"));
         }
-        let text = std::str::from_utf8(&body).map_err(|_| "response is not UTF-8".to_owned())?;
-        let set = JwkSet::parse(text).map_err(|e| format!("not a JWKS: {}", e.message()))?;
-        let keys = KeySet::from_jwks(&set, &self.algorithms)
-            .map_err(|e| format!("unusable JWKS: {}", e.message()))?;
-        if keys.is_empty() {
-            // An authority always publishes its active key: an empty set
-            // is a broken response, and must not wipe the good one.
-            return Err("the JWKS holds no usable signature key".to_owned());
-        }
+        let keys = parse_jwks(&body, &self.algorithms)?;
         let etag = headers
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
@@ -425,6 +417,21 @@ impl RemoteKeySet {
         }));
         Ok(())
     }
+}
+
+/// The keys of a JWKS response body: UTF-8, a JWK Set, and at least one
+/// key usable with `algorithms` (see [`KeySet::from_jwks`]).
+pub(crate) fn parse_jwks(body: &[u8], algorithms: &[Algorithm]) -> Result<KeySet, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "response is not UTF-8".to_owned())?;
+    let set = JwkSet::parse(text).map_err(|e| format!("not a JWKS: {}", e.message()))?;
+    let keys = KeySet::from_jwks(&set, algorithms)
+        .map_err(|e| format!("unusable JWKS: {}", e.message()))?;
+    if keys.is_empty() {
+        // An authority always publishes its active key: an empty set is a
+        // broken response, and must not wipe the good one.
+        return Err("the JWKS holds no usable signature key".to_owned());
+    }
+    Ok(keys)
 }
 
 /// Refreshes ahead of expiry (at 80% of the cache lifetime) so no request

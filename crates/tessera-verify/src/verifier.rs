@@ -437,17 +437,8 @@ async fn discover(issuer: &str, options: &RemoteOptions) -> Result<String, Build
         let url = remote::check_url(&format!("{base}{doc}"))?;
         match remote::get_limited(&http, &url, None, options.max_response_bytes).await {
             Ok((status, _, body)) if status == reqwest::StatusCode::OK => {
-                let meta: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
-                    BuildError::Discovery(format!("{}: not JSON", remote::redacted(&url)))
-                })?;
-                if meta["issuer"].as_str() != Some(issuer) {
-                    return Err(BuildError::Discovery(format!(
-                        "{}: the document's issuer is not {issuer:?} (RFC 8414 §3.3)",
-                        remote::redacted(&url)
-                    )));
-                }
-                return meta["jwks_uri"].as_str().map(str::to_owned).ok_or_else(|| {
-                    BuildError::Discovery(format!("{}: no jwks_uri", remote::redacted(&url)))
+                return jwks_uri_of(&body, issuer).map_err(|e| {
+                    BuildError::Discovery(format!("{}: {e}", remote::redacted(&url)))
                 });
             }
             Ok((status, _, _)) => last = format!("{}: HTTP {status}", remote::redacted(&url)),
@@ -455,4 +446,20 @@ async fn discover(issuer: &str, options: &RemoteOptions) -> Result<String, Build
         }
     }
     Err(BuildError::Discovery(last))
+}
+
+/// The `jwks_uri` of a discovery document (RFC 8414 §3.2) that names
+/// `issuer` as its issuer (§3.3).
+pub(crate) fn jwks_uri_of(body: &[u8], issuer: &str) -> Result<String, String> {
+    let meta: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "not JSON".to_owned())?;
+    if meta["issuer"].as_str() != Some(issuer) {
+        return Err(format!(
+            "the document's issuer is not {issuer:?} (RFC 8414 §3.3)"
+        ));
+    }
+    meta["jwks_uri"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "no jwks_uri".to_owned())
 }

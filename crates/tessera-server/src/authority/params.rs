@@ -50,6 +50,12 @@ impl Params {
         Ok(Self(params))
     }
 
+    /// Every parameter, in no particular order.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The value of `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)

@@ -72,14 +72,19 @@ impl FromRequest<Shared> for OAuthForm {
             )
             .into());
         }
-        let params = Params::from_pairs(form_urlencoded::parse(&body)).map_err(|name| {
-            OAuthError::invalid_request(format!(
-                "parameter {:?} is repeated",
-                name.chars().take(40).collect::<String>()
-            ))
-        })?;
-        Ok(Self(params))
+        Ok(Self(form_params(&body)?))
     }
+}
+
+/// The parameters of a form body (RFC 6749 §3.2: each at most once, one
+/// sent without a value omitted).
+pub(crate) fn form_params(body: &[u8]) -> Result<Params, OAuthError> {
+    Params::from_pairs(form_urlencoded::parse(body)).map_err(|name| {
+        OAuthError::invalid_request(format!(
+            "parameter {:?} is repeated",
+            name.chars().take(40).collect::<String>()
+        ))
+    })
 }
 
 /// Whether the body is declared a form.
@@ -152,7 +157,7 @@ pub(super) fn basic_credentials_of(headers: &HeaderMap) -> Option<(String, Zeroi
 }
 
 /// `Authorization: Basic` with form-encoded id and secret (RFC 6749 §2.3.1).
-fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizing<String>)> {
+pub(crate) fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizing<String>)> {
     let text = value.to_str().ok()?;
     let (scheme, rest) = text.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -7,7 +7,7 @@
 mod admin;
 mod discovery;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod jwks;
 mod revoke;
 mod token;
