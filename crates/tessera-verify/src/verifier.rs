@@ -463,3 +463,38 @@ pub(crate) fn jwks_uri_of(body: &[u8], issuer: &str) -> Result<String, String> {
         .map(str::to_owned)
         .ok_or_else(|| "no jwks_uri".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::jwks_uri_of;
+
+    const ISSUER: &str = "https://issuer.example";
+
+    #[test]
+    fn discovery_gives_the_jwks_uri_of_the_issuer_asked_for() {
+        let doc =
+            br#"{"issuer":"https://issuer.example","jwks_uri":"https://issuer.example/jwks"}"#;
+        assert_eq!(
+            jwks_uri_of(doc, ISSUER).as_deref(),
+            Ok("https://issuer.example/jwks")
+        );
+        let other = jwks_uri_of(doc, "https://issuer.example/").unwrap_err();
+        assert!(other.contains("RFC 8414 §3.3"), "{other}");
+        for (doc, want) in [
+            (
+                &br#"{"issuer":"https://issuer.example"}"#[..],
+                "no jwks_uri",
+            ),
+            (
+                br#"{"issuer":"https://issuer.example","jwks_uri":5}"#,
+                "no jwks_uri",
+            ),
+            (br#"{"jwks_uri":"https://issuer.example/jwks"}"#, "RFC 8414"),
+            (br#"["https://issuer.example"]"#, "RFC 8414"),
+            (b"{", "not JSON"),
+        ] {
+            let got = jwks_uri_of(doc, ISSUER).unwrap_err();
+            assert!(got.contains(want), "{got}");
+        }
+    }
+}

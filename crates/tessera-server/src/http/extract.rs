@@ -182,3 +182,40 @@ pub(crate) fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizin
     };
     Some((decode(id)?, Zeroizing::new(decode(secret)?)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_parameters_are_read_once_each_and_empty_ones_omitted() {
+        let p = form_params(b"grant_type=client_credentials&scope=&client_id=a%2Bb+c").unwrap();
+        assert_eq!(p.get("grant_type"), Some("client_credentials"));
+        assert_eq!(p.get("client_id"), Some("a+b c"));
+        assert!(!p.contains("scope"));
+        // Repeated, but once without a value: that one is omitted.
+        assert!(form_params(b"scope=&scope=b").is_ok());
+        let e = form_params(b"scope=a&scope=b").unwrap_err();
+        assert_eq!(e.code(), "invalid_request");
+        assert!(
+            e.description().contains("\"scope\" is repeated"),
+            "{}",
+            e.description()
+        );
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        use base64::Engine as _;
+        let header = |raw: &str| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+            HeaderValue::from_str(&format!("Basic {b64}")).unwrap()
+        };
+        let (id, secret) = basic_credentials(&header("we%3Ab:s+3%25c:x")).unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("we:b", "s 3%c:x"));
+        assert!(basic_credentials(&header("no-colon")).is_none());
+        assert!(basic_credentials(&header("a:%FF")).is_none());
+        assert!(basic_credentials(&HeaderValue::from_static("Bearer d2ViOnM=")).is_none());
+        assert!(basic_credentials(&HeaderValue::from_static("Basic !!")).is_none());
+    }
+}
