@@ -14,6 +14,7 @@ mod handles;
 mod idp;
 mod key_notifications;
 mod lifecycle;
+mod lifecycle_model;
 mod next_key;
 mod outage;
 mod races;
