@@ -145,6 +145,13 @@ impl Lifecycle {
             (Some(a), Some(p)) => {
                 let at = self.scheduled(a, p);
                 if at <= now {
+                    if at < p.activate_at {
+                        // The rotation period was shortened since `p` was
+                        // made, and the earlier time has passed: the row
+                        // says when it became due, so no key is ever
+                        // recorded as signing before its `activate_at`.
+                        expect(tx.bring_forward(&p.kid, at).await?)?;
+                    }
                     self.retire(&mut tx, a, now).await?;
                     self.switch(&mut tx, alg, Some(p), now).await?;
                     changed = true;
@@ -265,6 +272,12 @@ impl Lifecycle {
             // Immediate, or the pending key has been published long enough:
             // the switch a scheduled rotation would make, now.
             _ => {
+                if let Some(p) = pending.filter(|p| !immediate && p.activate_at > now) {
+                    // Brought forward to now, as the answer says: the row
+                    // must not show a key that signed before it was due.
+                    expect(tx.bring_forward(&p.kid, now).await?)?;
+                    tx.audit("key_brought_forward", &p.kid).await?;
+                }
                 let mut retired = None;
                 if let Some(a) = active {
                     self.retire(&mut tx, a, now).await?;

@@ -317,9 +317,6 @@ struct Allowed {
     /// The algorithms whose pending key it may switch to early: an
     /// immediate rotation, a compromise of the signing key.
     early: Vec<&'static str>,
-    /// A manual rotation: a switch before `activate_at`, as early as the
-    /// prepublish promise allows.
-    forward: bool,
 }
 
 /// Does `action`; what it may do besides the schedule.
@@ -340,7 +337,6 @@ async fn act(
             // `settle` below: both nodes at once.
         }
         Action::Rotate { node } => {
-            allowed.forward = true;
             let answer = rotate(&nodes[node], false).await;
             note(trace, "rotate", &answer);
             expect_ok(&answer)?;
@@ -376,7 +372,6 @@ async fn act(
         }
         Action::Race(race) => {
             allowed.early.extend(race_early(race));
-            allowed.forward = matches!(race, Race::BothRotate);
             race_nodes(nodes, clock, race, before, trace).await?;
         }
     }
@@ -707,8 +702,8 @@ fn check_states(
 /// Each key that started signing in this step: published before the step
 /// (it was the pending key), with its successor published at the same
 /// moment; `prepublish` after it was published and not before it was
-/// due, unless the step switched its algorithm early (or, for the due
-/// time, brought the switch forward).
+/// due (a manual rotation brings `activate_at` forward, it does not pass
+/// it), unless the step switched its algorithm early.
 fn check_activations(
     rows: &[KeyRow],
     before: &[KeyRow],
@@ -743,8 +738,7 @@ fn check_activations(
                 table(rows)
             ));
         }
-        let on_time = (allowed.forward || at >= r.activate_at.secs())
-            && at >= r.created_at.secs() + prepublish;
+        let on_time = at >= r.activate_at.secs() && at >= r.created_at.secs() + prepublish;
         if early {
             model.switched_early.insert(r.kid.clone());
         } else if !on_time {

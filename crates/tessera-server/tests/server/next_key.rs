@@ -279,3 +279,69 @@ async fn scheduled_and_manual_rotations_keep_the_prepublish_promise() {
         s.stop().await;
     }
 }
+
+/// A manual rotation whose pending key has been published `prepublish`
+/// switches at once, and its row says so: the key is due when it starts
+/// signing, not at the later scheduled time (found by lifecycle_model.rs:
+/// the table showed a key signing 87 days before its `activate_at`).
+#[tokio::test]
+async fn a_manual_rotation_that_switches_at_once_brings_the_due_time_to_now() {
+    for b in backends().await {
+        let s = TestServer::start(&b, &[]).await;
+        let rows = key_rows(&s).await;
+        let old = str_of(only(&rows, "ES256", "active"), "kid").to_owned();
+        let next = only(&rows, "ES256", "pending").clone();
+        assert_eq!(next["activate_at"], T0 + 90 * DAY, "{}", b.name);
+        s.advance(Duration::from_secs(3 * DAY as u64)).await;
+        let body = s.admin_json("/admin/keys/rotate", json!({})).await;
+        let rotation = &body["rotations"][0];
+        assert_eq!(rotation["kid"], next["kid"], "{}: {body}", b.name);
+        assert_eq!(rotation["retired"], old.as_str(), "{}: {body}", b.name);
+        assert_eq!(rotation["activate_at"], s.now(), "{}: {body}", b.name);
+
+        let rows = key_rows(&s).await;
+        let active = only(&rows, "ES256", "active");
+        assert_eq!(active["kid"], next["kid"], "{}", b.name);
+        assert_eq!(active["activated_at"], s.now(), "{}", b.name);
+        assert_eq!(
+            active["activate_at"],
+            s.now(),
+            "{}: the row agrees with the answer",
+            b.name
+        );
+        s.stop().await;
+    }
+}
+
+/// A rotation period shortened across a restart: a pending key whose
+/// earlier due time has already passed switches at the first tick, and
+/// its row records that earlier time, not the one it was made with.
+#[tokio::test]
+async fn a_shortened_rotation_period_writes_the_earlier_due_time_back() {
+    for b in backends().await {
+        let clock = tessera_server::ManualClock::new(T0);
+        let s = TestServer::start_at(
+            &b,
+            &[("TESSERA_KEYS_ROTATION_PERIOD", "30d")],
+            clock.clone(),
+        )
+        .await;
+        let next = only(&key_rows(&s).await, "ES256", "pending").clone();
+        assert_eq!(next["activate_at"], T0 + 30 * DAY, "{}", b.name);
+        s.advance(Duration::from_secs(20 * DAY as u64)).await;
+        s.stop().await;
+
+        let s = TestServer::start_at(&b, &[("TESSERA_KEYS_ROTATION_PERIOD", "10d")], clock).await;
+        let rows = key_rows(&s).await;
+        let active = only(&rows, "ES256", "active");
+        assert_eq!(active["kid"], next["kid"], "{}: switched at start", b.name);
+        assert_eq!(active["activated_at"], T0 + 20 * DAY, "{}", b.name);
+        assert_eq!(
+            active["activate_at"],
+            T0 + 10 * DAY,
+            "{}: due one (shortened) period after its predecessor",
+            b.name
+        );
+        s.stop().await;
+    }
+}
