@@ -94,7 +94,37 @@ impl Authority {
         database: &Database,
         timing: &Timing,
     ) -> Result<Self> {
-        Self::start_with(tessera, dir, &dir.join("data"), count, database, timing).await
+        Self::start_with(
+            tessera,
+            dir,
+            &dir.join("data"),
+            count,
+            database,
+            timing,
+            &|_| Vec::new(),
+        )
+        .await
+    }
+
+    /// As [`Authority::start`], node `i` with `env(i)` added to its environment.
+    pub(crate) async fn start_with_env(
+        tessera: &Path,
+        dir: &Path,
+        count: usize,
+        database: &Database,
+        timing: &Timing,
+        env: &dyn Fn(usize) -> Vec<(String, String)>,
+    ) -> Result<Self> {
+        Self::start_with(
+            tessera,
+            dir,
+            &dir.join("data"),
+            count,
+            database,
+            timing,
+            env,
+        )
+        .await
     }
 
     /// One node on SQLite whose data folder is `data` (a mount of the run's).
@@ -104,7 +134,10 @@ impl Authority {
         data: &Path,
         timing: &Timing,
     ) -> Result<Self> {
-        Self::start_with(tessera, dir, data, 1, &Database::Sqlite, timing).await
+        Self::start_with(tessera, dir, data, 1, &Database::Sqlite, timing, &|_| {
+            Vec::new()
+        })
+        .await
     }
 
     async fn start_with(
@@ -114,6 +147,7 @@ impl Authority {
         count: usize,
         database: &Database,
         timing: &Timing,
+        env: &dyn Fn(usize) -> Vec<(String, String)>,
     ) -> Result<Self> {
         let data = data.to_path_buf();
         std::fs::create_dir_all(&data)?;
@@ -141,7 +175,8 @@ impl Authority {
                     config.display().to_string(),
                 ],
                 dir,
-            );
+            )
+            .with_env(env(i));
             node.spawn()?;
             let base = format!("http://127.0.0.1:{port}");
             if i == 0 {
@@ -198,6 +233,20 @@ impl Authority {
             bail!("POST {path}: {status} {text}");
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `GET /admin/keys` at node `node`: the key rows (kid, alg, state...).
+    pub(crate) async fn admin_get_keys(&self, node: usize) -> Result<Vec<Value>> {
+        let body: Value = self
+            .http
+            .get(format!("{}/admin/keys", self.bases[node]))
+            .bearer_auth(&self.admin)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(body["keys"].as_array().cloned().unwrap_or_default())
     }
 
     /// Registers a client; its id and secret.

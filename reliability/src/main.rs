@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
+mod clocks;
 mod cluster;
 mod disk;
 mod kill;
@@ -23,7 +24,7 @@ mod rotation;
 mod soak;
 mod verifiers;
 
-const SCENARIOS: [&str; 5] = ["rotation", "kill", "outage", "disk", "soak"];
+const SCENARIOS: [&str; 6] = ["rotation", "kill", "outage", "disk", "clocks", "soak"];
 
 /// What every scenario is given.
 #[derive(Debug)]
@@ -103,6 +104,7 @@ async fn run_one(name: &str, ctx: &Ctx) -> Result<serde_json::Value> {
         "kill" => kill::run(ctx).await,
         "outage" => outage::run(ctx).await,
         "disk" => disk::run(ctx).await,
+        "clocks" => clocks::run(ctx).await,
         "soak" => soak::run(ctx).await,
         other => bail!("no scenario {other}"),
     }

@@ -24,6 +24,8 @@ pub(crate) struct Proc {
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
+    /// Extra environment (a preloaded clock, say).
+    env: Vec<(String, String)>,
     /// Times started (the log file of start n is `<name>.<n>.log`).
     starts: u32,
 }
@@ -36,8 +38,16 @@ impl Proc {
             args,
             log: dir.join(name),
             child: None,
+            env: Vec::new(),
             starts: 0,
         }
+    }
+
+    /// The process with `env` added to its environment.
+    #[must_use]
+    pub(crate) fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
     }
 
     /// Starts the process (it must not be running).
@@ -53,6 +63,7 @@ impl Proc {
             .stdout(out)
             .stderr(err)
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {} ({})", self.name, self.program.display()))?;

@@ -77,6 +77,7 @@ async fn with_schema(ctx: &Ctx, seconds: u64, timing: &Timing, url: &str) -> Res
             token_cache: 0,
             upstream,
             feed: (&feed_id, &feed_file),
+            env: Vec::new(),
         },
     )
     .await?;
@@ -90,6 +91,7 @@ async fn with_schema(ctx: &Ctx, seconds: u64, timing: &Timing, url: &str) -> Res
             token_cache: 10_000,
             upstream,
             feed: (&feed_id, &feed_file),
+            env: Vec::new(),
         },
     )
     .await?;

@@ -106,6 +106,8 @@ pub(crate) struct GatewaySpec<'a> {
     pub(crate) upstream: std::net::SocketAddr,
     /// The feed client: its id and its secret's file.
     pub(crate) feed: (&'a str, &'a Path),
+    /// Extra environment (a preloaded clock).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// Starts `tessera gateway` as `spec` says, with the run's floors; the
@@ -122,6 +124,7 @@ pub(crate) async fn gateway(
         token_cache,
         upstream,
         feed,
+        env,
     } = spec;
     let port = free_port()?;
     let config = dir.join(format!("{name}.toml"));
@@ -158,7 +161,8 @@ client_secret_file = {secret:?}
             config.display().to_string(),
         ],
         dir,
-    );
+    )
+    .with_env(env);
     proc.spawn()?;
     let addr = format!("127.0.0.1:{port}").parse()?;
     wait_listening(&mut proc, addr, Duration::from_secs(60)).await?;

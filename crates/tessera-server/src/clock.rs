@@ -10,6 +10,13 @@ use std::time::Duration;
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Now, in whole seconds since the epoch.
     fn now(&self) -> i64;
+
+    /// The wall clock in Unix milliseconds and a monotonic clock in
+    /// milliseconds, read together, for a clock that can step (the
+    /// system's); `None` for one that is not to be judged (the tests').
+    fn reading(&self) -> Option<(i64, i64)> {
+        None
+    }
 }
 
 /// The system clock.
@@ -19,6 +26,18 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         tessera_jose::UnixTime::now().secs()
+    }
+
+    fn reading(&self) -> Option<(i64, i64)> {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let mono = START.get_or_init(std::time::Instant::now).elapsed();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some((
+            i64::try_from(wall.as_millis()).ok()?,
+            i64::try_from(mono.as_millis()).ok()?,
+        ))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize as _;
 use zeroize::Zeroizing;
 
+use crate::authority::clock_guard::ClockGuard;
 pub use crate::authority::StartError;
 use crate::authority::{Authority, Federated, Keys, Parts};
 use crate::clients::{self, Metadata};
@@ -211,6 +212,11 @@ async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Authority, StartE
     if store.is_sqlite() {
         private_database_files(&config.data);
     }
+    // A node whose clock is off the database's drives no transition: it
+    // does not start. The allowance is half the verifiers' leeway.
+    let clock_guard =
+        ClockGuard::new(i64::try_from(config.tokens.leeway.as_millis() / 2).unwrap_or(i64::MAX));
+    crate::authority::vouch(&clock_guard, &*clock, &store).await?;
     let kek = Arc::new(open_kek(&store, &config.keys.kek_file).await?);
     check_federation_against_clients(&store, &config.federation).await?;
     let upstreams = federation(&config.federation).await?;
@@ -228,6 +234,7 @@ async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Authority, StartE
         store,
         kek,
         clock,
+        clock_guard,
         keys,
         upstreams,
     }))

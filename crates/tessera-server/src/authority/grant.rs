@@ -60,6 +60,8 @@ impl Authority {
         client: &Client,
         params: &Params,
     ) -> Result<Issued, OAuthError> {
+        // No token carries a time from a clock that is not trusted.
+        self.clock_trusted()?;
         let name = params.required("grant_type")?;
         let grant_type = GrantType::from_name(name).ok_or_else(|| {
             OAuthError::unsupported_grant_type(format!(

@@ -27,6 +27,7 @@
 mod basis;
 mod claims;
 mod client_auth;
+pub(crate) mod clock_guard;
 pub(crate) mod deny_list;
 mod error;
 pub(crate) mod grant;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use self::clock_guard::ClockGuard;
 use crate::clients::ClientTable;
 use crate::clock::Clock;
 use crate::config::{Config, Upstream};
@@ -87,6 +89,9 @@ pub enum StartError {
     /// An upstream issuer for federation could not be reached or is unusable.
     #[error("federation: {0}")]
     Federation(String),
+    /// The node's clock disagrees with the database's.
+    #[error("clock: {0}: fix the node's time (NTP) and start again")]
+    Clock(String),
 }
 
 /// An upstream issuer for federation, with the verifier that follows its
@@ -108,6 +113,8 @@ pub(crate) struct Authority {
     upstreams: Vec<Federated>,
     /// JWT access tokens this node has verified (introspection, exchange).
     verified_jwts: VerifiedJwts,
+    /// Whether this node's clock may be trusted.
+    clock_guard: ClockGuard,
 }
 
 impl fmt::Debug for Authority {
@@ -124,6 +131,7 @@ pub(crate) struct Parts {
     pub(crate) store: Store,
     pub(crate) kek: Arc<Kek>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock_guard: ClockGuard,
     pub(crate) keys: Keys,
     pub(crate) upstreams: Vec<Federated>,
 }
@@ -142,6 +150,7 @@ impl Authority {
             clients: ArcSwap::from_pointee(ClientTable::new()),
             upstreams: parts.upstreams,
             verified_jwts: VerifiedJwts::new(100_000),
+            clock_guard: parts.clock_guard,
         }
     }
 
@@ -181,21 +190,67 @@ impl Authority {
     /// # Errors
     /// On storage or key failures; the previous state keeps serving.
     pub(crate) async fn refresh(&self) -> Result<(), StartError> {
-        // Each step runs whatever the others did: a failed transition must
-        // not keep this node on stale keys, nor on deleted clients.
-        let ticked = self.keys.tick().await.map_err(StartError::from);
-        // Deny-list entries and tokens go once they have expired, audit
-        // entries after their retention.
-        let purged = self
-            .store
-            .purge_expired(
-                tessera_jose::UnixTime::from_secs(self.now()),
-                self.config.audit_retention,
-            )
-            .await
-            .map_err(StartError::from);
+        // A clock that disagrees with the database's drives no transition
+        // and purges nothing (both read it); the keys and clients are
+        // still read.
+        let trusted = vouch(&self.clock_guard, &*self.clock, &self.store).await;
+        let (ticked, purged) = if trusted.is_ok() {
+            // Each step runs whatever the others did: a failed transition
+            // must not keep this node on stale keys, nor on deleted clients.
+            let ticked = self.keys.tick().await.map_err(StartError::from);
+            // Deny-list entries and tokens go once they have expired, audit
+            // entries after their retention.
+            let purged = self
+                .store
+                .purge_expired(
+                    tessera_jose::UnixTime::from_secs(self.now()),
+                    self.config.audit_retention,
+                )
+                .await
+                .map_err(StartError::from);
+            (ticked, purged)
+        } else {
+            (Ok(()), Ok(()))
+        };
         let keys = self.keys.reload().await;
         let clients = self.reload_clients().await;
-        ticked.and(purged).and(keys).and(clients)
+        trusted.and(ticked).and(purged).and(keys).and(clients)
     }
+
+    /// Whether this node's clock may be used: tokens are refused
+    /// (`temporarily_unavailable`) while it may not.
+    pub(crate) fn clock_trusted(&self) -> Result<(), OAuthError> {
+        self.clock_guard.check(&*self.clock).map_err(|skew| {
+            OAuthError::unavailable(format!(
+                "this node's clock is not trusted now ({skew}); another node can serve"
+            ))
+        })
+    }
+
+    /// Why the clock is distrusted, if it is (readiness).
+    pub(crate) fn clock_skew(&self) -> Option<String> {
+        self.clock_guard.skew().map(|s| s.to_string())
+    }
+}
+
+/// Compares `clock` with the database's clock (PostgreSQL; SQLite has none)
+/// and lets `guard` vouch for it. A database that cannot be read leaves the
+/// guard as it was.
+pub(crate) async fn vouch(
+    guard: &ClockGuard,
+    clock: &dyn Clock,
+    store: &Store,
+) -> Result<(), StartError> {
+    let sent = clock.reading().map(|(wall, _)| wall);
+    let reference = match store.now_ms().await {
+        Ok(Some(db)) => sent.map(|sent| (sent, db)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "clock: the database's clock could not be read");
+            return Ok(());
+        }
+    };
+    guard
+        .vouch(clock, reference)
+        .map_err(|skew| StartError::Clock(skew.to_string()))
 }

@@ -121,10 +121,18 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the database answers and an active key is loaded.
+/// Ready when the database answers, an active key is loaded and the
+/// node's clock is trusted.
 async fn readyz(State(st): State<Shared>) -> Response {
     if st.authority.keys().ring().primary().is_none() {
         return (StatusCode::SERVICE_UNAVAILABLE, "no active signing key\n").into_response();
+    }
+    if let Some(skew) = st.authority.clock_skew() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("clock not trusted: {skew}\n"),
+        )
+            .into_response();
     }
     let ping = st.authority.store().ping();
     match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {

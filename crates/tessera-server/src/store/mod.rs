@@ -235,6 +235,23 @@ impl Store {
         self.sqlite
     }
 
+    /// The database's clock in Unix milliseconds (PostgreSQL: the clock
+    /// every node shares); `None` on SQLite, whose clock is the node's own.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn now_ms(&self) -> Result<Option<i64>, StoreError> {
+        if self.sqlite {
+            return Ok(None);
+        }
+        let ms: i64 = sqlx::query_scalar(
+            "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(ms))
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;

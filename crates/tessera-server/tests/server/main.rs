@@ -4,6 +4,7 @@
 
 mod admin;
 mod assertion_jti;
+mod clock_guard;
 mod common;
 mod connections;
 mod exchange;
