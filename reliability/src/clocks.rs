@@ -20,6 +20,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -466,8 +468,4 @@ async fn invariants(
         out.push(format!("{phase}: {active} active ES256 keys"));
     }
     Ok(out)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

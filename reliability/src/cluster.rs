@@ -94,16 +94,7 @@ impl Authority {
         database: &Database,
         timing: &Timing,
     ) -> Result<Self> {
-        Self::start_with(
-            tessera,
-            dir,
-            &dir.join("data"),
-            count,
-            database,
-            timing,
-            &|_| Vec::new(),
-        )
-        .await
+        Self::start_with_env(tessera, dir, count, database, timing, &|_| Vec::new()).await
     }
 
     /// As [`Authority::start`], node `i` with `env(i)` added to its environment.

@@ -6,6 +6,8 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -45,10 +47,6 @@ impl Latencies {
         let mut all = lock(&self.all).clone();
         Percentiles::of(&mut all)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Latency percentiles in milliseconds.

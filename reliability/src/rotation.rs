@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -459,10 +461,6 @@ pub(crate) fn kid_of(token: &str) -> Result<String> {
         .as_str()
         .context("token without kid")?
         .to_owned())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Every verifier's verdict on `token`, asked at once, with when each was asked.
