@@ -1,7 +1,8 @@
 """Plots the soak scenario's samples: plot_soak.py SOAK.csv SOAK.png
 
 Four panels over time: resident memory (MiB), open file descriptors, the
-database's size (MiB) and the p99 latency of each 10 s window (ms), with the
+database's size (MiB; the audit log, which is kept for its retention of days
+and so grows for the whole run, on the second axis) and the p99 latency of each 10 s window (ms), with the
 request rate on the last panel's second axis.
 """
 import csv
@@ -21,7 +22,7 @@ def main():
     series = [
         ([int(r["rss_kib"]) / 1024 for r in rows], "RSS (MiB)"),
         ([int(r["fds"]) for r in rows], "open fds"),
-        ([int(r["db_bytes"]) / 1048576 for r in rows], "database (MiB)"),
+        ([int(r["db_bytes"]) / 1048576 for r in rows], "database but audit log (MiB)"),
         ([float(r["p99_ms"]) for r in rows], "p99 latency (ms)"),
     ]
     for a, (values, label) in zip(ax, series):
@@ -32,6 +33,10 @@ def main():
     rate.plot(t, [float(r["ops_per_s"]) for r in rows], color="grey", alpha=0.5)
     rate.set_ylabel("requests/s", color="grey")
     ax[3].set_xlabel("minutes")
+    audit = ax[2].twinx()
+    audit.plot(t, [int(r["audit_bytes"]) / 1048576 for r in rows], color="tab:orange", alpha=0.7)
+    audit.set_ylabel("audit log (MiB)", color="tab:orange")
+    audit.set_ylim(bottom=0)
     rate.set_ylim(bottom=0)
     for a in ax:
         a.grid(alpha=0.3)

@@ -4,6 +4,9 @@
 //! memory, open file descriptors, the database's size and the window's
 //! p99 latency are sampled. Growth must level off: the last third of the
 //! run may not grow past the first third's peak by more than a margin.
+//! The audit log is measured apart: it keeps every revocation for
+//! `admin.audit_retention` (at least a day, 90 by default), so within a
+//! run it can only grow; its bytes per revocation are reported.
 //! The series go to `soak.csv` and a plot to `soak.png`.
 
 use std::sync::atomic::Ordering;
@@ -24,7 +27,12 @@ struct Sample {
     t_s: f64,
     rss_kib: u64,
     fds: u64,
+    /// Every table of the schema but the audit log, with their indexes
+    /// and TOAST.
     db_bytes: i64,
+    /// The audit log: kept `admin.audit_retention` (90 days at least 1
+    /// day), so it grows for the whole run by design.
+    audit_bytes: i64,
     p99_ms: f64,
     ops_per_s: f64,
 }
@@ -87,19 +95,27 @@ async fn with_schema(ctx: &Ctx, seconds: u64, url: &str) -> Result<Value> {
                 tick.tick().await;
                 let ops = live.ops.load(Ordering::Relaxed);
                 let window: Percentiles = live.latencies.take_window();
-                let db_bytes: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
-                )
-                .fetch_one(&db)
-                .await
-                .unwrap_or(-1);
+                let size = |table: &'static str| {
+                    let db = db.clone();
+                    async move {
+                        sqlx::query_scalar::<_, i64>(&format!(
+                            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+                             JOIN pg_namespace n ON n.oid = c.relnamespace \
+                             WHERE n.nspname = current_schema() AND c.relkind = 'r' AND {table}"
+                        ))
+                        .fetch_one(&db)
+                        .await
+                        .unwrap_or(-1)
+                    }
+                };
+                let db_bytes = size("c.relname <> 'audit_log'").await;
+                let audit_bytes = size("c.relname = 'audit_log'").await;
                 let sample = Sample {
                     t_s: started.elapsed().as_secs_f64().round(),
                     rss_kib: rss_kib(pid).unwrap_or(0),
                     fds: fds(pid).unwrap_or(0),
                     db_bytes,
+                    audit_bytes,
                     p99_ms: window.p99_ms,
                     ops_per_s: (ops - last_ops) as f64 / 10.0,
                 };
@@ -131,11 +147,11 @@ async fn with_schema(ctx: &Ctx, seconds: u64, url: &str) -> Result<Value> {
     db.close().await;
 
     let csv = dir.join("soak.csv");
-    let mut text = String::from("t_s,rss_kib,fds,db_bytes,p99_ms,ops_per_s\n");
+    let mut text = String::from("t_s,rss_kib,fds,db_bytes,audit_bytes,p99_ms,ops_per_s\n");
     for s in &samples {
         text.push_str(&format!(
-            "{},{},{},{},{},{}\n",
-            s.t_s, s.rss_kib, s.fds, s.db_bytes, s.p99_ms, s.ops_per_s
+            "{},{},{},{},{},{},{}\n",
+            s.t_s, s.rss_kib, s.fds, s.db_bytes, s.audit_bytes, s.p99_ms, s.ops_per_s
         ));
     }
     std::fs::write(&csv, text)?;
@@ -159,6 +175,13 @@ async fn with_schema(ctx: &Ctx, seconds: u64, url: &str) -> Result<Value> {
     let fd = level(&|s| s.fds as f64, 0.10);
     let dbs = level(&|s| s.db_bytes as f64, 0.25);
     let p99 = level(&|s| s.p99_ms, 1.0);
+    // The audit log's growth per revocation (a quarter of the requests).
+    let audit_per_revocation = match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) if report.ops > 0 => {
+            (b.audit_bytes - a.audit_bytes) as f64 / (report.ops as f64 / 4.0)
+        }
+        _ => 0.0,
+    };
     let errors = report.failed;
     // Under ten minutes (the short run) the deny-list and the key set are
     // still filling (tokens live a minute, retired keys stay for the
@@ -167,7 +190,8 @@ async fn with_schema(ctx: &Ctx, seconds: u64, url: &str) -> Result<Value> {
     let pass = (!judged || (rss.2 && fd.2 && dbs.2)) && errors == 0 && plotted.is_ok();
     let summary = format!(
         "soak: {:.0} min at {:.0}/s (half of the {:.0}/s measured), {} requests, {errors} failed; \
-         peaks first third -> last third: RSS {:.1} -> {:.1} MiB, fds {} -> {}, database {:.1} -> {:.1} MiB, p99 {:.1} -> {:.1} ms{}",
+         peaks first third -> last third: RSS {:.1} -> {:.1} MiB, fds {} -> {}, database without the audit log {:.1} -> {:.1} MiB, p99 {:.1} -> {:.1} ms; \
+         the audit log grows {audit_per_revocation:.0} bytes a revocation (kept 90 days by default){}",
         seconds as f64 / 60.0,
         rate,
         capacity.per_second,
@@ -192,6 +216,7 @@ async fn with_schema(ctx: &Ctx, seconds: u64, url: &str) -> Result<Value> {
         "capacity_per_s": capacity.per_second,
         "rate_per_s": rate,
         "load": report,
+        "audit_bytes_per_revocation": audit_per_revocation,
         "levelled_off": {"judged": judged, "rss": rss.2, "fds": fd.2, "database": dbs.2, "p99": p99.2},
         "samples": samples,
         "csv": csv.display().to_string(),
