@@ -185,10 +185,10 @@ async fn files(ctx: &Ctx, dir: &Path) -> Result<Vec<Case>> {
             "malformed",
         ),
         (
-            "database damaged in the middle",
-            damage_middle,
+            "database damaged in a page in use",
+            damage_page,
             "tessera.db",
-            "damaged",
+            "malformed|damaged",
         ),
         (
             "database not a database",
