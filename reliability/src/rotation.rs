@@ -135,8 +135,26 @@ async fn with_schema(ctx: &Ctx, seconds: u64, timing: &Timing, url: &str) -> Res
     let compromise = {
         let (authority, verifiers) = (Arc::clone(&authority), Arc::clone(&verifiers));
         let at = Duration::from_secs(seconds * 55 / 100);
+        let prepublish = timing.prepublish;
         tokio::spawn(async move {
             tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
+            // The compromise switches to the pending key: wait until it has
+            // been published for `prepublish`, as a scheduled switch would
+            // (right after a rotation it is seconds old, and a verifier
+            // that reads only the JWKS, PyJWT, may not hold it yet).
+            if let Ok(keys) = authority.admin_get_keys(1).await {
+                let created = keys
+                    .iter()
+                    .find(|k| k["state"] == "pending" && k["alg"] == "ES256")
+                    .and_then(|k| k["created_at"].as_i64());
+                if let Some(created) = created {
+                    let ready = created + prepublish.as_secs() as i64 + 1;
+                    let now = tessera_jose::UnixTime::now().secs();
+                    if ready > now {
+                        tokio::time::sleep(Duration::from_secs((ready - now) as u64)).await;
+                    }
+                }
+            }
             // Up to now no key may have been met unannounced.
             let unknown_before = unknown_kid_fetches(&verifiers[0]);
             let c = compromise(&authority, started).await;
