@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::http::uri::Authority;
 use serde::Deserialize;
 
+use crate::authz::Flavor;
 use crate::routes::{Clash, Matching, Route, Routes, Rule};
 
 /// A setting that is missing or wrong, named.
@@ -26,12 +27,27 @@ fn err(setting: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// What the gateway does with the requests it decides on (`mode`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// A reverse proxy in front of `upstream` (the default).
+    Proxy,
+    /// Forward auth: a decision endpoint that a proxy already in front of
+    /// the service asks, in its own protocol, whether a request may pass
+    /// and as whom ([`crate::authz`]).
+    Authz(Flavor),
+}
+
 /// Validated gateway settings.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// Where the gateway listens.
     pub listen: SocketAddr,
-    /// `http://host:port` of the service behind it.
+    /// Proxy or authz mode.
+    pub mode: Mode,
+    /// `http://host:port` of the service behind it; empty in authz mode,
+    /// where the proxy in front forwards.
     pub upstream: String,
     /// The token issuer (its discovery document gives the JWKS).
     pub issuer: String,
@@ -104,6 +120,8 @@ impl std::fmt::Debug for FeedClient {
 pub struct GatewayOverrides {
     /// `--listen`.
     pub listen: Option<String>,
+    /// `--mode` (`proxy` or `authz`).
+    pub mode: Option<String>,
     /// `--upstream`.
     pub upstream: Option<String>,
     /// `--issuer`.
@@ -120,6 +138,8 @@ pub struct GatewayOverrides {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    mode: Option<String>,
+    authz: Option<RawAuthz>,
     upstream: Option<String>,
     issuer: Option<String>,
     audience: Option<String>,
@@ -150,6 +170,16 @@ struct RawFeed {
     url: Option<String>,
     client_id: String,
     client_secret_file: std::path::PathBuf,
+}
+
+/// `[authz]`: the proxy in front, and what its flavour lets one set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthz {
+    flavor: Option<String>,
+    method_header: Option<String>,
+    uri_header: Option<String>,
+    path_prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +227,111 @@ fn duration(setting: &str, text: &str) -> Result<Duration, ConfigError> {
         .map_err(|e| err(setting, format!("{text:?}: {e} (examples: 500ms, 30s)")))
 }
 
+/// The `[authz]` section of authz mode: the flavour, and the settings of
+/// that flavour only (another flavour's setting is refused, not ignored).
+fn flavor_of(raw: Option<RawAuthz>) -> Result<Flavor, ConfigError> {
+    let raw = raw.ok_or_else(|| {
+        err(
+            "authz.flavor",
+            "is required in authz mode: the proxy that asks (nginx, traefik or envoy)",
+        )
+    })?;
+    let flavor = raw.flavor.as_deref().ok_or_else(|| {
+        err(
+            "authz.flavor",
+            "is required in authz mode: the proxy that asks (nginx, traefik or envoy)",
+        )
+    })?;
+    let not_for = |setting: &str, value: &Option<String>| match value {
+        Some(_) => Err(err(
+            format!("authz.{setting}"),
+            format!("is not a setting of flavor = {flavor:?}"),
+        )),
+        None => Ok(()),
+    };
+    match flavor {
+        "nginx" => {
+            not_for("path_prefix", &raw.path_prefix)?;
+            let method = header_setting(
+                "authz.method_header",
+                raw.method_header,
+                "x-original-method",
+            )?;
+            let uri = header_setting("authz.uri_header", raw.uri_header, "x-original-uri")?;
+            if method == uri {
+                return Err(err(
+                    "authz.uri_header",
+                    "must differ from authz.method_header",
+                ));
+            }
+            Ok(Flavor::Nginx { method, uri })
+        }
+        "traefik" => {
+            not_for("method_header", &raw.method_header)?;
+            not_for("uri_header", &raw.uri_header)?;
+            not_for("path_prefix", &raw.path_prefix)?;
+            Ok(Flavor::Traefik)
+        }
+        "envoy" => {
+            not_for("method_header", &raw.method_header)?;
+            not_for("uri_header", &raw.uri_header)?;
+            let path_prefix = match raw.path_prefix {
+                Some(p) => {
+                    let canonical =
+                        crate::path::CanonicalPath::parse(&p).is_ok_and(|c| c.as_str() == p);
+                    if !canonical || p.ends_with('/') || p.contains('?') {
+                        return Err(err(
+                            "authz.path_prefix",
+                            format!(
+                                "{p:?} must be a path in canonical form without a trailing / \
+                                 (Envoy's http_service.path_prefix, such as /authz)"
+                            ),
+                        ));
+                    }
+                    p
+                }
+                None => String::new(),
+            };
+            Ok(Flavor::Envoy { path_prefix })
+        }
+        other => Err(err(
+            "authz.flavor",
+            format!("{other:?} is not nginx, traefik or envoy"),
+        )),
+    }
+}
+
+/// A header name the proxy in front sends: letters, digits and `-` only
+/// (nginx drops names with `_` or other characters by default), and not
+/// one the gateway reads or sets for another purpose.
+fn header_setting(
+    setting: &str,
+    value: Option<String>,
+    default: &'static str,
+) -> Result<axum::http::HeaderName, ConfigError> {
+    let Some(name) = value else {
+        return Ok(axum::http::HeaderName::from_static(default));
+    };
+    let lower = name.to_ascii_lowercase();
+    let sane = !lower.is_empty()
+        && lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let taken = matches!(lower.as_str(), "authorization" | "host" | "x-request-id")
+        || lower.starts_with("x-tessera-");
+    if !sane || taken {
+        return Err(err(
+            setting,
+            format!(
+                "{name:?} must be a header name of letters, digits and - that the gateway \
+                 does not read or set otherwise (not Authorization, Host, X-Tessera-*)"
+            ),
+        ));
+    }
+    axum::http::HeaderName::from_bytes(lower.as_bytes())
+        .map_err(|_| err(setting, format!("{name:?} is not a header name")))
+}
+
 fn check_upstream(url: &str) -> Result<String, ConfigError> {
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         err(
@@ -240,12 +375,50 @@ impl GatewayConfig {
                 format!("{listen_text:?} is not an address such as 127.0.0.1:8000"),
             )
         })?;
-        let upstream = over
-            .upstream
-            .clone()
-            .or(raw.upstream)
-            .ok_or_else(|| err("upstream", "is required (--upstream http://127.0.0.1:9000)"))?;
-        let upstream = check_upstream(&upstream)?;
+        let mode_text = over.mode.clone().or(raw.mode);
+        let mode = match mode_text.as_deref() {
+            None | Some("proxy") => {
+                if raw.authz.is_some() {
+                    return Err(err("authz", "is a section of mode = \"authz\" only"));
+                }
+                Mode::Proxy
+            }
+            Some("authz") => Mode::Authz(flavor_of(raw.authz)?),
+            Some(other) => return Err(err("mode", format!("{other:?} is not proxy or authz"))),
+        };
+        let upstream = over.upstream.clone().or(raw.upstream);
+        let upstream = match (&mode, upstream) {
+            (Mode::Proxy, Some(u)) => check_upstream(&u)?,
+            (Mode::Proxy, None) => {
+                return Err(err(
+                    "upstream",
+                    "is required (--upstream http://127.0.0.1:9000)",
+                ))
+            }
+            (Mode::Authz(_), None) => String::new(),
+            // Refused rather than ignored: whoever set it expects the
+            // gateway to forward, and in authz mode it never does.
+            (Mode::Authz(_), Some(_)) => return Err(err(
+                "upstream",
+                "is not used in authz mode: the proxy in front forwards to the service; remove it",
+            )),
+        };
+        if matches!(mode, Mode::Authz(_)) {
+            for (setting, set) in [
+                (
+                    "upstream_timeout",
+                    over.upstream_timeout.is_some() || raw.upstream_timeout.is_some(),
+                ),
+                ("connect_timeout", raw.connect_timeout.is_some()),
+            ] {
+                if set {
+                    return Err(err(
+                        setting,
+                        "is not used in authz mode (no upstream); remove it",
+                    ));
+                }
+            }
+        }
         let issuer = over
             .issuer
             .clone()
@@ -362,6 +535,7 @@ impl GatewayConfig {
         };
         Ok(Self {
             listen,
+            mode,
             upstream,
             issuer,
             routes,

@@ -15,6 +15,7 @@
 //! both directions; upstream connections are kept alive; a request id is
 //! propagated; an upstream that is down answers 502, one that is slow 504.
 
+pub mod authz;
 pub mod config;
 mod headers;
 pub mod path;
@@ -34,7 +35,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tessera_verify::{Refusal, VerifiedToken, Verifier};
 
-pub use config::{ConfigError, FeedClient, GatewayConfig, GatewayOverrides};
+pub use authz::Flavor;
+pub use config::{ConfigError, FeedClient, GatewayConfig, GatewayOverrides, Mode};
 pub use headers::{CLAIMS, REQUEST_ID, SUBJECT, TOKEN};
 pub use path::{BadTarget, CanonicalPath};
 pub use routes::{Matching, Route, Routes, Rule};
@@ -164,10 +166,14 @@ impl Gateway {
         config: GatewayConfig,
         verifiers: HashMap<String, Arc<Verifier>>,
     ) -> Result<Self, StartError> {
-        let upstream: Uri = config.upstream.parse().map_err(|_| ConfigError {
-            setting: "upstream".into(),
-            message: "not a URI".into(),
-        })?;
+        let upstream: Uri = match config.mode {
+            Mode::Proxy => config.upstream.parse().map_err(|_| ConfigError {
+                setting: "upstream".into(),
+                message: "not a URI".into(),
+            })?,
+            // Authz mode forwards nothing: the proxy in front does.
+            Mode::Authz(_) => Uri::default(),
+        };
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
@@ -214,15 +220,18 @@ impl Gateway {
             .local_addr()
             .map_err(|error| StartError::Listen { addr, error })?;
         let limits = self.config.connections;
-        let app = axum::Router::new()
-            .fallback(proxy)
-            .with_state(Arc::new(self));
+        let gw = Arc::new(self);
+        let app = if matches!(gw.config.mode, Mode::Authz(_)) {
+            authz::router(gw)
+        } else {
+            axum::Router::new().fallback(proxy).with_state(gw)
+        };
         let task = tokio::spawn(tessera_http::serve(listener, app, limits, shutdown));
         Ok((bound, task))
     }
 }
 
-fn plain(status: StatusCode, text: impl Into<Body>) -> Response<Body> {
+pub(crate) fn plain(status: StatusCode, text: impl Into<Body>) -> Response<Body> {
     let mut r = Response::new(text.into());
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -240,7 +249,7 @@ async fn proxy(State(gw): State<Arc<Gateway>>, mut req: Request<Body>) -> Respon
 }
 
 /// 400 for a request target with no unambiguous canonical form.
-fn bad_target(bad: BadTarget, rid: &HeaderValue) -> Response<Body> {
+pub(crate) fn bad_target(bad: BadTarget, rid: &HeaderValue) -> Response<Body> {
     tracing::debug!(code = bad.code(), request_id = ?rid, "request target refused");
     plain(
         StatusCode::BAD_REQUEST,
@@ -272,7 +281,7 @@ fn requirements<'a>(rules: &[&'a Rule]) -> Vec<(&'a str, Cow<'a, [String]>)> {
 /// Verifies the bearer token against every rule that governs the path
 /// (see [`Routes::rules_for`]); the verified token, and in phantom mode the
 /// internal JWT the opaque token was exchanged for.
-async fn admit(
+pub(crate) async fn admit(
     gw: &Gateway,
     rules: &[&Rule],
     token: Result<String, Refusal>,

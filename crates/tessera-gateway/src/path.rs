@@ -84,6 +84,12 @@ pub enum BadTarget {
     /// by an upstream that normalises Unicode.
     #[error("unicode_lookalike")]
     UnicodeLookalike,
+    /// Authz mode only: a path that has a canonical form but is not written
+    /// in it (`/public/../admin`, `//admin`, `/%61dmin`). The proxy in front
+    /// forwards the path as it came, so the decision must be taken on that
+    /// very spelling: one the gateway would have rewritten is refused.
+    #[error("not_canonical")]
+    NotCanonical,
 }
 
 impl BadTarget {
@@ -103,6 +109,7 @@ impl BadTarget {
             Self::DoubleEncoding => "double_encoding",
             Self::AboveRoot => "above_root",
             Self::UnicodeLookalike => "unicode_lookalike",
+            Self::NotCanonical => "not_canonical",
         }
     }
 }

@@ -103,6 +103,7 @@ async fn gateway(upstream: &str, forward_token: bool, timeout: Duration) -> Fixt
             audience: Some("orders-api".into()),
             forward_token,
             upstream_timeout: Some(timeout),
+            ..GatewayOverrides::default()
         },
     )
     .unwrap();

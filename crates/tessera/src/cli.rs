@@ -58,6 +58,11 @@ pub(crate) struct RevokeArgs {
 /// `tessera gateway`: flags win over the config file.
 #[derive(Debug, clap::Args)]
 pub(crate) struct GatewayArgs {
+    /// `proxy` (the default: forward to --upstream) or `authz` (answer a
+    /// proxy in front that asks whether a request may pass; [authz] in the
+    /// config file names that proxy).
+    #[arg(long, value_name = "MODE")]
+    pub(crate) mode: Option<String>,
     /// The service behind the gateway (http://host:port).
     #[arg(long, value_name = "URL")]
     pub(crate) upstream: Option<String>,

@@ -234,6 +234,32 @@ pub(crate) async fn gateway(
     toml: &str,
     forward_token: bool,
 ) -> (SocketAddr, Signer) {
+    start(
+        GatewayOverrides {
+            upstream: Some(upstream.to_owned()),
+            forward_token,
+            ..GatewayOverrides::default()
+        },
+        toml,
+    )
+    .await
+}
+
+/// The same gateway in authz mode (`toml` has the `[authz]` section): no
+/// upstream, a decision endpoint.
+pub(crate) async fn authz(toml: &str, forward_token: bool) -> (SocketAddr, Signer) {
+    start(
+        GatewayOverrides {
+            mode: Some("authz".into()),
+            forward_token,
+            ..GatewayOverrides::default()
+        },
+        toml,
+    )
+    .await
+}
+
+async fn start(over: GatewayOverrides, toml: &str) -> (SocketAddr, Signer) {
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let kid = key.thumbprint();
     let signer = Signer::new(key.with_kid(kid)).typ("at+jwt");
@@ -246,11 +272,9 @@ pub(crate) async fn gateway(
         Some(&file),
         &GatewayOverrides {
             listen: Some("127.0.0.1:0".into()),
-            upstream: Some(upstream.to_owned()),
             issuer: Some(ISS.into()),
             audience: Some("orders-api".into()),
-            forward_token,
-            ..GatewayOverrides::default()
+            ..over
         },
     )
     .unwrap();

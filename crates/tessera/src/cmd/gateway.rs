@@ -11,6 +11,7 @@ use crate::exit;
 pub(crate) fn run(args: GatewayArgs) -> Result<u8> {
     let overrides = GatewayOverrides {
         listen: args.listen,
+        mode: args.mode,
         upstream: args.upstream,
         issuer: args.issuer,
         audience: args.audience,
@@ -33,7 +34,10 @@ pub(crate) fn run(args: GatewayArgs) -> Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let upstream = config.upstream.clone();
+        let what = match &config.mode {
+            tessera_gateway::Mode::Authz(flavor) => format!("deciding for {flavor}"),
+            _ => format!("forwarding to {}", config.upstream),
+        };
         let issuer = config.issuer.clone();
         let gateway = Gateway::new(config)
             .await
@@ -42,7 +46,7 @@ pub(crate) fn run(args: GatewayArgs) -> Result<u8> {
             .serve(tessera_http::shutdown_signal())
             .await
             .context("tessera gateway could not start")?;
-        println!("tessera gateway: listening on http://{addr}, forwarding to {upstream}, tokens from {issuer}");
+        println!("tessera gateway: listening on http://{addr}, {what}, tokens from {issuer}");
         task.await.context("gateway failed")?;
         Ok(exit::OK)
     })
