@@ -695,6 +695,173 @@ mod tests {
     }
 
     #[test]
+    fn authz_mode_names_its_proxy_and_takes_no_upstream() {
+        let authz = || GatewayOverrides {
+            mode: Some("authz".into()),
+            upstream: None,
+            ..over()
+        };
+        let load_authz = |toml: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("g.toml");
+            std::fs::write(&file, toml).unwrap();
+            GatewayConfig::load(Some(&file), &authz())
+        };
+        // The default mode is proxy.
+        assert_eq!(
+            GatewayConfig::load(None, &over()).unwrap().mode,
+            Mode::Proxy
+        );
+        let c = load_authz("[authz]\nflavor = \"nginx\"\n").unwrap();
+        assert_eq!(
+            c.mode,
+            Mode::Authz(Flavor::Nginx {
+                method: axum::http::HeaderName::from_static("x-original-method"),
+                uri: axum::http::HeaderName::from_static("x-original-uri"),
+            })
+        );
+        assert_eq!(c.upstream, "");
+        let c = load_authz(
+            "[authz]\nflavor = \"nginx\"\nmethod_header = \"X-Auth-Method\"\nuri_header = \"X-Auth-URI\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mode,
+            Mode::Authz(Flavor::Nginx {
+                method: axum::http::HeaderName::from_static("x-auth-method"),
+                uri: axum::http::HeaderName::from_static("x-auth-uri"),
+            })
+        );
+        assert_eq!(
+            load_authz("[authz]\nflavor = \"traefik\"\n").unwrap().mode,
+            Mode::Authz(Flavor::Traefik)
+        );
+        assert_eq!(
+            load_authz("[authz]\nflavor = \"envoy\"\npath_prefix = \"/authz/v1\"\n")
+                .unwrap()
+                .mode,
+            Mode::Authz(Flavor::Envoy {
+                path_prefix: "/authz/v1".into()
+            })
+        );
+        assert_eq!(
+            load_authz("mode = \"authz\"\n[authz]\nflavor = \"envoy\"\n")
+                .unwrap()
+                .mode,
+            Mode::Authz(Flavor::Envoy {
+                path_prefix: String::new()
+            })
+        );
+        // The file alone can set the mode.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "mode = \"authz\"\n[authz]\nflavor = \"traefik\"\n").unwrap();
+        let mut o = over();
+        o.upstream = None;
+        assert_eq!(
+            GatewayConfig::load(Some(&file), &o).unwrap().mode,
+            Mode::Authz(Flavor::Traefik)
+        );
+
+        for (toml, setting, says) in [
+            ("", "authz.flavor", "is required"),
+            ("[authz]\n", "authz.flavor", "is required"),
+            (
+                "[authz]\nflavor = \"haproxy\"\n",
+                "authz.flavor",
+                "not nginx, traefik or envoy",
+            ),
+            (
+                "[authz]\nflavor = \"nginx\"\npath_prefix = \"/a\"\n",
+                "authz.path_prefix",
+                "not a setting of flavor = \"nginx\"",
+            ),
+            (
+                "[authz]\nflavor = \"traefik\"\nuri_header = \"X-Original-URI\"\n",
+                "authz.uri_header",
+                "not a setting",
+            ),
+            (
+                "[authz]\nflavor = \"envoy\"\nmethod_header = \"X-M\"\n",
+                "authz.method_header",
+                "not a setting",
+            ),
+            (
+                "[authz]\nflavor = \"nginx\"\nuri_header = \"X_Original_URI\"\n",
+                "authz.uri_header",
+                "letters, digits and -",
+            ),
+            (
+                "[authz]\nflavor = \"nginx\"\nuri_header = \"Authorization\"\n",
+                "authz.uri_header",
+                "not Authorization",
+            ),
+            (
+                "[authz]\nflavor = \"nginx\"\nmethod_header = \"X-Tessera-Subject\"\n",
+                "authz.method_header",
+                "X-Tessera-*",
+            ),
+            (
+                "[authz]\nflavor = \"nginx\"\nmethod_header = \"X-Original-URI\"\n",
+                "authz.uri_header",
+                "must differ",
+            ),
+            (
+                "[authz]\nflavor = \"envoy\"\npath_prefix = \"authz\"\n",
+                "authz.path_prefix",
+                "canonical form",
+            ),
+            (
+                "[authz]\nflavor = \"envoy\"\npath_prefix = \"/authz/\"\n",
+                "authz.path_prefix",
+                "trailing",
+            ),
+            (
+                "[authz]\nflavor = \"envoy\"\npath_prefix = \"/a/../authz\"\n",
+                "authz.path_prefix",
+                "canonical form",
+            ),
+            (
+                "upstream = \"http://127.0.0.1:9000\"\n[authz]\nflavor = \"nginx\"\n",
+                "upstream",
+                "not used in authz mode",
+            ),
+            (
+                "upstream_timeout = \"5s\"\n[authz]\nflavor = \"nginx\"\n",
+                "upstream_timeout",
+                "not used in authz mode",
+            ),
+            (
+                "connect_timeout = \"1s\"\n[authz]\nflavor = \"nginx\"\n",
+                "connect_timeout",
+                "not used in authz mode",
+            ),
+        ] {
+            let e = load_authz(toml).unwrap_err();
+            assert_eq!(e.setting, setting, "{toml}: {e}");
+            assert!(e.message.contains(says), "{toml}: {e}");
+        }
+        // --upstream on the command line is refused the same way.
+        let mut o = authz();
+        o.upstream = Some("http://127.0.0.1:9000".into());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "[authz]\nflavor = \"nginx\"\n").unwrap();
+        assert_eq!(
+            GatewayConfig::load(Some(&file), &o).unwrap_err().setting,
+            "upstream"
+        );
+        // [authz] belongs to authz mode; the mode is proxy or authz.
+        let e = load("[authz]\nflavor = \"nginx\"\n").unwrap_err();
+        assert_eq!(e.setting, "authz", "{e}");
+        let e = load("mode = \"sidecar\"\n").unwrap_err();
+        assert_eq!(e.setting, "mode", "{e}");
+        let mut o = over();
+        o.mode = Some("Authz".into());
+        assert_eq!(GatewayConfig::load(None, &o).unwrap_err().setting, "mode");
+    }
+
+    #[test]
     fn the_key_set_floors_are_settings() {
         let c = GatewayConfig::load(None, &over()).unwrap();
         assert_eq!(c.jwks_floors, tessera_verify::rule::Floors::DEFAULT);
