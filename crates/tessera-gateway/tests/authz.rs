@@ -475,3 +475,76 @@ async fn nginx_header_names_are_settings() {
     .await;
     assert_eq!(a.status, 500);
 }
+
+/// In front of a real authority, following its deny-list feed: a revoked
+/// token is refused as `revoked` once the feed brings it, cached or not,
+/// exactly as in proxy mode.
+#[tokio::test]
+async fn a_revoked_token_is_refused_by_the_decision_endpoint() {
+    use tessera_gateway::{Gateway, GatewayConfig, GatewayOverrides};
+    use tessera_testkit::{backends, eventually, TestServer};
+
+    for b in backends().await {
+        let auth = TestServer::start_live(&b).await;
+        let issuer = auth.issuer.clone();
+        let (id, secret) = auth.quickstart();
+        let (feed_id, feed_secret) = auth.follower().await;
+        let secret_file = auth.file("feed.secret", feed_secret);
+        let gw_file = auth.file(
+            "gw.toml",
+            &format!(
+                "mode = \"authz\"\n[authz]\nflavor = \"traefik\"\n[revocations]\nclient_id = \"{feed_id}\"\nclient_secret_file = \"{}\"\n",
+                secret_file.display()
+            ),
+        );
+        let config = GatewayConfig::load(
+            Some(&gw_file),
+            &GatewayOverrides {
+                listen: Some("127.0.0.1:0".into()),
+                issuer: Some(issuer.clone()),
+                audience: Some(issuer.clone()),
+                ..GatewayOverrides::default()
+            },
+        )
+        .unwrap();
+        let (addr, _task) = Gateway::new(config)
+            .await
+            .unwrap()
+            .serve(std::future::pending())
+            .await
+            .unwrap();
+
+        let token = bearer(&auth.token(id, secret).await);
+        let headers = [("Authorization", token.as_str())];
+        let ask = || Traefik.ask(addr, "GET", "/orders", &headers);
+        assert_eq!(ask().await.status, 200);
+        assert_eq!(ask().await.status, 200, "now from the token cache");
+        let resp = auth
+            .http
+            .post(format!("{issuer}/revoke"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token.trim_start_matches("Bearer "))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let ask = &ask;
+        eventually(
+            "the decision endpoint refuses the revoked token",
+            || async {
+                let a = ask().await;
+                if a.status == 200 {
+                    return None;
+                }
+                assert_eq!(a.status, 401);
+                assert!(
+                    challenge(&a).contains("error_description=\"revoked\""),
+                    "{a:?}"
+                );
+                Some(())
+            },
+        )
+        .await;
+        auth.stop().await;
+    }
+}

@@ -344,3 +344,84 @@ async fn exchanges_in_flight_are_bounded_and_the_excess_is_refused_at_once() {
     assert_eq!(resp.status(), 200, "capacity is back");
     assert_eq!(fake.count.load(Ordering::SeqCst), 3);
 }
+
+/// Authz mode (here Envoy's shape: the original request line, no
+/// `path_prefix`): the opaque token is exchanged as in proxy mode, and the
+/// answer hands the proxy the internal JWT as the upstream's
+/// `Authorization`; a public route's answer has Envoy remove the client's.
+#[tokio::test]
+async fn in_authz_mode_the_answer_carries_the_internal_jwt() {
+    let signer = signer();
+    let fake = fake_exchange(Arc::clone(&signer), true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("gw.secret");
+    std::fs::write(&secret, "tcs_not-checked-by-the-fake").unwrap();
+    let file = dir.path().join("gw.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "mode = \"authz\"\n[authz]\nflavor = \"envoy\"\n[phantom]\nurl = \"{}\"\nclient_id = \"tc_gw\"\nclient_secret_file = \"{}\"\n[[routes]]\nprefix = \"/public\"\npublic = true\n",
+            fake.url,
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let config = GatewayConfig::load(
+        Some(&file),
+        &GatewayOverrides {
+            listen: Some("127.0.0.1:0".into()),
+            issuer: Some(ISS.into()),
+            audience: Some("orders-api".into()),
+            ..GatewayOverrides::default()
+        },
+    )
+    .unwrap();
+    let jwks = json!({"keys": [serde_json::to_value(signer.key().public_jwk().unwrap()).unwrap()]})
+        .to_string();
+    let v = Verifier::from_jwks(jwks)
+        .issuer(ISS)
+        .audience("orders-api")
+        .build()
+        .await
+        .unwrap();
+    let verifiers = HashMap::from([("orders-api".to_owned(), Arc::new(v))]);
+    let (addr, _task) = Gateway::with_verifiers(config, verifiers)
+        .unwrap()
+        .serve(std::future::pending())
+        .await
+        .unwrap();
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+
+    let opaque = handle::mint(handle::Kind::Opaque);
+    let resp = get(&http, &base, &opaque).await;
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers();
+    assert_eq!(h["x-tessera-subject"], "svc-1");
+    let internal = h["authorization"].to_str().unwrap();
+    let jwt = internal.strip_prefix("Bearer ").unwrap();
+    let claims = tessera_jose::decode_unverified(jwt, 8192).unwrap().claims;
+    assert_eq!(claims["aud"], "orders-api");
+    assert_eq!(h["x-envoy-auth-headers-to-remove"], "x-tessera-token");
+    assert_eq!(fake.count.load(Ordering::SeqCst), 1);
+
+    // A made-up handle: refused without an exchange.
+    let resp = get(&http, &base, &format!("tso_{}", "Q".repeat(51))).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(fake.count.load(Ordering::SeqCst), 1);
+
+    // A public route: no identity, and the client's Authorization removed
+    // (upstream, it is only ever the gateway's internal JWT).
+    let resp = http
+        .get(format!("{base}/public/x"))
+        .bearer_auth(&opaque)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("authorization").is_none());
+    assert_eq!(
+        resp.headers()["x-envoy-auth-headers-to-remove"],
+        "x-tessera-subject, x-tessera-claims, x-tessera-token, authorization"
+    );
+}
