@@ -208,3 +208,132 @@ async fn in_front_of_an_authority_it_says_where_it_listens_proxies_and_stops_on_
     );
     auth.stop().await;
 }
+
+#[test]
+fn authz_mode_settings_are_checked_before_anything_starts() {
+    let dir = Dir::new();
+    dir.write("nginx.toml", "[authz]\nflavor = \"nginx\"\n");
+    let base = [
+        "gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--issuer",
+        "http://127.0.0.1:9",
+        "--audience",
+        "orders-api",
+    ];
+    for (extra, message) in [
+        (
+            &["--mode", "authz"][..],
+            "tessera: gateway config: authz.flavor: is required in authz mode",
+        ),
+        (
+            &[
+                "--mode",
+                "authz",
+                "--config",
+                "nginx.toml",
+                "--upstream",
+                "http://127.0.0.1:9000",
+            ][..],
+            "tessera: gateway config: upstream: is not used in authz mode",
+        ),
+        (
+            &[
+                "--config",
+                "nginx.toml",
+                "--upstream",
+                "http://127.0.0.1:9000",
+            ][..],
+            "tessera: gateway config: authz: is a section of mode = \"authz\" only",
+        ),
+        (
+            &["--mode", "sidecar", "--upstream", "http://127.0.0.1:9000"][..],
+            "tessera: gateway config: mode: \"sidecar\" is not proxy or authz",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let run = dir.run(&args);
+        run.usage();
+        assert!(run.stderr.starts_with(message), "{extra:?}: {run:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_authz_mode_it_says_so_and_answers_the_proxy() {
+    let backend = Backend::sqlite();
+    let auth = TestServer::start_live(&backend).await;
+    let (id, secret) = auth.quickstart();
+    let token = auth.token(id, secret).await;
+
+    let dir = Dir::new();
+    dir.write("gw.toml", "[authz]\nflavor = \"nginx\"\n");
+    let args = [
+        "gateway",
+        "--mode",
+        "authz",
+        "--config",
+        "gw.toml",
+        "--listen",
+        "127.0.0.1:0",
+        "--issuer",
+        &auth.issuer,
+        "--audience",
+        &auth.issuer,
+    ];
+    let mut gateway = Proc(
+        dir.command(&args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path("gw.out")).unwrap())
+            .stderr(std::fs::File::create(dir.path("gw.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let line = loop {
+        if let Some(line) = dir.read("gw.out").lines().next() {
+            break line.to_owned();
+        }
+        if let Some(status) = gateway.0.try_wait().unwrap() {
+            panic!("tessera gateway exited ({status}): {}", dir.read("gw.err"));
+        }
+        assert!(started.elapsed() < PATIENCE, "no listening line");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let addr = line
+        .strip_prefix("tessera gateway: listening on http://")
+        .and_then(|rest| rest.split_once(','))
+        .map(|(addr, _)| addr.to_owned())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert_eq!(
+        line,
+        format!(
+            "tessera gateway: listening on http://{addr}, deciding for nginx auth_request, tokens from {}",
+            auth.issuer
+        )
+    );
+    let ask = |bearer: Option<&str>| {
+        let mut req = auth
+            .http
+            .get(format!("http://{addr}/_tessera_authz"))
+            .header("X-Original-Method", "GET")
+            .header("X-Original-URI", "/orders/7");
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let resp = ask(Some(&token)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-tessera-subject"));
+    assert_eq!(resp.text().await.unwrap(), "", "a decision has no body");
+    let resp = ask(None).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"tessera\""
+    );
+    drop(gateway);
+    auth.stop().await;
+}
