@@ -14,6 +14,11 @@
 //! `Authorization` header it verified is not passed on. Bodies stream in
 //! both directions; upstream connections are kept alive; a request id is
 //! propagated; an upstream that is down answers 502, one that is slow 504.
+//!
+//! In authz mode ([`Mode::Authz`], [`authz`]) it forwards nothing: it is
+//! the decision endpoint of a proxy already in front of the service (nginx,
+//! Traefik, Envoy), answering with the same rules whether a request may
+//! pass and as whom.
 
 pub mod authz;
 pub mod config;

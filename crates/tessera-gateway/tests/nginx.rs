@@ -318,3 +318,13 @@ async fn nginx_asks_tessera_and_forwards_only_what_it_admits() {
     .await;
     assert_eq!(a.status, 200);
 }
+
+/// The README's nginx configuration is the tested file, word for word.
+#[test]
+fn the_readme_shows_the_tested_configuration() {
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains(&format!("```nginx\n{SITE}```\n")),
+        "README.md's nginx block differs from examples/nginx/tessera.conf"
+    );
+}
