@@ -225,7 +225,7 @@ async fn decide(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
         // A public route: no identity, and in phantom mode no
         // `Authorization` either (the upstream's is only ever the
         // gateway's internal JWT).
-        let mut resp = plain(StatusCode::OK, "");
+        let mut resp = allowed();
         if matches!(flavor, Flavor::Envoy { .. }) {
             let mut remove = vec![SUBJECT, CLAIMS, TOKEN];
             if phantom {
@@ -247,7 +247,7 @@ async fn decide(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
     let Some(sub) = sub else {
         return Refusal::InvalidToken("missing_claim").response("tessera", &[]);
     };
-    let mut resp = plain(StatusCode::OK, "");
+    let mut resp = allowed();
     let h = resp.headers_mut();
     h.insert(SUBJECT, sub);
     if let Ok(v) = HeaderValue::from_str(verified.claims_base64url()) {
@@ -273,6 +273,15 @@ async fn decide(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
     if matches!(flavor, Flavor::Envoy { .. }) {
         envoy_remove(&mut resp, &remove);
     }
+    resp
+}
+
+/// 200, to be stored by nothing on the way: in phantom mode it carries the
+/// internal JWT.
+fn allowed() -> Response<Body> {
+    let mut resp = plain(StatusCode::OK, "");
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 

@@ -133,6 +133,7 @@ async fn each_proxy_is_answered_200_with_the_identity() {
         // outside phantom mode.
         assert_eq!(one(&a, "authorization"), None, "{proxy:?}");
         assert_eq!(a.body, "", "{proxy:?}");
+        assert_eq!(one(&a, "cache-control"), Some("no-store"), "{proxy:?}");
         match proxy {
             // Envoy removes what the answer does not set.
             Envoy => assert_eq!(removed(&a), ["x-tessera-token", "authorization"]),
