@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 
-use crate::cluster::{postgres_url, Authority, Database, Schema, Timing};
+use crate::cluster::{postgres_url, served_kids, Authority, Database, Schema, Timing};
 use crate::rotation::{client_credentials, kid_of};
 use crate::verifiers::{self, GatewaySpec, Verdict, Verifier};
 use crate::Ctx;
@@ -290,19 +290,9 @@ async fn jumping_node(
         tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 for base in &authority.bases {
-                    if let Ok(r) = http
-                        .get(format!("{base}/.well-known/jwks.json"))
-                        .send()
-                        .await
-                    {
-                        if let Ok(jwks) = r.json::<Value>().await {
-                            for k in jwks["keys"].as_array().into_iter().flatten() {
-                                if let Some(kid) = k["kid"].as_str() {
-                                    lock(&published)
-                                        .entry(kid.to_owned())
-                                        .or_insert(started.elapsed());
-                                }
-                            }
+                    if let Ok(kids) = served_kids(&http, base).await {
+                        for kid in kids {
+                            lock(&published).entry(kid).or_insert(started.elapsed());
                         }
                     }
                 }
@@ -441,18 +431,7 @@ async fn invariants(
     let mut out = Vec::new();
     let mut sets = Vec::new();
     for base in &authority.bases {
-        let jwks: Value = http
-            .get(format!("{base}/.well-known/jwks.json"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let mut kids: Vec<String> = jwks["keys"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|k| k["kid"].as_str().map(str::to_owned))
-            .collect();
+        let mut kids = served_kids(http, base).await?;
         kids.sort();
         sets.push(kids);
     }

@@ -369,3 +369,19 @@ pub(crate) fn postgres_url() -> Result<String> {
         "TESSERA_TEST_DATABASE_URL is not set (scripts/reliability sets it from scripts/postgres)",
     )
 }
+
+/// The kids a node's JWKS serves now, in the order served.
+pub(crate) async fn served_kids(http: &reqwest::Client, base: &str) -> Result<Vec<String>> {
+    let jwks: Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(jwks["keys"]
+        .as_array()
+        .context("JWKS without keys")?
+        .iter()
+        .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+        .collect())
+}

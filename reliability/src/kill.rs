@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use sqlx::Row as _;
 use tessera_jose::{Algorithm, Signer, SigningKey};
 
-use crate::cluster::{postgres_url, Authority, Database, Schema, Timing};
+use crate::cluster::{postgres_url, served_kids, Authority, Database, Schema, Timing};
 use crate::proc::wait_ready;
 use crate::Ctx;
 
@@ -261,18 +261,7 @@ async fn check(
             format!("{active:?}"),
         ));
     }
-    let jwks: Value = http
-        .get(format!("{base}/.well-known/jwks.json"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let served: BTreeSet<String> = jwks["keys"]
-        .as_array()
-        .context("JWKS without keys")?
-        .iter()
-        .filter_map(|k| k["kid"].as_str().map(str::to_owned))
-        .collect();
+    let served: BTreeSet<String> = served_kids(http, base).await?.into_iter().collect();
     if served != published {
         found.push((
             "JWKS differs from the store",
