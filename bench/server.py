@@ -64,31 +64,68 @@ def wrk(url, seconds, connections, script=None, env=None):
     return rps, p50, p99
 
 
+def cpu_seconds(pids):
+    """User + system CPU time of the processes (all their threads) and of
+    their children still running (nginx's workers), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seen, todo, total = set(), list(pids), 0
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / tick
+
+
 def interleaved(rows, args, connections):
     """Warms each row up once, then measures rounds with the rows
-    interleaved. rows: (name, url, script, env). Returns name -> [(rps,
-    p50, p99)] per round."""
-    for name, url, script, env in rows:
+    interleaved. rows: (name, url, script, env[, pids]); with pids, the CPU
+    time those processes spent during the run is divided by the requests
+    served. Returns name -> [(rps, p50, p99, cpu_us_per_request or None)]
+    per round."""
+    rows = [r if len(r) == 5 else (*r, None) for r in rows]
+    for name, url, script, env, _ in rows:
         print(f"warm-up {name} ({args.warmup} s)", file=sys.stderr)
         wrk(url, args.warmup, connections, script, env)
-    results = {name: [] for name, _, _, _ in rows}
+    results = {name: [] for name, *_ in rows}
     for r in range(args.rounds):
-        for name, url, script, env in rows:
-            results[name].append(wrk(url, args.duration, connections, script, env))
-            print(f"round {r + 1} {name}: {results[name][-1][0]:.0f}/s", file=sys.stderr)
+        for name, url, script, env, pids in rows:
+            before = cpu_seconds(pids) if pids else None
+            rps, p50, p99 = wrk(url, args.duration, connections, script, env)
+            cpu = None
+            if pids:
+                cpu = (cpu_seconds(pids) - before) * 1e6 / max(rps * args.duration, 1)
+            results[name].append((rps, p50, p99, cpu))
+            print(f"round {r + 1} {name}: {rps:.0f}/s", file=sys.stderr)
     return results
 
 
 def report(results, args, connections, note=""):
-    """Prints the markdown table of medians; returns name -> (rps, p50, p99)."""
-    med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in results.items()}
+    """Prints the markdown table of medians; returns name -> (rps, p50, p99,
+    cpu µs per request or None)."""
+    def median(v, i):
+        xs = [x[i] for x in v if len(x) > i and x[i] is not None]
+        return statistics.median(xs) if xs else None
+    med = {n: tuple(median(v, i) for i in range(4)) for n, v in results.items()}
+    cpu = any(m[3] is not None for m in med.values())
     print(f"\nwrk -t2 -c{connections}, keep-alive, {args.warmup} s warm-up, "
           f"median of {args.rounds} interleaved runs of {args.duration} s{note}\n")
-    print("| row | requests/s | p50 ms | p99 ms | all runs (req/s) |")
-    print("|---|---|---|---|---|")
+    print("| row | requests/s | p50 ms | p99 ms |" + (" CPU µs/request |" if cpu else "") + " all runs (req/s) |")
+    print("|---|---|---|---|" + ("---|" if cpu else "") + "---|")
     for n, v in results.items():
         runs = ", ".join(f"{x[0]:.0f}" for x in v)
-        print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {runs} |")
+        c = ""
+        if cpu:
+            c = f" {med[n][3]:.1f} |" if med[n][3] is not None else " — |"
+        print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} |{c} {runs} |")
     return med
 
 

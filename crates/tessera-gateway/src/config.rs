@@ -20,6 +20,9 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// Most `workers` accepted (far above any core count worth serving from).
+const MAX_WORKERS: usize = 1024;
+
 fn err(setting: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         setting: setting.into(),
@@ -93,6 +96,10 @@ pub struct GatewayConfig {
     /// `keys.verifier_min_cache_ttl` and `keys.verifier_unknown_kid_cooldown`
     /// (docs/ARCHITECTURE.md §3.5).
     pub jwks_floors: tessera_verify::rule::Floors,
+    /// Threads serving clients (`workers`; default: one per CPU). Each
+    /// accepts connections and carries each request from accept to the
+    /// upstream's answer, with its own upstream connection pool.
+    pub workers: std::num::NonZeroUsize,
 }
 
 /// The client the gateway reads the deny-list feed as.
@@ -158,6 +165,7 @@ struct RawConfig {
     phantom_max_in_flight: Option<usize>,
     jwks_min_cache_ttl: Option<String>,
     jwks_unknown_kid_cooldown: Option<String>,
+    workers: Option<usize>,
     #[serde(default)]
     public_authorities: Vec<String>,
     #[serde(default)]
@@ -533,7 +541,14 @@ impl GatewayConfig {
             )?
             .unwrap_or(defaults.unknown_kid_cooldown),
         };
+        let workers = match raw.workers {
+            Some(n) => std::num::NonZeroUsize::new(n)
+                .filter(|n| n.get() <= MAX_WORKERS)
+                .ok_or_else(|| err("workers", format!("must be between 1 and {MAX_WORKERS}")))?,
+            None => std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN),
+        };
         Ok(Self {
+            workers,
             listen,
             mode,
             upstream,
@@ -859,6 +874,17 @@ mod tests {
         let mut o = over();
         o.mode = Some("Authz".into());
         assert_eq!(GatewayConfig::load(None, &o).unwrap_err().setting, "mode");
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_and_are_bounded() {
+        let c = GatewayConfig::load(None, &over()).unwrap();
+        assert_eq!(Some(c.workers), std::thread::available_parallelism().ok());
+        assert_eq!(load("workers = 3\n").unwrap().workers.get(), 3);
+        for text in ["workers = 0", "workers = 1025"] {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.setting, "workers", "{text}: {e}");
+        }
     }
 
     #[test]

@@ -70,7 +70,6 @@ pub struct Gateway {
     config: GatewayConfig,
     /// One verifier per audience, all on one remote key set.
     verifiers: HashMap<String, Arc<Verifier>>,
-    client: Client<HttpConnector, Body>,
     upstream: Uri,
     phantom: Option<phantom::Phantom>,
     /// The followed deny-list (shared by the verifiers).
@@ -179,10 +178,6 @@ impl Gateway {
             // Authz mode forwards nothing: the proxy in front does.
             Mode::Authz(_) => Uri::default(),
         };
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
         let phantom = match &config.phantom {
             Some(c) => Some(
                 phantom::Phantom::new(
@@ -200,40 +195,66 @@ impl Gateway {
         Ok(Self {
             config,
             verifiers,
-            client,
             upstream,
             phantom,
             denylist: None,
         })
     }
 
+    /// An upstream connection pool, for one worker thread: its
+    /// connections are driven on that thread's runtime.
+    fn upstream_client(&self) -> Client<HttpConnector, Body> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.config.connect_timeout));
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new()).build(connector)
+    }
+
     /// Binds and serves until `shutdown` resolves, under the configured
-    /// connection limits (`tessera_http`); the task ends once the shutdown
-    /// is done, at the latest `shutdown_timeout` after `shutdown` resolved.
+    /// connection limits (`tessera_http`), on `workers` threads of its own
+    /// (each with its own upstream connection pool); the task ends once the
+    /// shutdown is done, at the latest `shutdown_timeout` after `shutdown`
+    /// resolved.
     ///
     /// # Errors
-    /// When the address cannot be bound.
+    /// When the address cannot be bound or the threads cannot start.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
         let addr = self.config.listen;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = std::net::TcpListener::bind(addr)
             .map_err(|error| StartError::Listen { addr, error })?;
         let bound = listener
             .local_addr()
             .map_err(|error| StartError::Listen { addr, error })?;
         let limits = self.config.connections;
+        let workers = self.config.workers;
         let gw = Arc::new(self);
-        let app = if matches!(gw.config.mode, Mode::Authz(_)) {
-            authz::router(gw)
-        } else {
-            axum::Router::new().fallback(proxy).with_state(gw)
+        let app = move || {
+            if matches!(gw.config.mode, Mode::Authz(_)) {
+                // Authz mode forwards nothing: no upstream pool.
+                return authz::router(Arc::clone(&gw));
+            }
+            let edge = Edge {
+                client: gw.upstream_client(),
+                gw: Arc::clone(&gw),
+            };
+            axum::Router::new()
+                .fallback(proxy)
+                .with_state(Arc::new(edge))
         };
-        let task = tokio::spawn(tessera_http::serve(listener, app, limits, shutdown));
-        Ok((bound, task))
+        let served = tessera_http::serve_threaded(listener, app, workers, limits, shutdown)
+            .map_err(|error| StartError::Listen { addr, error })?;
+        Ok((bound, tokio::spawn(served)))
     }
+}
+
+/// What one worker thread serves with: the gateway, and the upstream
+/// connection pool of that thread.
+struct Edge {
+    gw: Arc<Gateway>,
+    client: Client<HttpConnector, Body>,
 }
 
 pub(crate) fn plain(status: StatusCode, text: impl Into<Body>) -> Response<Body> {
@@ -246,9 +267,9 @@ pub(crate) fn plain(status: StatusCode, text: impl Into<Body>) -> Response<Body>
     r
 }
 
-async fn proxy(State(gw): State<Arc<Gateway>>, mut req: Request<Body>) -> Response<Body> {
+async fn proxy(State(edge): State<Arc<Edge>>, mut req: Request<Body>) -> Response<Body> {
     let rid = headers::request_id(req.headers());
-    let mut resp = forward(&gw, &mut req, &rid).await;
+    let mut resp = forward(&edge.gw, &edge.client, &mut req, &rid).await;
     resp.headers_mut().insert(REQUEST_ID, rid);
     resp
 }
@@ -342,7 +363,12 @@ pub(crate) async fn admit(
     }
 }
 
-async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Response<Body> {
+async fn forward(
+    gw: &Gateway,
+    client: &Client<HttpConnector, Body>,
+    req: &mut Request<Body>,
+    rid: &HeaderValue,
+) -> Response<Body> {
     // TRACE has the upstream echo the request back, with what the gateway
     // adds to it (identity, in phantom mode the internal JWT the client
     // must never see): not forwarded, in any letter case an upstream may
@@ -426,7 +452,7 @@ async fn forward(gw: &Gateway, req: &mut Request<Body>, rid: &HeaderValue) -> Re
         req.headers_mut().insert(header::HOST, authority);
     }
     let outgoing = std::mem::replace(req, Request::new(Body::empty()));
-    match tokio::time::timeout(gw.config.upstream_timeout, gw.client.request(outgoing)).await {
+    match tokio::time::timeout(gw.config.upstream_timeout, client.request(outgoing)).await {
         Err(_) => {
             tracing::warn!(request_id = ?rid, "upstream timed out");
             plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
@@ -105,13 +105,15 @@ enum Phase {
     Busy(usize),
 }
 
+/// The connection's phase, shared by the socket (reads), the service
+/// (requests) and the clock. Phase changes never touch the clock: the clock
+/// wakes at most the shorter timeout after it last looked, and a deadline
+/// that arises later (a head starting, a response ending) is never earlier
+/// than that wake, so it is seen in time without a timer being moved on
+/// every request.
 #[derive(Debug)]
 struct Activity {
     phase: Mutex<Phase>,
-    /// Signalled when the deadline changes other than by moving later: a
-    /// head starts (the header timeout may be the shorter), or the last
-    /// request in progress ends (a deadline again).
-    moved: Notify,
 }
 
 impl Activity {
@@ -122,7 +124,6 @@ impl Activity {
                 first: true,
                 started: false,
             }),
-            moved: Notify::new(),
         }
     }
 
@@ -134,25 +135,20 @@ impl Activity {
 
     /// Bytes arrived from the client.
     fn read(&self) {
-        let started_now = self.with(|p| {
-            let Phase::Waiting {
+        self.with(|p| {
+            if let Phase::Waiting {
                 since,
                 first,
                 started: started @ false,
             } = p
-            else {
-                return false;
-            };
-            *started = true;
-            // The first request's head counts from accept.
-            if !*first {
-                *since = Instant::now();
+            {
+                *started = true;
+                // The first request's head counts from accept.
+                if !*first {
+                    *since = Instant::now();
+                }
             }
-            true
         });
-        if started_now {
-            self.moved.notify_one();
-        }
     }
 
     /// hyper has a request head and calls the service.
@@ -167,23 +163,16 @@ impl Activity {
 
     /// A response has been written (or abandoned).
     fn end(&self) {
-        let idle = self.with(|p| match *p {
-            Phase::Busy(n) if n > 1 => {
-                *p = Phase::Busy(n - 1);
-                false
-            }
-            _ => {
-                *p = Phase::Waiting {
+        self.with(|p| {
+            *p = match *p {
+                Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+                _ => Phase::Waiting {
                     since: Instant::now(),
                     first: false,
                     started: false,
-                };
-                true
+                },
             }
         });
-        if idle {
-            self.moved.notify_one();
-        }
     }
 
     /// No request in progress and no byte of the next one.
@@ -209,21 +198,22 @@ impl Activity {
         })
     }
 
-    /// Resolves when the connection has waited too long for a request head.
+    /// Resolves when the connection has waited too long for a request head
+    /// or idled too long. Looks at the phase at its deadline, and at the
+    /// latest the shorter timeout after it last looked (see [`Activity`]).
     async fn expired(&self, limits: &Limits) {
+        let step = limits.header_read_timeout.min(limits.keep_alive_timeout);
+        let sleep = tokio::time::sleep(step);
+        let mut sleep = std::pin::pin!(sleep);
         loop {
-            // `notify_one` keeps a permit when nobody waits yet, so a change
-            // between reading the deadline and waiting is not lost.
-            match self.deadline(limits) {
-                Some(at) if at <= Instant::now() => return,
-                Some(at) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
-                        () = self.moved.notified() => {}
-                    }
-                }
-                None => self.moved.notified().await,
-            }
+            let now = Instant::now();
+            let wake = match self.deadline(limits) {
+                Some(at) if at <= now => return,
+                Some(at) => at.min(now + step),
+                None => now + step,
+            };
+            sleep.as_mut().reset(wake);
+            sleep.as_mut().await;
         }
     }
 }

@@ -194,11 +194,108 @@ where
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopped) = watch::channel(Stop::Running);
-    let mut shutdown = std::pin::pin!(shutdown);
+    let accepting = tokio::spawn(accept(listener, app, limits, stopped, Arc::clone(&slots)));
+    shutdown.await;
+    let _ = stop.send(Stop::Draining);
+    // New connections are refused by the kernel from here on.
+    let _ = accepting.await;
+    drain(&stop, &slots, limits).await;
+}
+
+/// Serves as [`serve`] does, under the same limits (one connection limit
+/// for all threads), on `threads` threads of its own: each runs a
+/// single-threaded runtime that accepts from the same listening socket and
+/// serves the connections it accepted, with the router `make_app` built for
+/// it. A request is then handled from accept to response on one thread,
+/// with no hand-over between threads (what a proxy's second exchange would
+/// otherwise cost in wake-ups), and per-thread state (a connection pool)
+/// needs no lock. The threads are started before this returns; the future
+/// it returns waits for `shutdown`, drains, and resolves once every thread
+/// has ended.
+///
+/// # Errors
+/// When the socket cannot be shared or a thread or its runtime cannot be
+/// started; nothing is left running then.
+pub fn serve_threaded<A, F>(
+    listener: std::net::TcpListener,
+    make_app: A,
+    threads: std::num::NonZeroUsize,
+    limits: Limits,
+    shutdown: F,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static>
+where
+    A: Fn() -> Router + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    listener.set_nonblocking(true)?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop, stopped) = watch::channel(Stop::Running);
+    let make_app = Arc::new(make_app);
+    let mut ended = Vec::with_capacity(threads.get());
+    let started = (0..threads.get()).try_for_each(|i| {
+        let socket = listener.try_clone()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let (slots, stopped, make_app) =
+            (Arc::clone(&slots), stopped.clone(), Arc::clone(&make_app));
+        std::thread::Builder::new()
+            .name(format!("edge-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(socket) {
+                        Ok(l) => accept(l, make_app(), limits, stopped.clone(), slots).await,
+                        Err(e) => tracing::error!(error = %e, "edge thread could not listen"),
+                    }
+                    // The connections this thread accepted run on its
+                    // runtime: keep it until the drain is over.
+                    let mut stopped = stopped;
+                    while !matches!(*stopped.borrow_and_update(), Stop::Closing) {
+                        if stopped.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                drop(runtime);
+                let _ = done.send(());
+            })?;
+        ended.push(finished);
+        Ok::<_, std::io::Error>(())
+    });
+    drop(listener);
+    if let Err(e) = started {
+        // The threads already started end at once: nothing is accepted.
+        let _ = stop.send(Stop::Closing);
+        return Err(e);
+    }
+    Ok(async move {
+        shutdown.await;
+        let _ = stop.send(Stop::Draining);
+        drain(&stop, &slots, limits).await;
+        let _ = stop.send(Stop::Closing);
+        for e in ended {
+            let _ = e.await;
+        }
+    })
+}
+
+/// Accepts until told to stop, each connection in a task of its own on the
+/// current runtime; the listener is closed on return.
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<Stop>,
+    slots: Arc<Semaphore>,
+) {
     let mut refusals = Refusals::default();
     loop {
         let accepted = tokio::select! {
-            () = &mut shutdown => break,
+            changed = stopped.changed() => match changed {
+                Ok(()) if *stopped.borrow_and_update() == Stop::Running => continue,
+                _ => break,
+            },
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -207,7 +304,7 @@ where
             Err(e) => {
                 tracing::error!(error = %e, "accept failed; retrying in 1s");
                 tokio::select! {
-                    () = &mut shutdown => break,
+                    _ = stopped.changed() => break,
                     () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
@@ -227,9 +324,11 @@ where
             slot,
         ));
     }
-    // New connections are refused by the kernel from here on.
-    drop(listener);
-    let _ = stop.send(Stop::Draining);
+}
+
+/// After the listeners closed: connections with a request in progress may
+/// finish it until the shutdown deadline, then the rest are closed.
+async fn drain(stop: &watch::Sender<Stop>, slots: &Semaphore, limits: Limits) {
     // Every connection holds a slot: all slots free means all closed.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(limits.shutdown_timeout, slots.acquire_many(all))
