@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--baseline", help="an earlier tessera binary whose gateway joins the rounds (before/after)")
+    ap.add_argument("--pingora", action="store_true",
+                    help="also build bench/pingora-floor (outside the workspace; needs cmake) and measure it")
     args = ap.parse_args()
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "tessera", "-p", "tessera-bench",
@@ -92,6 +94,15 @@ def main():
         procs.append(subprocess.Popen([os.path.join(release, "hyper_proxy"), "127.0.0.1:18286",
                                        "127.0.0.1:18281"], stdout=log, stderr=log))
         pid["hyper"] = procs[-1].pid
+        if args.pingora:
+            # The Pingora floor: a bare Pingora proxy, 2 threads.
+            floor_dir = os.path.join(ROOT, "bench", "pingora-floor")
+            floor_target = os.environ.get("TESSERA_PINGORA_TARGET_DIR", os.path.join(target, "pingora-floor"))
+            subprocess.run(["cargo", "build", "--release", "-q"], cwd=floor_dir, check=True,
+                           env=dict(os.environ, CARGO_TARGET_DIR=floor_target))
+            procs.append(subprocess.Popen([os.path.join(floor_target, "release", "pingora-floor"),
+                                           "127.0.0.1:18292", "127.0.0.1:18281", "2"], stdout=log, stderr=log))
+            pid["pingora"] = procs[-1].pid
         # Forward auth: nginx asks `tessera gateway --mode authz` (with and
         # without its token cache) through examples/nginx/tessera.conf.
         for port, cache in [(18288, 10000), (18289, 0)]:
@@ -148,6 +159,10 @@ def main():
             ("gateway, verify + token cache (token reused)", "http://127.0.0.1:18282/x", bearer, [pid[18282]]),
             ("gateway, verify every request (no cache)", "http://127.0.0.1:18283/x", bearer, [pid[18283]]),
         ]
+        if args.pingora:
+            wait_ready("http://127.0.0.1:18292/x")
+            rows.insert(3, ("pingora floor: bare Pingora proxy, 2 threads, no rules", "http://127.0.0.1:18292/x",
+                            bearer, [pid["pingora"]]))
         if nginx:
             rows += [
                 ("nginx auth_request -> tessera authz, token cache (token reused)", "http://127.0.0.1:18290/x",
