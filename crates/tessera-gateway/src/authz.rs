@@ -42,7 +42,6 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{
     header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode,
 };
@@ -92,11 +91,6 @@ pub const ENVOY_HEADERS_TO_REMOVE: HeaderName =
 
 const FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 const FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-
-/// The decision endpoint: every path on the listener answers.
-pub(crate) fn router(gw: Arc<Gateway>) -> axum::Router {
-    axum::Router::new().fallback(decide).with_state(gw)
-}
 
 /// The original request as the proxy describes it.
 struct Original<'a> {
@@ -195,7 +189,8 @@ fn decided_path(method: &Method, target: &[u8]) -> Result<CanonicalPath, BadTarg
     Ok(canonical)
 }
 
-async fn decide(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
+/// The decision endpoint: every path on the listener answers.
+pub(crate) async fn decide(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     let Mode::Authz(flavor) = &gw.config.mode else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "not in authz mode\n");
     };

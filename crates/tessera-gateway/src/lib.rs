@@ -33,7 +33,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -231,18 +230,26 @@ impl Gateway {
         let limits = self.config.connections;
         let workers = self.config.workers;
         let gw = Arc::new(self);
+        // Each worker thread gets its own upstream pool (none in authz
+        // mode, which forwards nothing). The service is called directly,
+        // not through a router: every path is the gateway's.
         let app = move || {
-            if matches!(gw.config.mode, Mode::Authz(_)) {
-                // Authz mode forwards nothing: no upstream pool.
-                return authz::router(Arc::clone(&gw));
-            }
-            let edge = Edge {
-                client: gw.upstream_client(),
+            let edge = Arc::new(Edge {
+                client: match gw.config.mode {
+                    Mode::Proxy => Some(gw.upstream_client()),
+                    Mode::Authz(_) => None,
+                },
                 gw: Arc::clone(&gw),
-            };
-            axum::Router::new()
-                .fallback(proxy)
-                .with_state(Arc::new(edge))
+            });
+            tower::service_fn(move |req: Request<Body>| {
+                let edge = Arc::clone(&edge);
+                async move {
+                    Ok::<_, std::convert::Infallible>(match &edge.client {
+                        Some(client) => proxy(&edge.gw, client, req).await,
+                        None => authz::decide(Arc::clone(&edge.gw), req).await,
+                    })
+                }
+            })
         };
         let served = tessera_http::serve_threaded(listener, app, workers, limits, shutdown)
             .map_err(|error| StartError::Listen { addr, error })?;
@@ -251,10 +258,10 @@ impl Gateway {
 }
 
 /// What one worker thread serves with: the gateway, and the upstream
-/// connection pool of that thread.
+/// connection pool of that thread (proxy mode).
 struct Edge {
     gw: Arc<Gateway>,
-    client: Client<HttpConnector, Body>,
+    client: Option<Client<HttpConnector, Body>>,
 }
 
 pub(crate) fn plain(status: StatusCode, text: impl Into<Body>) -> Response<Body> {
@@ -267,9 +274,13 @@ pub(crate) fn plain(status: StatusCode, text: impl Into<Body>) -> Response<Body>
     r
 }
 
-async fn proxy(State(edge): State<Arc<Edge>>, mut req: Request<Body>) -> Response<Body> {
+async fn proxy(
+    gw: &Gateway,
+    client: &Client<HttpConnector, Body>,
+    mut req: Request<Body>,
+) -> Response<Body> {
     let rid = headers::request_id(req.headers());
-    let mut resp = forward(&edge.gw, &edge.client, &mut req, &rid).await;
+    let mut resp = forward(gw, client, &mut req, &rid).await;
     resp.headers_mut().insert(REQUEST_ID, rid);
     resp
 }

@@ -20,7 +20,6 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,10 +32,10 @@ use crate::{Limits, Stop};
 
 /// Serves one connection until the client closes it, a timeout runs out,
 /// or the server stops. The slot is released when this returns.
-pub(crate) async fn run(
+pub(crate) async fn run<A: App>(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    app: A,
     limits: Limits,
     mut stop: watch::Receiver<Stop>,
     _slot: OwnedSemaphorePermit,
@@ -271,17 +270,46 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// The router as hyper calls it, marking each request's lifetime.
+/// What a listener serves: an axum `Router`, or any cloneable tower
+/// service of the same shape (the gateway's proxy, without a router's
+/// layers on a path where it matches nothing).
+pub trait App:
+    tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> App for T where
+    T: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The app as hyper calls it, marking each request's lifetime.
 #[derive(Debug)]
-struct Service {
-    app: Router,
+struct Service<A> {
+    app: A,
     peer: SocketAddr,
     activity: Arc<Activity>,
 }
 
 type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
 
-impl hyper::service::Service<Request<Incoming>> for Service {
+impl<A: App> hyper::service::Service<Request<Incoming>> for Service<A> {
     type Response = Response<Tracked>;
     type Error = Infallible;
     type Future = ResponseFuture;
@@ -289,7 +317,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let busy = Busy::new(Arc::clone(&self.activity));
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        let response = self.app.clone().oneshot(req);
+        let response = self.app.clone().oneshot(req.map(Body::new));
         Box::pin(async move {
             let response = match response.await {
                 Ok(r) => r,

@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod conn;
+pub use conn::App;
 pub mod testing;
 
 use std::future::Future;
@@ -205,7 +206,7 @@ where
 /// Serves as [`serve`] does, under the same limits (one connection limit
 /// for all threads), on `threads` threads of its own: each runs a
 /// single-threaded runtime that accepts from the same listening socket and
-/// serves the connections it accepted, with the router `make_app` built for
+/// serves the connections it accepted, with the app `make_app` built for
 /// it. A request is then handled from accept to response on one thread,
 /// with no hand-over between threads (what a proxy's second exchange would
 /// otherwise cost in wake-ups), and per-thread state (a connection pool)
@@ -216,7 +217,7 @@ where
 /// # Errors
 /// When the socket cannot be shared or a thread or its runtime cannot be
 /// started; nothing is left running then.
-pub fn serve_threaded<A, F>(
+pub fn serve_threaded<A, S, F>(
     listener: std::net::TcpListener,
     make_app: A,
     threads: std::num::NonZeroUsize,
@@ -224,7 +225,8 @@ pub fn serve_threaded<A, F>(
     shutdown: F,
 ) -> std::io::Result<impl Future<Output = ()> + Send + 'static>
 where
-    A: Fn() -> Router + Send + Sync + 'static,
+    A: Fn() -> S + Send + Sync + 'static,
+    S: App,
     F: Future<Output = ()> + Send + 'static,
 {
     listener.set_nonblocking(true)?;
@@ -282,9 +284,9 @@ where
 
 /// Accepts until told to stop, each connection in a task of its own on the
 /// current runtime; the listener is closed on return.
-async fn accept(
+async fn accept<S: App>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     limits: Limits,
     mut stopped: watch::Receiver<Stop>,
     slots: Arc<Semaphore>,

@@ -407,12 +407,12 @@ pub async fn count_rows(backend: &Backend, sql: &str, arg: &str) -> i64 {
         .max_connections(1)
         .connect(&backend.any_url())
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{}: connect: {e}", backend.name));
     let n: i64 = sqlx::query_scalar(sql)
         .bind(arg)
         .fetch_one(&pool)
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{}: {sql}: {e}", backend.name));
     pool.close().await;
     n
 }
