@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--baseline", help="an earlier tessera binary whose gateway joins the rounds (before/after)")
+    ap.add_argument("--only", help="comma-separated words: measure only the rows whose name holds one")
     ap.add_argument("--pingora", action="store_true",
                     help="also build bench/pingora-floor (outside the workspace; needs cmake) and measure it")
     args = ap.parse_args()
@@ -177,7 +178,16 @@ def main():
                 ("baseline gateway, verify + token cache", "http://127.0.0.1:18285/x", bearer, [pid[18285]]),
             ]
         rows = [(name, url, script, env, pids) for name, url, script, pids in rows]
+        if args.only:
+            words = args.only.split(",")
+            rows = [r for r in rows if any(w in r[0] for w in words)]
         med = report(interleaved(rows, args, args.connections), args, args.connections)
+        if args.only:
+            ng = med.get("nginx proxy_pass, keep-alive (reference)")
+            if ng:
+                for name, m in med.items():
+                    print(f"{name}: {m[0] / ng[0]:.2f}x nginx requests/s, p99 {m[2] / ng[2]:.2f}x")
+            return
         direct = med["direct to upstream"][0]
         proxy = med["gateway, no verification (public route)"][0]
         cached = med["gateway, verify + token cache (token reused)"][0]
