@@ -231,7 +231,12 @@ pub(crate) async fn decide(gw: Arc<Gateway>, req: Request<Body>) -> Response<Bod
         return resp;
     }
     let token = tessera_verify::bearer_token(req.headers()).map(str::to_owned);
-    let raw = token.as_ref().ok().cloned();
+    // The token itself is kept only when it is to be forwarded.
+    let raw = token
+        .as_ref()
+        .ok()
+        .filter(|_| gw.config.forward_token)
+        .cloned();
     let (verified, internal) = match admit(&gw, &rules, token, &rid).await {
         Ok(v) => v,
         Err(refused) => return refused,
@@ -245,9 +250,7 @@ pub(crate) async fn decide(gw: Arc<Gateway>, req: Request<Body>) -> Response<Bod
     let mut resp = allowed();
     let h = resp.headers_mut();
     h.insert(SUBJECT, sub);
-    if let Ok(v) = HeaderValue::from_str(verified.claims_base64url()) {
-        h.insert(CLAIMS, v);
-    }
+    h.insert(CLAIMS, verified.claims_header_value().clone());
     let mut remove = Vec::new();
     match raw.filter(|_| gw.config.forward_token) {
         Some(t) => {

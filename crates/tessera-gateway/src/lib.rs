@@ -412,7 +412,12 @@ async fn forward(
     headers::strip_impersonations(headers, gw.phantom.is_some());
 
     if !rules.is_empty() {
-        let raw = token.as_ref().ok().cloned();
+        // The token itself is kept only when it is to be forwarded.
+        let raw = token
+            .as_ref()
+            .ok()
+            .filter(|_| gw.config.forward_token)
+            .cloned();
         let (verified, internal) = match admit(gw, &rules, token, rid).await {
             Ok(v) => v,
             Err(refused) => return refused,
@@ -425,9 +430,7 @@ async fn forward(
         };
         let headers = req.headers_mut();
         headers.insert(SUBJECT, sub);
-        if let Ok(v) = HeaderValue::from_str(verified.claims_base64url()) {
-            headers.insert(CLAIMS, v);
-        }
+        headers.insert(CLAIMS, verified.claims_header_value().clone());
         // The gateway consumed the token: the upstream gets the verified
         // identity, and the token itself only when asked.
         headers.remove(header::AUTHORIZATION);

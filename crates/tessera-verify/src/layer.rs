@@ -24,8 +24,10 @@ pub struct VerifiedToken {
     /// The verified claims.
     pub claims: Arc<Value>,
     /// The claims as base64url JSON, made on first use and shared by every
-    /// cache hit of the same token.
-    encoded: Arc<std::sync::OnceLock<String>>,
+    /// cache hit of the same token, as a header value (base64url is
+    /// always a valid one): a gateway sets it on each request without
+    /// copying or checking it again.
+    encoded: Arc<std::sync::OnceLock<HeaderValue>>,
 }
 
 impl VerifiedToken {
@@ -40,8 +42,16 @@ impl VerifiedToken {
     /// The verified claims as base64url JSON (what the gateway forwards in
     /// `X-Tessera-Claims`), serialized once per verified token.
     pub fn claims_base64url(&self) -> &str {
+        self.claims_header_value().to_str().unwrap_or_default()
+    }
+
+    /// [`VerifiedToken::claims_base64url`] as a header value, shared (a
+    /// clone is a reference count).
+    pub fn claims_header_value(&self) -> &HeaderValue {
         self.encoded.get_or_init(|| {
-            tessera_jose::b64::encode(serde_json::to_vec(&*self.claims).unwrap_or_default())
+            let text =
+                tessera_jose::b64::encode(serde_json::to_vec(&*self.claims).unwrap_or_default());
+            HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
         })
     }
 
