@@ -45,11 +45,10 @@ use axum::body::Body;
 use axum::http::{
     header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode,
 };
-use tessera_verify::Refusal;
 
 use crate::config::Mode;
 use crate::path::{BadTarget, CanonicalPath};
-use crate::{admit, bad_target, headers, plain, Gateway, CLAIMS, SUBJECT, TOKEN};
+use crate::{bad_target, headers, identify, plain, Gateway, CLAIMS, SUBJECT, TOKEN};
 
 /// The proxy that asks, and how it names the original request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,42 +230,25 @@ pub(crate) async fn decide(gw: Arc<Gateway>, req: Request<Body>) -> Response<Bod
         return resp;
     }
     let token = tessera_verify::bearer_token(req.headers()).map(str::to_owned);
-    // The token itself is kept only when it is to be forwarded.
-    let raw = token
-        .as_ref()
-        .ok()
-        .filter(|_| gw.config.forward_token)
-        .cloned();
-    let (verified, internal) = match admit(&gw, &rules, token, &rid).await {
-        Ok(v) => v,
+    let id = match identify(&gw, &rules, token, &rid).await {
+        Ok(id) => id,
         Err(refused) => return refused,
-    };
-    let sub = verified.claims["sub"]
-        .as_str()
-        .and_then(|s| HeaderValue::from_str(s).ok());
-    let Some(sub) = sub else {
-        return Refusal::InvalidToken("missing_claim").response("tessera", &[]);
     };
     let mut resp = allowed();
     let h = resp.headers_mut();
-    h.insert(SUBJECT, sub);
-    h.insert(CLAIMS, verified.claims_header_value().clone());
-    let mut remove = Vec::new();
-    match raw.filter(|_| gw.config.forward_token) {
-        Some(t) => {
-            if let Ok(v) = HeaderValue::from_str(&t) {
-                h.insert(TOKEN, v);
-            }
-        }
-        None => remove.push(TOKEN),
-    }
+    h.insert(SUBJECT, id.subject);
+    h.insert(CLAIMS, id.claims);
     // The token was consumed here: the upstream gets the verified identity,
-    // and in phantom mode the internal JWT as its `Authorization`.
-    match internal.and_then(|jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok()) {
-        Some(v) => {
-            h.insert(header::AUTHORIZATION, v);
+    // and in phantom mode the internal JWT as its `Authorization`. What
+    // this answer does not set, Envoy is told to remove.
+    let mut remove = Vec::new();
+    for (name, value) in [(TOKEN, id.token), (header::AUTHORIZATION, id.authorization)] {
+        match value {
+            Some(v) => {
+                h.insert(name, v);
+            }
+            None => remove.push(name),
         }
-        None => remove.push(header::AUTHORIZATION),
     }
     if matches!(flavor, Flavor::Envoy { .. }) {
         envoy_remove(&mut resp, &remove);

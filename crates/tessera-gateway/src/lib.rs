@@ -374,6 +374,50 @@ pub(crate) async fn admit(
     }
 }
 
+/// Who a request was admitted as, in the headers the gateway sets toward
+/// the upstream: on the request in proxy mode, on its answer in authz mode.
+pub(crate) struct Identity {
+    /// `X-Tessera-Subject`: the token's `sub`.
+    pub(crate) subject: HeaderValue,
+    /// `X-Tessera-Claims`: the verified claims, base64url JSON.
+    pub(crate) claims: HeaderValue,
+    /// `X-Tessera-Token`: the token itself, with `forward_token` only.
+    pub(crate) token: Option<HeaderValue>,
+    /// Phantom mode: `Bearer <internal JWT>`, the upstream's `Authorization`.
+    pub(crate) authorization: Option<HeaderValue>,
+}
+
+/// Admits the bearer token under `rules` ([`admit`]) and gives the identity
+/// it carries; a token without a `sub` (or one that cannot be a header) is
+/// refused `missing_claim`.
+pub(crate) async fn identify(
+    gw: &Gateway,
+    rules: &[&Rule],
+    token: Result<String, Refusal>,
+    rid: &HeaderValue,
+) -> Result<Identity, Response<Body>> {
+    // The token itself is kept only when it is to be forwarded.
+    let raw = token
+        .as_ref()
+        .ok()
+        .filter(|_| gw.config.forward_token)
+        .cloned();
+    let (verified, internal) = admit(gw, rules, token, rid).await?;
+    let subject = verified.claims["sub"]
+        .as_str()
+        .and_then(|s| HeaderValue::from_str(s).ok());
+    let Some(subject) = subject else {
+        return Err(Refusal::InvalidToken("missing_claim").response("tessera", &[]));
+    };
+    Ok(Identity {
+        subject,
+        claims: verified.claims_header_value().clone(),
+        token: raw.and_then(|t| HeaderValue::from_str(&t).ok()),
+        authorization: internal
+            .and_then(|jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok()),
+    })
+}
+
 async fn forward(
     gw: &Gateway,
     client: &Client<HttpConnector, Body>,
@@ -412,38 +456,22 @@ async fn forward(
     headers::strip_impersonations(headers, gw.phantom.is_some());
 
     if !rules.is_empty() {
-        // The token itself is kept only when it is to be forwarded.
-        let raw = token
-            .as_ref()
-            .ok()
-            .filter(|_| gw.config.forward_token)
-            .cloned();
-        let (verified, internal) = match admit(gw, &rules, token, rid).await {
-            Ok(v) => v,
+        let id = match identify(gw, &rules, token, rid).await {
+            Ok(id) => id,
             Err(refused) => return refused,
         };
-        let sub = verified.claims["sub"]
-            .as_str()
-            .and_then(|s| HeaderValue::from_str(s).ok());
-        let Some(sub) = sub else {
-            return Refusal::InvalidToken("missing_claim").response("tessera", &[]);
-        };
         let headers = req.headers_mut();
-        headers.insert(SUBJECT, sub);
-        headers.insert(CLAIMS, verified.claims_header_value().clone());
+        headers.insert(SUBJECT, id.subject);
+        headers.insert(CLAIMS, id.claims);
         // The gateway consumed the token: the upstream gets the verified
-        // identity, and the token itself only when asked.
+        // identity, the token itself only when asked, and in phantom mode
+        // the internal JWT as its `Authorization`.
         headers.remove(header::AUTHORIZATION);
-        if let Some(v) =
-            internal.and_then(|jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok())
-        {
-            // Phantom mode: the upstream sees the internal JWT.
+        if let Some(v) = id.authorization {
             headers.insert(header::AUTHORIZATION, v);
         }
-        if gw.config.forward_token {
-            if let Some(v) = raw.and_then(|t| HeaderValue::from_str(&t).ok()) {
-                headers.insert(TOKEN, v);
-            }
+        if let Some(v) = id.token {
+            headers.insert(TOKEN, v);
         }
     }
     req.headers_mut().insert(REQUEST_ID, rid.clone());
